@@ -1,0 +1,85 @@
+//! The OIDC issuer's documents: the discovery document and the installer's Authentication manifest.
+
+use serde_json::{json, Value};
+
+/// Flavour of the discovery document: AWS and GCP publish the JWKS at `<issuer>/keys.json` and list
+/// `claims_supported`; Azure publishes it at `<issuer>/openid/v1/jwks` and does not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavour {
+    AwsGcp,
+    Azure,
+}
+
+/// Path of the discovery document below the issuer.
+pub const DISCOVERY_PATH: &str = ".well-known/openid-configuration";
+/// Path of the JWKS below the issuer for AWS and GCP.
+pub const KEYS_PATH: &str = "keys.json";
+/// Path of the JWKS below the issuer for Azure.
+pub const AZURE_KEYS_PATH: &str = "openid/v1/jwks";
+/// Where `create-*` writes the Authentication manifest, relative to the output dir.
+pub const AUTHENTICATION_MANIFEST: &str = "manifests/cluster-authentication-02-config.yaml";
+
+/// The discovery document for `issuer` (no trailing slash).
+pub fn discovery_document(issuer: &str, flavour: Flavour) -> Value {
+    let issuer = issuer.trim_end_matches('/');
+    match flavour {
+        Flavour::AwsGcp => json!({
+            "issuer": issuer,
+            "jwks_uri": format!("{issuer}/{KEYS_PATH}"),
+            "response_types_supported": ["id_token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "claims_supported": ["aud", "exp", "sub", "iat", "iss", "sub"],
+        }),
+        Flavour::Azure => json!({
+            "issuer": issuer,
+            "jwks_uri": format!("{issuer}/{AZURE_KEYS_PATH}"),
+            "response_types_supported": ["id_token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+        }),
+    }
+}
+
+/// The `config.openshift.io/v1` Authentication `cluster` manifest naming the issuer.
+pub fn authentication_manifest(issuer: &str) -> String {
+    format!(
+        "apiVersion: config.openshift.io/v1\nkind: Authentication\nmetadata:\n  name: cluster\nspec:\n  serviceAccountIssuer: {}\n",
+        issuer.trim_end_matches('/')
+    )
+}
+
+/// Pretty JSON with a trailing newline, as written to files and uploaded.
+pub fn to_pretty(v: &Value) -> String {
+    let mut s = serde_json::to_string_pretty(v).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aws_discovery_points_at_keys_json() {
+        let d = discovery_document("https://x-oidc.s3.us-east-1.amazonaws.com/", Flavour::AwsGcp);
+        assert_eq!(d["issuer"], "https://x-oidc.s3.us-east-1.amazonaws.com");
+        assert_eq!(d["jwks_uri"], "https://x-oidc.s3.us-east-1.amazonaws.com/keys.json");
+        assert_eq!(d["claims_supported"], json!(["aud", "exp", "sub", "iat", "iss", "sub"]));
+    }
+
+    #[test]
+    fn azure_discovery_has_no_claims_and_another_jwks_path() {
+        let d = discovery_document("https://a.blob.core.windows.net/c", Flavour::Azure);
+        assert_eq!(d["jwks_uri"], "https://a.blob.core.windows.net/c/openid/v1/jwks");
+        assert!(d.get("claims_supported").is_none());
+    }
+
+    #[test]
+    fn authentication_manifest_names_the_issuer() {
+        let m = authentication_manifest("https://i");
+        let v: serde_yaml::Value = serde_yaml::from_str(&m).expect("yaml");
+        assert_eq!(v["spec"]["serviceAccountIssuer"].as_str(), Some("https://i"));
+        assert_eq!(v["kind"].as_str(), Some("Authentication"));
+    }
+}
