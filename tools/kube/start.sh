@@ -33,9 +33,17 @@ fi
 
 pids=()
 cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  local p i alive
+  trap '' INT TERM
+  # Reverse order: apiserver first, then etcd. Graceful for up to 2s (apiserver shutdown is slow), then KILL.
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill -TERM "${pids[i]}" 2>/dev/null || true; done
+  for ((i = 0; i < 20; i++)); do
+    alive=0
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    ((alive)) || break
+    sleep 0.1
+  done
+  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   if [[ -z "${KUBE_ENV_DIR:-}" && "${KUBE_ENV_KEEP:-0}" != 1 ]]; then rm -rf "$dir"; fi
 }
 trap cleanup EXIT

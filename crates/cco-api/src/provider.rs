@@ -79,7 +79,10 @@ pub enum ProviderSpec {
     /// Clouds whose spec carries nothing but its kind (Nutanix, OpenStack, oVirt, KubeVirt, Alibaba).
     KindOnly(Cloud),
     /// A kind this code does not know; kept as it was.
-    Unknown { kind: String, raw: serde_json::Value },
+    Unknown {
+        kind: String,
+        raw: serde_json::Value,
+    },
 }
 
 impl ProviderSpec {
@@ -168,7 +171,11 @@ pub struct AwsProviderSpec {
     #[serde(default)]
     pub statement_entries: Vec<StatementEntry>,
     /// Set by the user on a short-term-token cluster: the role to assume.
-    #[serde(default, rename = "stsIAMRoleARN", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "stsIAMRoleARN",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub sts_iam_role_arn: Option<String>,
 }
 
@@ -204,11 +211,23 @@ pub struct AzureProviderSpec {
     pub permissions: Vec<String>,
     #[serde(default)]
     pub data_permissions: Vec<String>,
-    #[serde(default, rename = "azureClientID", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "azureClientID",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub azure_client_id: Option<String>,
-    #[serde(default, rename = "azureTenantID", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "azureTenantID",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub azure_tenant_id: Option<String>,
-    #[serde(default, rename = "azureSubscriptionID", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "azureSubscriptionID",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub azure_subscription_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub azure_region: Option<String>,

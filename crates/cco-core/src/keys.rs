@@ -146,7 +146,10 @@ mod tests {
         let pub_pem = public_key_pem(&k.to_public_key()).expect("pem");
         assert!(pub_pem.starts_with("-----BEGIN PUBLIC KEY-----"));
         assert_eq!(parse_private_key(&priv_pem, "x").expect("parse"), k);
-        assert_eq!(parse_public_key(&pub_pem, "x").expect("parse"), k.to_public_key());
+        assert_eq!(
+            parse_public_key(&pub_pem, "x").expect("parse"),
+            k.to_public_key()
+        );
     }
 
     #[test]
@@ -175,16 +178,36 @@ mod tests {
         let old = jwks(&[a.clone()]).expect("jwks");
         let new = jwks(&[b.clone()]).expect("jwks");
         let merged = merge_jwks(&new, &old);
-        let kids: Vec<_> = merged["keys"].as_array().expect("arr").iter().map(|k| k["kid"].clone()).collect();
-        assert_eq!(kids, vec![json!(key_id(&b).expect("kid")), json!(key_id(&a).expect("kid"))]);
-        assert_eq!(merge_jwks(&new, &new)["keys"].as_array().expect("arr").len(), 1);
+        let kids: Vec<_> = merged["keys"]
+            .as_array()
+            .expect("arr")
+            .iter()
+            .map(|k| k["kid"].clone())
+            .collect();
+        assert_eq!(
+            kids,
+            vec![
+                json!(key_id(&b).expect("kid")),
+                json!(key_id(&a).expect("kid"))
+            ]
+        );
+        assert_eq!(
+            merge_jwks(&new, &new)["keys"]
+                .as_array()
+                .expect("arr")
+                .len(),
+            1
+        );
     }
 
     #[test]
     fn bad_pem_error_names_the_source_but_not_the_content() {
-        let err = parse_public_key("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", "/tmp/k.pub")
-            .expect_err("must fail")
-            .to_string();
+        let err = parse_public_key(
+            "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+            "/tmp/k.pub",
+        )
+        .expect_err("must fail")
+        .to_string();
         assert!(err.contains("/tmp/k.pub"), "{err}");
         assert!(!err.contains("AAAA"), "{err}");
     }

@@ -62,16 +62,28 @@ mod tests {
 
     #[test]
     fn aws_discovery_points_at_keys_json() {
-        let d = discovery_document("https://x-oidc.s3.us-east-1.amazonaws.com/", Flavour::AwsGcp);
+        let d = discovery_document(
+            "https://x-oidc.s3.us-east-1.amazonaws.com/",
+            Flavour::AwsGcp,
+        );
         assert_eq!(d["issuer"], "https://x-oidc.s3.us-east-1.amazonaws.com");
-        assert_eq!(d["jwks_uri"], "https://x-oidc.s3.us-east-1.amazonaws.com/keys.json");
-        assert_eq!(d["claims_supported"], json!(["aud", "exp", "sub", "iat", "iss", "sub"]));
+        assert_eq!(
+            d["jwks_uri"],
+            "https://x-oidc.s3.us-east-1.amazonaws.com/keys.json"
+        );
+        assert_eq!(
+            d["claims_supported"],
+            json!(["aud", "exp", "sub", "iat", "iss", "sub"])
+        );
     }
 
     #[test]
     fn azure_discovery_has_no_claims_and_another_jwks_path() {
         let d = discovery_document("https://a.blob.core.windows.net/c", Flavour::Azure);
-        assert_eq!(d["jwks_uri"], "https://a.blob.core.windows.net/c/openid/v1/jwks");
+        assert_eq!(
+            d["jwks_uri"],
+            "https://a.blob.core.windows.net/c/openid/v1/jwks"
+        );
         assert!(d.get("claims_supported").is_none());
     }
 
@@ -79,7 +91,10 @@ mod tests {
     fn authentication_manifest_names_the_issuer() {
         let m = authentication_manifest("https://i");
         let v: serde_yaml::Value = serde_yaml::from_str(&m).expect("yaml");
-        assert_eq!(v["spec"]["serviceAccountIssuer"].as_str(), Some("https://i"));
+        assert_eq!(
+            v["spec"]["serviceAccountIssuer"].as_str(),
+            Some("https://i")
+        );
         assert_eq!(v["kind"].as_str(), Some("Authentication"));
     }
 }

@@ -99,7 +99,9 @@ pub fn read_dir(dir: &Path, opts: ReadOptions) -> Result<Vec<LoadedRequest>, Rea
             source,
         })?;
         let path = entry.path();
-        let is_file = std::fs::metadata(&path).map(|m| m.is_file()).unwrap_or(false);
+        let is_file = std::fs::metadata(&path)
+            .map(|m| m.is_file())
+            .unwrap_or(false);
         let ext_ok = path
             .extension()
             .and_then(|e| e.to_str())
@@ -182,13 +184,14 @@ fn parse_request(
             "field `spec.secretRef` is missing; set spec.secretRef.name and spec.secretRef.namespace to the Secret the credential goes to".into(),
         ));
     }
-    let request: CredentialsRequest =
-        serde_path_to_error::deserialize(&json).map_err(|e| {
-            field_err(format!("field `{}`: {}", e.path(), e.inner()))
-        })?;
+    let request: CredentialsRequest = serde_path_to_error::deserialize(&json)
+        .map_err(|e| field_err(format!("field `{}`: {}", e.path(), e.inner())))?;
     for (field, v) in [
         ("spec.secretRef.name", &request.spec.secret_ref.name),
-        ("spec.secretRef.namespace", &request.spec.secret_ref.namespace),
+        (
+            "spec.secretRef.namespace",
+            &request.spec.secret_ref.namespace,
+        ),
     ] {
         if v.is_empty() {
             return Err(field_err(format!("field `{field}` is missing or empty")));
@@ -209,7 +212,10 @@ fn parse_request(
     if request.spec.provider_kind() != Some(opts.cloud.kind()) {
         return Ok(None);
     }
-    let provider = request.spec.provider().map_err(|e| field_err(e.to_string()))?;
+    let provider = request
+        .spec
+        .provider()
+        .map_err(|e| field_err(e.to_string()))?;
     Ok(Some(LoadedRequest {
         source,
         request,
@@ -266,7 +272,8 @@ spec:
     fn several_documents_in_one_file_are_all_read() {
         let text = format!(
             "{AWS}\n---\n{}\n---\n# only a comment\n",
-            AWS.replace("name: a", "name: b").replace("name: s", "name: t")
+            AWS.replace("name: a", "name: b")
+                .replace("name: s", "name: t")
         );
         let got = parse_documents(Path::new("f.yaml"), &text, opts()).expect("parses");
         assert_eq!(got.len(), 2);
@@ -310,7 +317,10 @@ spec:
 
     #[test]
     fn missing_secret_ref_names_file_document_and_field() {
-        let text = format!("{AWS}\n---\n{}", AWS.replace("  secretRef: {name: s, namespace: ns}\n", ""));
+        let text = format!(
+            "{AWS}\n---\n{}",
+            AWS.replace("  secretRef: {name: s, namespace: ns}\n", "")
+        );
         let err = parse_documents(Path::new("dir/f.yaml"), &text, opts())
             .expect_err("must fail")
             .to_string();
@@ -346,7 +356,9 @@ spec:
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("a.yaml"), AWS).expect("write");
         std::fs::write(dir.path().join("b.yml"), AWS.replace("name: a", "name: b")).expect("write");
-        let err = read_dir(dir.path(), opts()).expect_err("must fail").to_string();
+        let err = read_dir(dir.path(), opts())
+            .expect_err("must fail")
+            .to_string();
         assert!(err.contains("both write Secret ns/s"), "{err}");
     }
 

@@ -214,7 +214,9 @@ fn gen_pki(dir: &Path) -> Result<Pki> {
     admin
         .distinguished_name
         .push(DnType::OrganizationName, "system:masters");
-    admin.distinguished_name.push(DnType::CommonName, "cco-admin");
+    admin
+        .distinguished_name
+        .push(DnType::CommonName, "cco-admin");
     admin.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
         KeyUsagePurpose::KeyEncipherment,
@@ -430,7 +432,6 @@ impl KubeEnv {
         let client = self.client().await?;
         let deadline = Instant::now() + timeout;
         let api_log = self.dir_path.join("kube-apiserver.log");
-        let mut last = String::new();
         loop {
             if let Some(st) = self.apiserver.try_wait()? {
                 bail!(
@@ -445,11 +446,11 @@ impl KubeEnv {
                 );
             }
             let req = http::Request::get("/readyz").body(Vec::new())?;
-            match client.request_text(req).await {
+            let last = match client.request_text(req).await {
                 Ok(body) if body.trim() == "ok" => return Ok(()),
-                Ok(body) => last = body,
-                Err(e) => last = e.to_string(),
-            }
+                Ok(body) => body,
+                Err(e) => e.to_string(),
+            };
             if Instant::now() > deadline {
                 bail!(
                     "kube-apiserver not ready after {timeout:?} (last: {last}); log tail:\n{}",
@@ -563,10 +564,7 @@ pub async fn install_manifests_dir(client: &Client, dir: &Path) -> Result<Vec<St
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension()
-                .is_some_and(|e| e == "yaml" || e == "yml")
-        })
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
         .collect();
     files.sort();
     let mut objs = Vec::new();

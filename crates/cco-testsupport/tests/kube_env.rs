@@ -28,10 +28,13 @@ async fn token_request_kid_and_issuer() -> anyhow::Result<()> {
     let keydir = tempfile::tempdir()?;
     let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048)?;
     let key_path = keydir.path().join("sa-signer.key");
-    std::fs::write(&key_path, key.to_pkcs1_pem(rsa::pkcs8::LineEnding::LF)?.as_bytes())?;
+    std::fs::write(
+        &key_path,
+        key.to_pkcs1_pem(rsa::pkcs8::LineEnding::LF)?.as_bytes(),
+    )?;
     let spki_der = key.to_public_key().to_public_key_der()?;
-    let expected_kid =
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(spki_der.as_bytes()));
+    let expected_kid = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(spki_der.as_bytes()));
 
     let env = KubeEnv::start(KubeEnvOptions {
         sa_signing_key: Some(key_path),

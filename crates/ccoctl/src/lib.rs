@@ -1,1 +1,58 @@
-//! placeholder
+//! `ccoctl`, the command-line tool.
+//!
+//! [`cli`] holds the clap definitions (flags compatible with the reference tool); one module per cloud
+//! implements its subcommands as: read inputs → compute the plan (`cco_core`) → either render it
+//! (`--dry-run`) or execute it through the cloud adapter, writing files atomically as results arrive.
+
+pub mod aws_cmd;
+pub mod cli;
+pub mod keypair;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Parses arguments, runs the command, prints errors. Exit codes: 0 success, 1 failure, 2 usage.
+pub fn run() -> ExitCode {
+    let cli = cli::Cli::parse();
+    init_logging(cli.log_level.as_deref());
+    // kube and the AWS SDK must agree on one rustls provider; install it once, first.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(dispatch(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cmd: cli::Command) -> anyhow::Result<()> {
+    match cmd {
+        cli::Command::Aws(a) => aws_cmd::run(a).await,
+    }
+}
+
+fn init_logging(level: Option<&str>) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CCOCTL_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!(
+            "{},aws_config=warn,aws_smithy_runtime=warn,aws_sdk_sts=warn,hyper=warn",
+            level.unwrap_or("info")
+        ))
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

@@ -130,7 +130,8 @@ pub fn parse_provider_arn(arn: &str) -> Option<(&str, &str, &str)> {
     let account = it.next()?;
     let resource = it.next()?;
     let host = resource.strip_prefix("oidc-provider/")?;
-    (service == "iam" && !host.is_empty() && !account.is_empty()).then_some((partition, account, host))
+    (service == "iam" && !host.is_empty() && !account.is_empty())
+        .then_some((partition, account, host))
 }
 
 #[cfg(test)]
@@ -147,16 +148,29 @@ mod tests {
 
     #[test]
     fn issuer_is_partition_aware() {
-        assert_eq!(bucket_issuer_url("x", "us-east-2"), "https://x-oidc.s3.us-east-2.amazonaws.com");
-        assert_eq!(bucket_issuer_url("x", "cn-north-1"), "https://x-oidc.s3.cn-north-1.amazonaws.com.cn");
+        assert_eq!(
+            bucket_issuer_url("x", "us-east-2"),
+            "https://x-oidc.s3.us-east-2.amazonaws.com"
+        );
+        assert_eq!(
+            bucket_issuer_url("x", "cn-north-1"),
+            "https://x-oidc.s3.cn-north-1.amazonaws.com.cn"
+        );
         assert_eq!(Partition::for_region("us-gov-west-1").id, "aws-us-gov");
     }
 
     #[test]
     fn provider_arn_round_trips() {
         let p = Partition::for_region("us-east-1");
-        let arn = provider_arn(&p, "123456789012", "https://x-oidc.s3.us-east-1.amazonaws.com");
-        assert_eq!(arn, "arn:aws:iam::123456789012:oidc-provider/x-oidc.s3.us-east-1.amazonaws.com");
+        let arn = provider_arn(
+            &p,
+            "123456789012",
+            "https://x-oidc.s3.us-east-1.amazonaws.com",
+        );
+        assert_eq!(
+            arn,
+            "arn:aws:iam::123456789012:oidc-provider/x-oidc.s3.us-east-1.amazonaws.com"
+        );
         assert_eq!(
             parse_provider_arn(&arn),
             Some(("aws", "123456789012", "x-oidc.s3.us-east-1.amazonaws.com"))

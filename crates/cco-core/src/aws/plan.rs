@@ -47,13 +47,17 @@ pub fn validate_name(name: &str) -> Result<(), PlanError> {
         return bad("it must not be empty");
     }
     if name.len() > 58 {
-        return bad("it must be at most 58 characters, so that the bucket name <name>-oidc fits S3's 63");
+        return bad(
+            "it must be at most 58 characters, so that the bucket name <name>-oidc fits S3's 63",
+        );
     }
     if !name
         .chars()
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
     {
-        return bad("use only lowercase letters, digits and '-' (it becomes part of an S3 bucket name)");
+        return bad(
+            "use only lowercase letters, digits and '-' (it becomes part of an S3 bucket name)",
+        );
     }
     if name.starts_with('-') {
         return bad("it must start with a letter or digit");
@@ -93,7 +97,11 @@ impl IdentityProviderPlan {
             region: region.to_string(),
             partition: Partition::for_region(region),
             bucket: bucket_name(name),
-            front: if private { Front::CloudFront } else { Front::PublicBucket },
+            front: if private {
+                Front::CloudFront
+            } else {
+                Front::PublicBucket
+            },
             bucket_issuer: bucket_issuer_url(name, region),
             jwks,
             tags: owned_tags(name),
@@ -107,7 +115,10 @@ impl IdentityProviderPlan {
 
     /// The S3 regional domain CloudFront reads from.
     pub fn bucket_regional_domain(&self) -> String {
-        format!("{}.s3.{}.{}", self.bucket, self.region, self.partition.dns_suffix)
+        format!(
+            "{}.s3.{}.{}",
+            self.bucket, self.region, self.partition.dns_suffix
+        )
     }
 
     /// The discovery document for `issuer`.
@@ -265,7 +276,10 @@ pub fn dry_run_identity_provider_files(plan: &IdentityProviderPlan) -> Vec<DryRu
     }
     let mut files = vec![
         ("01-oidc-bucket.json".to_string(), to_pretty(&bucket)),
-        ("02-openid-configuration".to_string(), to_pretty(&plan.discovery(&issuer))),
+        (
+            "02-openid-configuration".to_string(),
+            to_pretty(&plan.discovery(&issuer)),
+        ),
         ("03-keys.json".to_string(), to_pretty(&plan.jwks)),
         (
             "04-iam-identity-provider.json".to_string(),
@@ -294,13 +308,22 @@ pub fn dry_run_identity_provider_files(plan: &IdentityProviderPlan) -> Vec<DryRu
             "Tags": {"Items": tags_json(&plan.tags)}
         }});
         files.extend([
-            ("05-cloudfront-origin-access-control.json".to_string(), to_pretty(&oac)),
+            (
+                "05-cloudfront-origin-access-control.json".to_string(),
+                to_pretty(&oac),
+            ),
             (
                 "06-put-bucket-policy-to-allow-origin-access-control.json".to_string(),
                 to_pretty(&json!({"Bucket": plan.bucket, "Policy": policy.to_string()})),
             ),
-            ("07-block-public-access-to-oidc-bucket.json".to_string(), to_pretty(&block)),
-            ("08-cloudfront-distribution.json".to_string(), to_pretty(&dist)),
+            (
+                "07-block-public-access-to-oidc-bucket.json".to_string(),
+                to_pretty(&block),
+            ),
+            (
+                "08-cloudfront-distribution.json".to_string(),
+                to_pretty(&dist),
+            ),
         ]);
     }
     files
@@ -324,8 +347,14 @@ pub fn dry_run_role_files(roles: &[RolePlan]) -> Vec<DryRunFile> {
             "PolicyName": r.policy_name,
             "PolicyDocument": r.policy.to_string(),
         });
-        files.push((format!("05-{i}-{}-role.json", r.role_name), to_pretty(&role)));
-        files.push((format!("06-{i}-{}-policy.json", r.role_name), to_pretty(&policy)));
+        files.push((
+            format!("05-{i}-{}-role.json", r.role_name),
+            to_pretty(&role),
+        ));
+        files.push((
+            format!("06-{i}-{}-policy.json", r.role_name),
+            to_pretty(&policy),
+        ));
     }
     files
 }
@@ -381,17 +410,30 @@ spec:
         assert_eq!(p.role_arn, "arn:aws:iam::123456789012:role/c-ns-s");
         assert_eq!(p.secret_path, "manifests/ns-s-credentials.yaml");
         assert_eq!(
-            p.trust_policy["Statement"][0]["Condition"]["StringEquals"]["c-oidc.s3.us-east-1.amazonaws.com:sub"],
+            p.trust_policy["Statement"][0]["Condition"]["StringEquals"]
+                ["c-oidc.s3.us-east-1.amazonaws.com:sub"],
             json!(["system:serviceaccount:ns:sa"])
         );
-        assert_eq!(p.permissions_boundary.as_deref(), Some("arn:aws:iam::aws:policy/B"));
+        assert_eq!(
+            p.permissions_boundary.as_deref(),
+            Some("arn:aws:iam::aws:policy/B")
+        );
     }
 
     #[test]
     fn missing_service_accounts_is_an_error_naming_the_request() {
-        let r = reqs(&REQ.replace("SECRET", "s").replace("NS", "ns").replace("  serviceAccountNames: [sa]\n", ""));
-        let err = plan_roles(&r, "c", ARN, None).expect_err("fails").to_string();
-        assert!(err.contains("f.yaml (document 0)") && err.contains("serviceAccountNames"), "{err}");
+        let r = reqs(
+            &REQ.replace("SECRET", "s")
+                .replace("NS", "ns")
+                .replace("  serviceAccountNames: [sa]\n", ""),
+        );
+        let err = plan_roles(&r, "c", ARN, None)
+            .expect_err("fails")
+            .to_string();
+        assert!(
+            err.contains("f.yaml (document 0)") && err.contains("serviceAccountNames"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -400,7 +442,9 @@ spec:
         let a = REQ.replace("SECRET", "s1").replace("NS", &long);
         let b = REQ.replace("SECRET", "s2").replace("NS", &long);
         let r = reqs(&format!("{a}\n---\n{b}"));
-        let err = plan_roles(&r, "c", ARN, None).expect_err("fails").to_string();
+        let err = plan_roles(&r, "c", ARN, None)
+            .expect_err("fails")
+            .to_string();
         assert!(err.contains("both map to IAM role"), "{err}");
     }
 
@@ -414,14 +458,16 @@ spec:
 
     #[test]
     fn private_dry_run_writes_eight_files_with_placeholders() {
-        let plan = IdentityProviderPlan::new("c", "us-west-2", true, json!({"keys": []})).expect("plan");
+        let plan =
+            IdentityProviderPlan::new("c", "us-west-2", true, json!({"keys": []})).expect("plan");
         let files = dry_run_identity_provider_files(&plan);
         let names: Vec<_> = files.iter().map(|f| f.0.as_str()).collect();
         assert_eq!(names.len(), 8);
         assert!(names[4].starts_with("05-cloudfront"));
         assert!(files[1].1.contains(CLOUDFRONT_PLACEHOLDER));
         assert!(files[3].1.contains(THUMBPRINT_PLACEHOLDER));
-        let public = IdentityProviderPlan::new("c", "us-west-2", false, json!({"keys": []})).expect("plan");
+        let public =
+            IdentityProviderPlan::new("c", "us-west-2", false, json!({"keys": []})).expect("plan");
         assert_eq!(dry_run_identity_provider_files(&public).len(), 4);
     }
 }

@@ -13,13 +13,21 @@ pub struct PolicyNote {
 }
 
 /// Trust policy letting the given ServiceAccounts assume a role through the OIDC provider.
-pub fn trust_policy(provider_arn: &str, issuer_host_path_: &str, namespace: &str, service_accounts: &[String]) -> Value {
+pub fn trust_policy(
+    provider_arn: &str,
+    issuer_host_path_: &str,
+    namespace: &str,
+    service_accounts: &[String],
+) -> Value {
     let subs: Vec<String> = service_accounts
         .iter()
         .map(|sa| format!("system:serviceaccount:{namespace}:{sa}"))
         .collect();
     let mut cond = Map::new();
-    cond.insert(format!("{}:sub", issuer_host_path(issuer_host_path_)), json!(subs));
+    cond.insert(
+        format!("{}:sub", issuer_host_path(issuer_host_path_)),
+        json!(subs),
+    );
     json!({
         "Version": "2012-10-17",
         "Statement": [{
@@ -80,7 +88,12 @@ pub fn public_read_bucket_policy(partition: &Partition, bucket: &str) -> Value {
 }
 
 /// Bucket policy granting a CloudFront distribution read access through origin access control.
-pub fn cloudfront_read_bucket_policy(partition: &Partition, bucket: &str, account: &str, distribution_id: &str) -> Value {
+pub fn cloudfront_read_bucket_policy(
+    partition: &Partition,
+    bucket: &str,
+    account: &str,
+    distribution_id: &str,
+) -> Value {
     json!({
         "Version": "2012-10-17",
         "Statement": [{
@@ -113,7 +126,10 @@ mod tests {
             p["Statement"][0]["Condition"]["StringEquals"]["h/p:sub"],
             json!(["system:serviceaccount:ns:a", "system:serviceaccount:ns:b"])
         );
-        assert_eq!(p["Statement"][0]["Principal"]["Federated"], "arn:aws:iam::1:oidc-provider/h/p");
+        assert_eq!(
+            p["Statement"][0]["Principal"]["Federated"],
+            "arn:aws:iam::1:oidc-provider/h/p"
+        );
     }
 
     #[test]
@@ -131,7 +147,10 @@ mod tests {
         };
         let (p, notes) = permission_policy(&[e]);
         assert_eq!(p["Statement"][0]["Action"], json!(["kms:CreateGrant"]));
-        assert_eq!(p["Statement"][0]["Condition"]["Bool"]["kms:GrantIsForAWSResource"], json!(true));
+        assert_eq!(
+            p["Statement"][0]["Condition"]["Bool"]["kms:GrantIsForAWSResource"],
+            json!(true)
+        );
         assert_eq!(notes.len(), 1);
     }
 }

@@ -31,7 +31,12 @@ mod tests {
 
     #[test]
     fn secret_manifest_parses_back_to_the_credentials_string() {
-        let m = secret_manifest("ns", "s", "arn:aws:iam::1:role/r", crate::DEFAULT_TOKEN_PATH);
+        let m = secret_manifest(
+            "ns",
+            "s",
+            "arn:aws:iam::1:role/r",
+            crate::DEFAULT_TOKEN_PATH,
+        );
         let v: serde_yaml::Value = serde_yaml::from_str(&m).expect("yaml");
         assert_eq!(
             v["stringData"]["credentials"].as_str(),

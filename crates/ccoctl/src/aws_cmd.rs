@@ -1,0 +1,275 @@
+//! `ccoctl aws …`: read inputs, plan, then render (`--dry-run`) or execute through `cco_aws`.
+
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use cco_api::Cloud;
+use cco_aws::{Aws, IdpOptions, RoleChange};
+use cco_core::aws::{
+    dry_run_identity_provider_files, dry_run_provider_arn, dry_run_role_files, plan_roles,
+    validate_name, Front, IdentityProviderPlan, Partition, RolePlan,
+};
+use cco_core::fsutil::{ensure_dir, write_atomic, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE};
+use cco_core::keys;
+use cco_core::oidc::{authentication_manifest, AUTHENTICATION_MANIFEST};
+use cco_core::reader::{read_dir, ReadOptions};
+
+use crate::cli::{
+    AwsArgs, AwsCommand, CreateAllArgs, DeleteArgs, IamRolesArgs, IdentityProviderArgs, IssuerArgs,
+    RequestsArgs,
+};
+use crate::keypair::{create_key_pair, ensure_output_dir, read_public_key};
+
+/// Runs one `ccoctl aws` subcommand.
+pub async fn run(args: AwsArgs) -> anyhow::Result<()> {
+    match args.command {
+        AwsCommand::CreateKeyPair(a) => create_key_pair(&a.output_dir).map(|_| ()),
+        AwsCommand::CreateIdentityProvider(a) => create_identity_provider(a).await.map(|_| ()),
+        AwsCommand::CreateIamRoles(a) => create_iam_roles(a).await,
+        AwsCommand::CreateAll(a) => create_all(a).await,
+        AwsCommand::Delete(a) => delete(a).await,
+    }
+}
+
+fn idp_options(issuer: &IssuerArgs) -> anyhow::Result<IdpOptions> {
+    let issuer_ca_pem = match &issuer.issuer_ca_file {
+        Some(p) => Some(
+            std::fs::read(p)
+                .with_context(|| format!("cannot read --issuer-ca-file {}", p.display()))?,
+        ),
+        None => None,
+    };
+    Ok(IdpOptions {
+        thumbprint: issuer.issuer_thumbprint.clone(),
+        issuer_ca_pem,
+        prune_old_keys: issuer.prune_old_keys,
+    })
+}
+
+fn write_dry_run_files(out: &Path, files: &[(String, String)]) -> anyhow::Result<()> {
+    for (name, contents) in files {
+        let path = out.join(name);
+        write_atomic(&path, contents.as_bytes(), 0o644)?;
+        println!("Saved {}", path.display());
+    }
+    Ok(())
+}
+
+fn write_authentication_manifest(out: &Path, issuer: &str) -> anyhow::Result<()> {
+    ensure_dir(&out.join("manifests"), PRIVATE_DIR_MODE)?;
+    let path = out.join(AUTHENTICATION_MANIFEST);
+    write_atomic(&path, authentication_manifest(issuer).as_bytes(), 0o644)?;
+    println!("Saved Authentication manifest to {}", path.display());
+    Ok(())
+}
+
+/// Returns the provider ARN (a placeholder-bearing one in a dry run).
+async fn identity_provider(
+    name: &str,
+    region: &str,
+    concurrency: u16,
+    public_key: &keys::RsaPublicKey,
+    out: &Path,
+    issuer_args: &IssuerArgs,
+    dry_run: bool,
+) -> anyhow::Result<String> {
+    let jwks = keys::jwks(std::slice::from_ref(public_key))?;
+    let plan = IdentityProviderPlan::new(name, region, issuer_args.create_private_s3_bucket, jwks)?;
+    ensure_output_dir(out)?;
+    if dry_run {
+        write_dry_run_files(out, &dry_run_identity_provider_files(&plan))?;
+        if plan.front == Front::PublicBucket {
+            write_authentication_manifest(out, &plan.bucket_issuer)?;
+        }
+        return Ok(dry_run_provider_arn(&plan.partition, &plan.bucket_issuer));
+    }
+    let opts = idp_options(issuer_args)?;
+    let aws = Aws::connect(region, concurrency.into()).await;
+    let outcome = cco_aws::create_identity_provider(&aws, &plan, &opts)
+        .await
+        .map_err(|e| match e {
+            cco_aws::AwsError::Thumbprint { .. } => anyhow::anyhow!(
+                "{e}. If the issuer is not served over public TLS (for example with a local emulator), pass --issuer-thumbprint <sha1-hex>, or --issuer-ca-file <pem> for a private CA"
+            ),
+            other => other.into(),
+        })?;
+    write_authentication_manifest(out, &outcome.issuer)?;
+    println!("Issuer URL: {}", outcome.issuer);
+    println!(
+        "Identity Provider created with ARN: {}",
+        outcome.provider_arn
+    );
+    Ok(outcome.provider_arn)
+}
+
+async fn create_identity_provider(a: IdentityProviderArgs) -> anyhow::Result<String> {
+    validate_name(&a.name)?;
+    let (_, public_key) = read_public_key(a.public_key_file.as_deref(), &a.output_dir)?;
+    identity_provider(
+        &a.name,
+        &a.common.region,
+        a.common.concurrency,
+        &public_key,
+        &a.output_dir,
+        &a.issuer,
+        a.dry_run,
+    )
+    .await
+}
+
+fn load_requests(r: &RequestsArgs) -> anyhow::Result<Vec<cco_core::reader::LoadedRequest>> {
+    let reqs = read_dir(
+        &r.credentials_requests_dir,
+        ReadOptions {
+            cloud: Cloud::Aws,
+            enable_tech_preview: r.enable_tech_preview,
+        },
+    )?;
+    if reqs.is_empty() {
+        tracing::warn!(dir = %r.credentials_requests_dir.display(), "no AWS CredentialsRequests found; nothing to do for roles");
+    }
+    Ok(reqs)
+}
+
+async fn roles(
+    name: &str,
+    region: &str,
+    concurrency: u16,
+    provider_arn: &str,
+    reqs: &[cco_core::reader::LoadedRequest],
+    boundary: Option<&str>,
+    out: &Path,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let plans = plan_roles(reqs, name, provider_arn, boundary)?;
+    for p in &plans {
+        for n in &p.notes {
+            tracing::warn!(source = %p.source, request = %p.request, "{n}");
+        }
+    }
+    ensure_output_dir(out)?;
+    if dry_run {
+        return write_dry_run_files(out, &dry_run_role_files(&plans));
+    }
+    if plans.is_empty() {
+        return Ok(());
+    }
+    ensure_dir(&out.join("manifests"), PRIVATE_DIR_MODE)?;
+    let aws = Aws::connect(region, concurrency.into()).await;
+    let total = plans.len();
+    let mut done = 0usize;
+    let mut write_errors = Vec::new();
+    let failures = cco_aws::apply_roles(&aws, &plans, |plan: &RolePlan, result| {
+        done += 1;
+        match result {
+            Ok(change) => {
+                let verb = if *change == RoleChange::Created { "created" } else { "updated" };
+                tracing::info!(progress = %format!("{done}/{total}"), role = %plan.role_arn, "role {verb}");
+                let path = out.join(&plan.secret_path);
+                match write_atomic(&path, plan.secret_manifest.as_bytes(), PRIVATE_FILE_MODE) {
+                    Ok(()) => println!("Role {} {verb}; Secret manifest saved to {}", plan.role_arn, path.display()),
+                    Err(e) => write_errors.push(e.to_string()),
+                }
+            }
+            Err(e) => tracing::error!(progress = %format!("{done}/{total}"), role = %plan.role_name, source = %plan.source, error = %e, "role failed"),
+        }
+    })
+    .await;
+    if !failures.is_empty() || !write_errors.is_empty() {
+        let mut msg = format!("{} of {total} roles failed", failures.len());
+        for (role, e) in &failures {
+            msg.push_str(&format!("\n  {role}: {e}"));
+        }
+        for e in &write_errors {
+            msg.push_str(&format!("\n  {e}"));
+        }
+        msg.push_str("\nThe roles that succeeded are in place; re-run the same command to finish (it does not duplicate anything).");
+        bail!(msg);
+    }
+    Ok(())
+}
+
+async fn create_iam_roles(a: IamRolesArgs) -> anyhow::Result<()> {
+    validate_name(&a.name)?;
+    let reqs = load_requests(&a.requests)?;
+    roles(
+        &a.name,
+        &a.common.region,
+        a.common.concurrency,
+        &a.identity_provider_arn,
+        &reqs,
+        a.requests.permissions_boundary_arn.as_deref(),
+        &a.output_dir,
+        a.dry_run,
+    )
+    .await
+}
+
+async fn create_all(a: CreateAllArgs) -> anyhow::Result<()> {
+    validate_name(&a.name)?;
+    // Read and plan the requests first, so a bad input fails before anything is created.
+    let reqs = load_requests(&a.requests)?;
+    let partition = Partition::for_region(&a.common.region);
+    plan_roles(
+        &reqs,
+        &a.name,
+        &dry_run_provider_arn(
+            &partition,
+            &cco_core::aws::bucket_issuer_url(&a.name, &a.common.region),
+        ),
+        a.requests.permissions_boundary_arn.as_deref(),
+    )?;
+    let public_key = create_key_pair(&a.output_dir)?;
+    let provider_arn = identity_provider(
+        &a.name,
+        &a.common.region,
+        a.common.concurrency,
+        &public_key,
+        &a.output_dir,
+        &a.issuer,
+        a.dry_run,
+    )
+    .await?;
+    roles(
+        &a.name,
+        &a.common.region,
+        a.common.concurrency,
+        &provider_arn,
+        &reqs,
+        a.requests.permissions_boundary_arn.as_deref(),
+        &a.output_dir,
+        a.dry_run,
+    )
+    .await
+}
+
+async fn delete(a: DeleteArgs) -> anyhow::Result<()> {
+    validate_name(&a.name)?;
+    let aws = Aws::connect(&a.common.region, a.common.concurrency.into()).await;
+    let report = cco_aws::delete_all(&aws, &a.name, a.dry_run).await?;
+    let verb = if a.dry_run { "Would delete" } else { "Deleted" };
+    for r in &report.roles {
+        println!("{verb} IAM role {r}");
+    }
+    for p in &report.providers {
+        println!("{verb} identity provider {p}");
+    }
+    for d in &report.distributions {
+        println!("{verb} CloudFront distribution {d}");
+    }
+    for o in &report.origin_access_controls {
+        println!("{verb} CloudFront origin access control {o}");
+    }
+    for b in &report.buckets {
+        println!("{verb} S3 bucket {b}");
+    }
+    let n = report.roles.len()
+        + report.providers.len()
+        + report.distributions.len()
+        + report.origin_access_controls.len()
+        + report.buckets.len();
+    if n == 0 {
+        println!("Nothing owned by {} was found.", a.name);
+    }
+    Ok(())
+}

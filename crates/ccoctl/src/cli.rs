@@ -1,0 +1,174 @@
+//! Command-line definitions. Flag names and defaults follow the reference `ccoctl`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Creates and deletes the cloud resources that give OpenShift components short-lived credentials:
+/// service-account signing keys, the OIDC issuer and its documents, one least-privilege cloud identity
+/// per CredentialsRequest, and the Secret manifests that point components at them.
+#[derive(Debug, Parser)]
+#[command(name = "ccoctl", version, propagate_version = true)]
+pub struct Cli {
+    /// Log level (error, warn, info, debug, trace); the CCOCTL_LOG environment variable overrides it.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage credentials objects for AWS.
+    Aws(AwsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AwsArgs {
+    #[command(subcommand)]
+    pub command: AwsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AwsCommand {
+    /// Create the service-account signing key pair (reuses an existing private key).
+    CreateKeyPair(KeyPairArgs),
+    /// Create the OIDC issuer (S3 bucket, optionally behind CloudFront) and the IAM OIDC identity provider.
+    CreateIdentityProvider(IdentityProviderArgs),
+    /// Create one IAM role per CredentialsRequest and write its Secret manifest.
+    CreateIamRoles(IamRolesArgs),
+    /// Create the key pair, the identity provider and the IAM roles in one go.
+    CreateAll(CreateAllArgs),
+    /// Delete everything the create commands made for --name (found by its ownership tag).
+    Delete(DeleteArgs),
+}
+
+/// Flags shared by the commands that talk to AWS.
+#[derive(Debug, Args, Clone)]
+pub struct AwsCommon {
+    /// Region of the issuer bucket (and of the SDK clients).
+    #[arg(long)]
+    pub region: String,
+    /// How many independent AWS calls run at once. The SDK backs off on throttling.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct KeyPairArgs {
+    /// Directory to write the keys to.
+    #[arg(long, default_value = ".")]
+    pub output_dir: PathBuf,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct IssuerArgs {
+    /// Serve the issuer from a private S3 bucket behind a CloudFront distribution (origin access
+    /// control) instead of a public bucket.
+    #[arg(long)]
+    pub create_private_s3_bucket: bool,
+    /// Use this SHA-1 thumbprint (hex) for the identity provider instead of fetching the issuer's TLS
+    /// certificate. Needed when the issuer is not served over public TLS, e.g. with a local emulator.
+    #[arg(long, value_name = "HEX", value_parser = parse_thumbprint)]
+    pub issuer_thumbprint: Option<String>,
+    /// Extra CA certificate (PEM) to trust when fetching the issuer's certificate chain.
+    #[arg(long, value_name = "FILE")]
+    pub issuer_ca_file: Option<PathBuf>,
+    /// Publish only the current signing key. By default keys already published in keys.json are kept
+    /// beside the new one, so tokens signed before a key rotation stay valid.
+    #[arg(long)]
+    pub prune_old_keys: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct IdentityProviderArgs {
+    /// Name prefix of the created resources (bucket `<name>-oidc`); must be globally unique.
+    #[arg(long)]
+    pub name: String,
+    #[command(flatten)]
+    pub common: AwsCommon,
+    /// Public key of the service-account signer [default: <output-dir>/serviceaccount-signer.public].
+    #[arg(long)]
+    pub public_key_file: Option<PathBuf>,
+    /// Directory for the generated manifests (and dry-run files).
+    #[arg(long, default_value = ".")]
+    pub output_dir: PathBuf,
+    #[command(flatten)]
+    pub issuer: IssuerArgs,
+    /// Write the API inputs as numbered JSON files instead of calling AWS.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RequestsArgs {
+    /// Directory of CredentialsRequest manifests (top-level .yaml, .yml and .json files).
+    #[arg(long)]
+    pub credentials_requests_dir: PathBuf,
+    /// Include requests of the TechPreviewNoUpgrade feature set.
+    #[arg(long)]
+    pub enable_tech_preview: bool,
+    /// ARN of a managed policy to set as permissions boundary on every role.
+    #[arg(long)]
+    pub permissions_boundary_arn: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct IamRolesArgs {
+    /// Name prefix of the roles (`<name>-<namespace>-<secret>`, cut to 64 characters).
+    #[arg(long)]
+    pub name: String,
+    #[command(flatten)]
+    pub common: AwsCommon,
+    /// ARN of the IAM OIDC identity provider the roles trust.
+    #[arg(long)]
+    pub identity_provider_arn: String,
+    #[command(flatten)]
+    pub requests: RequestsArgs,
+    /// Directory for the Secret manifests (and dry-run files).
+    #[arg(long, default_value = ".")]
+    pub output_dir: PathBuf,
+    /// Write the API inputs as numbered JSON files instead of calling AWS.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CreateAllArgs {
+    /// Name prefix of every created resource; the bucket `<name>-oidc` must be globally unique.
+    #[arg(long)]
+    pub name: String,
+    #[command(flatten)]
+    pub common: AwsCommon,
+    #[command(flatten)]
+    pub requests: RequestsArgs,
+    /// Directory for keys, manifests and dry-run files.
+    #[arg(long, default_value = ".")]
+    pub output_dir: PathBuf,
+    #[command(flatten)]
+    pub issuer: IssuerArgs,
+    /// Write the API inputs as numbered JSON files instead of calling AWS.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DeleteArgs {
+    /// Name prefix the resources were created with.
+    #[arg(long)]
+    pub name: String,
+    #[command(flatten)]
+    pub common: AwsCommon,
+    /// List what would be deleted without deleting anything.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+fn parse_thumbprint(s: &str) -> Result<String, String> {
+    let t = s.trim().replace(':', "");
+    if t.len() == 40 && t.chars().all(|c| c.is_ascii_hexdigit()) {
+        Ok(t.to_ascii_lowercase())
+    } else {
+        Err("expected 40 hexadecimal digits (a SHA-1 fingerprint)".into())
+    }
+}
