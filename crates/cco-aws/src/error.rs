@@ -96,5 +96,8 @@ impl AwsError {
 }
 
 fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or("").chars().take(400).collect()
+    // DisplayErrorContext ends with the Debug form of the whole error; keep the readable chain only.
+    let s = s.lines().next().unwrap_or("");
+    let s = s.split(" (DispatchFailure(").next().unwrap_or(s);
+    s.chars().take(400).collect()
 }

@@ -52,7 +52,7 @@ pub async fn create_identity_provider(
     plan: &IdentityProviderPlan,
     opts: &IdpOptions,
 ) -> Result<IdentityProviderOutcome, AwsError> {
-    let account = aws.account_id().await?;
+    let account = aws.preflight().await?;
     ensure_bucket(aws, plan).await?;
     let issuer = match plan.front {
         Front::PublicBucket => {

@@ -9,6 +9,7 @@
 mod delete;
 mod error;
 mod idp;
+mod mint;
 mod retry;
 mod roles;
 pub mod tls;
@@ -16,6 +17,7 @@ pub mod tls;
 pub use delete::*;
 pub use error::*;
 pub use idp::*;
+pub use mint::*;
 pub use roles::*;
 
 use aws_config::retry::RetryConfig;
@@ -65,6 +67,26 @@ impl Aws {
             region: region.to_string(),
             concurrency: concurrency.max(1),
         }
+    }
+
+    /// Checks, with one quickly-failing call, that the endpoint is reachable and the credentials are
+    /// valid, so that a wrong setup fails at once instead of after every call's retries. Returns the
+    /// account id.
+    pub async fn preflight(&self) -> Result<String, AwsError> {
+        let out = self
+            .sts
+            .get_caller_identity()
+            .customize()
+            .config_override(
+                aws_sdk_sts::config::Builder::default()
+                    .retry_config(RetryConfig::standard().with_max_attempts(2)),
+            )
+            .send()
+            .await
+            .map_err(|e| AwsError::call("sts:GetCallerIdentity", "caller", e))?;
+        out.account()
+            .map(str::to_owned)
+            .ok_or_else(|| AwsError::Unexpected("GetCallerIdentity returned no account".into()))
     }
 
     /// The account the credentials belong to.

@@ -41,8 +41,20 @@ pub fn ensure_dir(dir: &Path, mode: u32) -> Result<(), FsError> {
         .map_err(err("cannot set permissions on", dir))
 }
 
-/// Writes `contents` to `path` atomically with `mode`.
+/// Writes `contents` to `path` atomically with `mode`: readers (and a re-run after the process is
+/// killed) see the old file or the new one, never a torn one. Generated manifests use this: they are
+/// rewritten by every run, so they do not need to survive a power loss.
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), FsError> {
+    write_atomic_impl(path, contents, mode, false)
+}
+
+/// Like [`write_atomic`], and also flushed to disk before the rename, for material that cannot be
+/// regenerated (private keys).
+pub fn write_atomic_durable(path: &Path, contents: &[u8], mode: u32) -> Result<(), FsError> {
+    write_atomic_impl(path, contents, mode, true)
+}
+
+fn write_atomic_impl(path: &Path, contents: &[u8], mode: u32, durable: bool) -> Result<(), FsError> {
     let parent = path.parent().unwrap_or_else(|| Path::new("."));
     let file_name = path
         .file_name()
@@ -58,7 +70,9 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), FsErr
             .open(&tmp)
             .map_err(err("cannot write", &tmp))?;
         f.write_all(contents).map_err(err("cannot write", &tmp))?;
-        f.sync_all().map_err(err("cannot write", &tmp))?;
+        if durable {
+            f.sync_all().map_err(err("cannot write", &tmp))?;
+        }
     }
     fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))
         .map_err(err("cannot set permissions on", &tmp))?;

@@ -11,6 +11,7 @@ pub mod fsutil;
 pub mod keys;
 pub mod oidc;
 pub mod reader;
+pub mod secrets;
 
 /// Where ServiceAccount tokens are projected unless a request says otherwise.
 pub const DEFAULT_TOKEN_PATH: &str = "/var/run/secrets/openshift/serviceaccount/token";

@@ -156,6 +156,7 @@ async fn roles(
     }
     ensure_dir(&out.join("manifests"), PRIVATE_DIR_MODE)?;
     let aws = Aws::connect(region, concurrency.into()).await;
+    aws.preflight().await?;
     let total = plans.len();
     let mut done = 0usize;
     let mut write_errors = Vec::new();
@@ -246,6 +247,7 @@ async fn create_all(a: CreateAllArgs) -> anyhow::Result<()> {
 async fn delete(a: DeleteArgs) -> anyhow::Result<()> {
     validate_name(&a.name)?;
     let aws = Aws::connect(&a.common.region, a.common.concurrency.into()).await;
+    aws.preflight().await?;
     let report = cco_aws::delete_all(&aws, &a.name, a.dry_run).await?;
     let verb = if a.dry_run { "Would delete" } else { "Deleted" };
     for r in &report.roles {
