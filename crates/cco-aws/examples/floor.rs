@@ -25,12 +25,28 @@ async fn main() -> R<()> {
     let mut roles = Vec::new();
     for e in std::fs::read_dir(dir)? {
         let p = e?.path();
-        let f = p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        let f = p
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if f.starts_with("05-") && f.ends_with("-role.json") {
             let role: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&p)?)?;
-            let pol: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p.with_file_name(f.replacen("05-", "06-", 1).replace("-role.json", "-policy.json")))?)?;
-            let s = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or_default().replace("<enter_aws_account_id_here>", "123456789012");
-            roles.push((s(&role, "RoleName"), s(&role, "AssumeRolePolicyDocument"), s(&pol, "PolicyDocument")));
+            let pol: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+                p.with_file_name(
+                    f.replacen("05-", "06-", 1)
+                        .replace("-role.json", "-policy.json"),
+                ),
+            )?)?;
+            let s = |v: &serde_json::Value, k: &str| {
+                v[k].as_str()
+                    .unwrap_or_default()
+                    .replace("<enter_aws_account_id_here>", "123456789012")
+            };
+            roles.push((
+                s(&role, "RoleName"),
+                s(&role, "AssumeRolePolicyDocument"),
+                s(&pol, "PolicyDocument"),
+            ));
         }
     }
     let bucket = format!("{name}-oidc");
@@ -39,24 +55,82 @@ async fn main() -> R<()> {
     if mode == "create" {
         aws.sts.get_caller_identity().send().await?;
         aws.s3.create_bucket().bucket(&bucket).send().await?;
-        let tag = aws_sdk_s3::types::Tag::builder().key("k").value("v").build()?;
-        aws.s3.put_bucket_tagging().bucket(&bucket).tagging(aws_sdk_s3::types::Tagging::builder().tag_set(tag).build()?).send().await?;
-        aws.s3.put_public_access_block().bucket(&bucket).public_access_block_configuration(aws_sdk_s3::types::PublicAccessBlockConfiguration::builder().block_public_acls(true).build()).send().await?;
-        aws.s3.put_bucket_policy().bucket(&bucket).policy(r#"{"Version":"2012-10-17","Statement":[]}"#).send().await?;
-        let _ = aws.s3.get_object().bucket(&bucket).key("keys.json").send().await;
+        let tag = aws_sdk_s3::types::Tag::builder()
+            .key("k")
+            .value("v")
+            .build()?;
+        aws.s3
+            .put_bucket_tagging()
+            .bucket(&bucket)
+            .tagging(aws_sdk_s3::types::Tagging::builder().tag_set(tag).build()?)
+            .send()
+            .await?;
+        aws.s3
+            .put_public_access_block()
+            .bucket(&bucket)
+            .public_access_block_configuration(
+                aws_sdk_s3::types::PublicAccessBlockConfiguration::builder()
+                    .block_public_acls(true)
+                    .build(),
+            )
+            .send()
+            .await?;
+        aws.s3
+            .put_bucket_policy()
+            .bucket(&bucket)
+            .policy(r#"{"Version":"2012-10-17","Statement":[]}"#)
+            .send()
+            .await?;
+        let _ = aws
+            .s3
+            .get_object()
+            .bucket(&bucket)
+            .key("keys.json")
+            .send()
+            .await;
         for key in [".well-known/openid-configuration", "keys.json"] {
-            aws.s3.put_object().bucket(&bucket).key(key).body(ByteStream::from_static(b"{}")).send().await?;
+            aws.s3
+                .put_object()
+                .bucket(&bucket)
+                .key(key)
+                .body(ByteStream::from_static(b"{}"))
+                .send()
+                .await?;
         }
-        let _ = aws.iam.get_open_id_connect_provider().open_id_connect_provider_arn(format!("arn:aws:iam::123456789012:oidc-provider/{bucket}.s3.us-east-1.amazonaws.com")).send().await;
-        aws.iam.create_open_id_connect_provider().url(format!("https://{bucket}.s3.us-east-1.amazonaws.com")).client_id_list("openshift").thumbprint_list("0123456789abcdef0123456789abcdef01234567").send().await?;
+        let _ = aws
+            .iam
+            .get_open_id_connect_provider()
+            .open_id_connect_provider_arn(format!(
+                "arn:aws:iam::123456789012:oidc-provider/{bucket}.s3.us-east-1.amazonaws.com"
+            ))
+            .send()
+            .await;
+        aws.iam
+            .create_open_id_connect_provider()
+            .url(format!("https://{bucket}.s3.us-east-1.amazonaws.com"))
+            .client_id_list("openshift")
+            .thumbprint_list("0123456789abcdef0123456789abcdef01234567")
+            .send()
+            .await?;
         aws.sts.get_caller_identity().send().await?;
         calls += 12;
         let results: Vec<R<()>> = stream::iter(&roles)
             .map(|(n, trust, pol)| {
                 let aws = &aws;
                 async move {
-                    aws.iam.create_role().role_name(n).assume_role_policy_document(trust).send().await?;
-                    aws.iam.put_role_policy().role_name(n).policy_name(n).policy_document(pol).send().await?;
+                    aws.iam
+                        .create_role()
+                        .role_name(n)
+                        .assume_role_policy_document(trust)
+                        .send()
+                        .await?;
+                    aws.iam
+                        .put_role_policy()
+                        .role_name(n)
+                        .policy_name(n)
+                        .policy_document(pol)
+                        .send()
+                        .await?;
                     Ok(())
                 }
             })
@@ -71,7 +145,13 @@ async fn main() -> R<()> {
         aws.sts.get_caller_identity().send().await?;
         let mut marker = None;
         loop {
-            let out = aws.iam.list_roles().set_marker(marker).max_items(1000).send().await?;
+            let out = aws
+                .iam
+                .list_roles()
+                .set_marker(marker)
+                .max_items(1000)
+                .send()
+                .await?;
             calls += 1;
             if !out.is_truncated() {
                 break;
@@ -94,7 +174,12 @@ async fn main() -> R<()> {
             .map(|(n, _, _)| {
                 let aws = &aws;
                 async move {
-                    aws.iam.delete_role_policy().role_name(n).policy_name(n).send().await?;
+                    aws.iam
+                        .delete_role_policy()
+                        .role_name(n)
+                        .policy_name(n)
+                        .send()
+                        .await?;
                     aws.iam.delete_role().role_name(n).send().await?;
                     Ok(())
                 }
@@ -106,8 +191,16 @@ async fn main() -> R<()> {
         let providers = aws.iam.list_open_id_connect_providers().send().await?;
         for p in providers.open_id_connect_provider_list() {
             if let Some(arn) = p.arn() {
-                aws.iam.list_open_id_connect_provider_tags().open_id_connect_provider_arn(arn).send().await?;
-                aws.iam.delete_open_id_connect_provider().open_id_connect_provider_arn(arn).send().await?;
+                aws.iam
+                    .list_open_id_connect_provider_tags()
+                    .open_id_connect_provider_arn(arn)
+                    .send()
+                    .await?;
+                aws.iam
+                    .delete_open_id_connect_provider()
+                    .open_id_connect_provider_arn(arn)
+                    .send()
+                    .await?;
                 calls += 2;
             }
         }
@@ -119,18 +212,29 @@ async fn main() -> R<()> {
             .contents()
             .iter()
             .filter_map(|o| o.key())
-            .map(|k| aws_sdk_s3::types::ObjectIdentifier::builder().key(k).build())
+            .map(|k| {
+                aws_sdk_s3::types::ObjectIdentifier::builder()
+                    .key(k)
+                    .build()
+            })
             .collect::<Result<Vec<_>, _>>()?;
         aws.s3
             .delete_objects()
             .bucket(&bucket)
-            .delete(aws_sdk_s3::types::Delete::builder().set_objects(Some(ids)).build()?)
+            .delete(
+                aws_sdk_s3::types::Delete::builder()
+                    .set_objects(Some(ids))
+                    .build()?,
+            )
             .send()
             .await?;
         aws.s3.list_objects_v2().bucket(&bucket).send().await?;
         aws.s3.delete_bucket().bucket(&bucket).send().await?;
         calls += 9 + 3 * roles.len();
     }
-    println!("elapsed_s={:.3} calls={calls}", start.elapsed().as_secs_f64());
+    println!(
+        "elapsed_s={:.3} calls={calls}",
+        start.elapsed().as_secs_f64()
+    );
     Ok(())
 }

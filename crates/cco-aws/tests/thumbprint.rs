@@ -42,7 +42,9 @@ async fn serve(p: &Pki) -> u16 {
         .with_single_cert(p.chain.clone(), p.key.clone_key())
         .expect("cert");
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let port = listener.local_addr().expect("addr").port();
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
@@ -61,9 +63,12 @@ async fn serve(p: &Pki) -> u16 {
 async fn thumbprint_is_sha1_of_the_last_certificate_presented() {
     let p = pki();
     let port = serve(&p).await;
-    let got = cco_aws::tls::issuer_thumbprint(&format!("https://localhost:{port}/cluster"), Some(p.ca_pem.as_bytes()))
-        .await
-        .expect("thumbprint");
+    let got = cco_aws::tls::issuer_thumbprint(
+        &format!("https://localhost:{port}/cluster"),
+        Some(p.ca_pem.as_bytes()),
+    )
+    .await
+    .expect("thumbprint");
     assert_eq!(got, hex::encode(Sha1::digest(&p.ca_der)));
     assert_eq!(got.len(), 40);
 }
@@ -80,6 +85,8 @@ async fn an_issuer_we_cannot_authenticate_yields_no_thumbprint() {
 
 #[tokio::test]
 async fn a_plain_http_issuer_is_refused() {
-    let err = cco_aws::tls::issuer_thumbprint("http://localhost:1", None).await.expect_err("http");
+    let err = cco_aws::tls::issuer_thumbprint("http://localhost:1", None)
+        .await
+        .expect_err("http");
     assert!(err.to_string().contains("https://"), "{err}");
 }

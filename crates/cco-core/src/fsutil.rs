@@ -54,7 +54,12 @@ pub fn write_atomic_durable(path: &Path, contents: &[u8], mode: u32) -> Result<(
     write_atomic_impl(path, contents, mode, true)
 }
 
-fn write_atomic_impl(path: &Path, contents: &[u8], mode: u32, durable: bool) -> Result<(), FsError> {
+fn write_atomic_impl(
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+    durable: bool,
+) -> Result<(), FsError> {
     let parent = path.parent().unwrap_or_else(|| Path::new("."));
     let file_name = path
         .file_name()

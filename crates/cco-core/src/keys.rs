@@ -175,8 +175,8 @@ mod tests {
     fn merged_jwks_keeps_old_keys_after_new_ones_without_duplicates() {
         let a = small_key().to_public_key();
         let b = small_key().to_public_key();
-        let old = jwks(&[a.clone()]).expect("jwks");
-        let new = jwks(&[b.clone()]).expect("jwks");
+        let old = jwks(std::slice::from_ref(&a)).expect("jwks");
+        let new = jwks(std::slice::from_ref(&b)).expect("jwks");
         let merged = merge_jwks(&new, &old);
         let kids: Vec<_> = merged["keys"]
             .as_array()

@@ -176,11 +176,7 @@ pub fn passthrough_data(cloud: Cloud, root: &SecretData) -> Result<SecretData, P
         }
         Cloud::VSphere => {
             // Keys are `<vcenter>.username` / `<vcenter>.password`, one pair per vCenter.
-            let users: Vec<&String> = root
-                .0
-                .keys()
-                .filter(|k| k.ends_with(".username"))
-                .collect();
+            let users: Vec<&String> = root.0.keys().filter(|k| k.ends_with(".username")).collect();
             if users.is_empty() {
                 return Err(PassthroughError::MissingKey {
                     key: "<vcenter>.username".into(),
@@ -232,7 +228,11 @@ pub fn aws_sts_data(role_arn: &str, token_path: &str) -> SecretData {
 }
 
 /// The GCP `external_account` credential configuration (seeds/003).
-pub fn gcp_external_account(audience: &str, service_account_email: &str, token_path: &str) -> String {
+pub fn gcp_external_account(
+    audience: &str,
+    service_account_email: &str,
+    token_path: &str,
+) -> String {
     let v = json!({
         "type": "external_account",
         "audience": audience,
@@ -287,7 +287,10 @@ mod tests {
     fn aws_passthrough_adds_the_credentials_file() {
         let d = passthrough_data(
             Cloud::Aws,
-            &root(&[(AWS_ACCESS_KEY_ID, "AKID"), (AWS_SECRET_ACCESS_KEY, "SECRET")]),
+            &root(&[
+                (AWS_ACCESS_KEY_ID, "AKID"),
+                (AWS_SECRET_ACCESS_KEY, "SECRET"),
+            ]),
         )
         .expect("ok");
         assert_eq!(d.get_str(AWS_ACCESS_KEY_ID), Some("AKID"));
@@ -306,7 +309,8 @@ mod tests {
                 key: AWS_SECRET_ACCESS_KEY.into()
             }
         );
-        let e = passthrough_data(Cloud::Azure, &root(&[("azure_client_id", "x")])).expect_err("bad");
+        let e =
+            passthrough_data(Cloud::Azure, &root(&[("azure_client_id", "x")])).expect_err("bad");
         assert!(matches!(e, PassthroughError::MissingKey { .. }));
     }
 
@@ -345,7 +349,11 @@ mod tests {
 
     #[test]
     fn gcp_external_account_matches_the_documented_shape() {
-        let s = gcp_external_account("//iam.googleapis.com/x", "sa@p.iam.gserviceaccount.com", "/t");
+        let s = gcp_external_account(
+            "//iam.googleapis.com/x",
+            "sa@p.iam.gserviceaccount.com",
+            "/t",
+        );
         let v: serde_json::Value = serde_json::from_str(&s).expect("json");
         assert_eq!(v["type"], "external_account");
         assert_eq!(v["credential_source"]["file"], "/t");

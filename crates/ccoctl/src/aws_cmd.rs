@@ -63,16 +63,30 @@ fn write_authentication_manifest(out: &Path, issuer: &str) -> anyhow::Result<()>
     Ok(())
 }
 
+/// What every create step needs to know about the run.
+struct Run<'a> {
+    name: &'a str,
+    region: &'a str,
+    concurrency: u16,
+    out: &'a Path,
+    dry_run: bool,
+}
+
+impl Run<'_> {
+    async fn connect(&self) -> anyhow::Result<Aws> {
+        let aws = Aws::connect(self.region, self.concurrency.into()).await;
+        aws.preflight().await?;
+        Ok(aws)
+    }
+}
+
 /// Returns the provider ARN (a placeholder-bearing one in a dry run).
 async fn identity_provider(
-    name: &str,
-    region: &str,
-    concurrency: u16,
+    run: &Run<'_>,
     public_key: &keys::RsaPublicKey,
-    out: &Path,
     issuer_args: &IssuerArgs,
-    dry_run: bool,
 ) -> anyhow::Result<String> {
+    let (name, region, out, dry_run) = (run.name, run.region, run.out, run.dry_run);
     let jwks = keys::jwks(std::slice::from_ref(public_key))?;
     let plan = IdentityProviderPlan::new(name, region, issuer_args.create_private_s3_bucket, jwks)?;
     ensure_output_dir(out)?;
@@ -84,7 +98,7 @@ async fn identity_provider(
         return Ok(dry_run_provider_arn(&plan.partition, &plan.bucket_issuer));
     }
     let opts = idp_options(issuer_args)?;
-    let aws = Aws::connect(region, concurrency.into()).await;
+    let aws = run.connect().await?;
     let outcome = cco_aws::create_identity_provider(&aws, &plan, &opts)
         .await
         .map_err(|e| match e {
@@ -105,16 +119,14 @@ async fn identity_provider(
 async fn create_identity_provider(a: IdentityProviderArgs) -> anyhow::Result<String> {
     validate_name(&a.name)?;
     let (_, public_key) = read_public_key(a.public_key_file.as_deref(), &a.output_dir)?;
-    identity_provider(
-        &a.name,
-        &a.common.region,
-        a.common.concurrency,
-        &public_key,
-        &a.output_dir,
-        &a.issuer,
-        a.dry_run,
-    )
-    .await
+    let run = Run {
+        name: &a.name,
+        region: &a.common.region,
+        concurrency: a.common.concurrency,
+        out: &a.output_dir,
+        dry_run: a.dry_run,
+    };
+    identity_provider(&run, &public_key, &a.issuer).await
 }
 
 fn load_requests(r: &RequestsArgs) -> anyhow::Result<Vec<cco_core::reader::LoadedRequest>> {
@@ -132,15 +144,12 @@ fn load_requests(r: &RequestsArgs) -> anyhow::Result<Vec<cco_core::reader::Loade
 }
 
 async fn roles(
-    name: &str,
-    region: &str,
-    concurrency: u16,
+    run: &Run<'_>,
     provider_arn: &str,
     reqs: &[cco_core::reader::LoadedRequest],
     boundary: Option<&str>,
-    out: &Path,
-    dry_run: bool,
 ) -> anyhow::Result<()> {
+    let (name, out, dry_run) = (run.name, run.out, run.dry_run);
     let plans = plan_roles(reqs, name, provider_arn, boundary)?;
     for p in &plans {
         for n in &p.notes {
@@ -155,8 +164,7 @@ async fn roles(
         return Ok(());
     }
     ensure_dir(&out.join("manifests"), PRIVATE_DIR_MODE)?;
-    let aws = Aws::connect(region, concurrency.into()).await;
-    aws.preflight().await?;
+    let aws = run.connect().await?;
     let total = plans.len();
     let mut done = 0usize;
     let mut write_errors = Vec::new();
@@ -193,15 +201,18 @@ async fn roles(
 async fn create_iam_roles(a: IamRolesArgs) -> anyhow::Result<()> {
     validate_name(&a.name)?;
     let reqs = load_requests(&a.requests)?;
+    let run = Run {
+        name: &a.name,
+        region: &a.common.region,
+        concurrency: a.common.concurrency,
+        out: &a.output_dir,
+        dry_run: a.dry_run,
+    };
     roles(
-        &a.name,
-        &a.common.region,
-        a.common.concurrency,
+        &run,
         &a.identity_provider_arn,
         &reqs,
         a.requests.permissions_boundary_arn.as_deref(),
-        &a.output_dir,
-        a.dry_run,
     )
     .await
 }
@@ -221,27 +232,16 @@ async fn create_all(a: CreateAllArgs) -> anyhow::Result<()> {
         a.requests.permissions_boundary_arn.as_deref(),
     )?;
     let public_key = create_key_pair(&a.output_dir)?;
-    let provider_arn = identity_provider(
-        &a.name,
-        &a.common.region,
-        a.common.concurrency,
-        &public_key,
-        &a.output_dir,
-        &a.issuer,
-        a.dry_run,
-    )
-    .await?;
-    roles(
-        &a.name,
-        &a.common.region,
-        a.common.concurrency,
-        &provider_arn,
-        &reqs,
-        a.requests.permissions_boundary_arn.as_deref(),
-        &a.output_dir,
-        a.dry_run,
-    )
-    .await
+    let run = Run {
+        name: &a.name,
+        region: &a.common.region,
+        concurrency: a.common.concurrency,
+        out: &a.output_dir,
+        dry_run: a.dry_run,
+    };
+    let provider_arn = identity_provider(&run, &public_key, &a.issuer).await?;
+    let boundary = a.requests.permissions_boundary_arn.as_deref();
+    roles(&run, &provider_arn, &reqs, boundary).await
 }
 
 async fn delete(a: DeleteArgs) -> anyhow::Result<()> {

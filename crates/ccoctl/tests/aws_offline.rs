@@ -25,23 +25,44 @@ fn s(p: &Path) -> &str {
 fn create_key_pair_writes_reference_formats_with_private_modes_and_reuses_the_key() {
     let tmp = tempfile::tempdir().expect("tmp");
     let out = tmp.path().join("keys");
-    ok(&ccoctl(None, &["aws", "create-key-pair", "--output-dir", s(&out)]));
-    let private = std::fs::read_to_string(out.join("serviceaccount-signer.private")).expect("private");
+    ok(&ccoctl(
+        None,
+        &["aws", "create-key-pair", "--output-dir", s(&out)],
+    ));
+    let private =
+        std::fs::read_to_string(out.join("serviceaccount-signer.private")).expect("private");
     let public = std::fs::read_to_string(out.join("serviceaccount-signer.public")).expect("public");
     assert!(private.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
     assert!(public.starts_with("-----BEGIN PUBLIC KEY-----"));
     let key = rsa::RsaPublicKey::from_public_key_pem(&public).expect("pkix");
     assert_eq!(rsa::traits::PublicKeyParts::size(&key) * 8, 4096);
-    assert_eq!(std::fs::read_to_string(out.join("tls/bound-service-account-signing-key.key")).expect("tls"), private);
-    for f in ["serviceaccount-signer.private", "serviceaccount-signer.public", "tls/bound-service-account-signing-key.key"] {
+    assert_eq!(
+        std::fs::read_to_string(out.join("tls/bound-service-account-signing-key.key"))
+            .expect("tls"),
+        private
+    );
+    for f in [
+        "serviceaccount-signer.private",
+        "serviceaccount-signer.public",
+        "tls/bound-service-account-signing-key.key",
+    ] {
         assert_eq!(mode(&out.join(f)), 0o600, "{f}");
     }
     assert_eq!(mode(&out), 0o700);
     assert_eq!(mode(&out.join("tls")), 0o700);
     // A second run reuses the private key.
-    ok(&ccoctl(None, &["aws", "create-key-pair", "--output-dir", s(&out)]));
-    assert_eq!(std::fs::read_to_string(out.join("serviceaccount-signer.private")).expect("private"), private);
-    assert_eq!(std::fs::read_to_string(out.join("serviceaccount-signer.public")).expect("public"), public);
+    ok(&ccoctl(
+        None,
+        &["aws", "create-key-pair", "--output-dir", s(&out)],
+    ));
+    assert_eq!(
+        std::fs::read_to_string(out.join("serviceaccount-signer.private")).expect("private"),
+        private
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("serviceaccount-signer.public")).expect("public"),
+        public
+    );
 }
 
 #[test]
@@ -49,29 +70,76 @@ fn dry_run_identity_provider_accepts_a_cluster_public_key_and_derives_the_kubern
     let tmp = tempfile::tempdir().expect("tmp");
     // The migration path: the public key extracted from an existing cluster, in a file of its own.
     let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).expect("keygen");
-    let pem = key.to_public_key().to_public_key_pem(rsa::pkcs8::LineEnding::LF).expect("pem");
+    let pem = key
+        .to_public_key()
+        .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
+        .expect("pem");
     let pubfile = tmp.path().join("serviceaccount-signer.public");
     std::fs::write(&pubfile, &pem).expect("write");
     let out = tmp.path().join("newstscluster");
-    ok(&ccoctl(None, &["aws", "create-identity-provider", "--name", "mig", "--region", "us-east-2",
-        "--public-key-file", s(&pubfile), "--output-dir", s(&out), "--dry-run"]));
-    let jwks: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("03-keys.json")).expect("keys")).expect("json");
+    ok(&ccoctl(
+        None,
+        &[
+            "aws",
+            "create-identity-provider",
+            "--name",
+            "mig",
+            "--region",
+            "us-east-2",
+            "--public-key-file",
+            s(&pubfile),
+            "--output-dir",
+            s(&out),
+            "--dry-run",
+        ],
+    ));
+    let jwks: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("03-keys.json")).expect("keys"))
+            .expect("json");
     let der = key.to_public_key().to_public_key_der().expect("der");
     let kid = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha256(der.as_bytes()));
     assert_eq!(jwks["keys"][0]["kid"], kid.as_str());
     assert_eq!(jwks["keys"][0]["use"], "sig");
-    let disc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("02-openid-configuration")).expect("disc")).expect("json");
-    assert_eq!(disc["issuer"], "https://mig-oidc.s3.us-east-2.amazonaws.com");
-    assert_eq!(disc["response_types_supported"], serde_json::json!(["id_token"]));
-    let idp: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("04-iam-identity-provider.json")).expect("idp")).expect("json");
+    let disc: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("02-openid-configuration")).expect("disc"),
+    )
+    .expect("json");
+    assert_eq!(
+        disc["issuer"],
+        "https://mig-oidc.s3.us-east-2.amazonaws.com"
+    );
+    assert_eq!(
+        disc["response_types_supported"],
+        serde_json::json!(["id_token"])
+    );
+    let idp: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("04-iam-identity-provider.json")).expect("idp"),
+    )
+    .expect("json");
     assert_eq!(idp["Url"], "https://mig-oidc.s3.us-east-2.amazonaws.com");
-    assert_eq!(idp["ThumbprintList"][0], "<enter_tls_fingerprint_for_issuer_url_here>");
-    let bucket: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("01-oidc-bucket.json")).expect("bucket")).expect("json");
-    assert_eq!(bucket["CreateBucketConfiguration"]["LocationConstraint"], "us-east-2");
-    let auth = std::fs::read_to_string(out.join("manifests/cluster-authentication-02-config.yaml")).expect("auth");
+    assert_eq!(
+        idp["ThumbprintList"][0],
+        "<enter_tls_fingerprint_for_issuer_url_here>"
+    );
+    let bucket: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("01-oidc-bucket.json")).expect("bucket"),
+    )
+    .expect("json");
+    assert_eq!(
+        bucket["CreateBucketConfiguration"]["LocationConstraint"],
+        "us-east-2"
+    );
+    let auth = std::fs::read_to_string(out.join("manifests/cluster-authentication-02-config.yaml"))
+        .expect("auth");
     // The seeds/000 awk one-liner must find the issuer as the second field.
-    let line = auth.lines().find(|l| l.contains("serviceAccountIssuer")).expect("line");
-    assert_eq!(line.split_whitespace().nth(1), Some("https://mig-oidc.s3.us-east-2.amazonaws.com"));
+    let line = auth
+        .lines()
+        .find(|l| l.contains("serviceAccountIssuer"))
+        .expect("line");
+    assert_eq!(
+        line.split_whitespace().nth(1),
+        Some("https://mig-oidc.s3.us-east-2.amazonaws.com")
+    );
 }
 
 #[test]
@@ -79,32 +147,84 @@ fn dry_run_create_all_writes_numbered_inputs_and_calls_no_cloud() {
     let tmp = tempfile::tempdir().expect("tmp");
     let out = tmp.path().join("out");
     // ccoctl(None, ..) points the SDK at a closed port: any AWS call would fail the command.
-    let stdout = ok(&ccoctl(None, &["aws", "create-all", "--name", "dry", "--region", "us-east-1",
-        "--credentials-requests-dir", s(&corpus("aws")), "--output-dir", s(&out), "--dry-run"]));
+    let stdout = ok(&ccoctl(
+        None,
+        &[
+            "aws",
+            "create-all",
+            "--name",
+            "dry",
+            "--region",
+            "us-east-1",
+            "--credentials-requests-dir",
+            s(&corpus("aws")),
+            "--output-dir",
+            s(&out),
+            "--dry-run",
+        ],
+    ));
     assert!(!stdout.contains("Identity Provider created"), "{stdout}");
-    let mut names: Vec<String> = std::fs::read_dir(&out).expect("dir").map(|e| e.expect("e").file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .expect("dir")
+        .map(|e| e.expect("e").file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
-    for want in ["01-oidc-bucket.json", "02-openid-configuration", "03-keys.json", "04-iam-identity-provider.json"] {
+    for want in [
+        "01-oidc-bucket.json",
+        "02-openid-configuration",
+        "03-keys.json",
+        "04-iam-identity-provider.json",
+    ] {
         assert!(names.contains(&want.to_string()), "{want} in {names:?}");
     }
-    let roles: Vec<_> = names.iter().filter(|n| n.starts_with("05-") && n.ends_with("-role.json")).collect();
-    let policies: Vec<_> = names.iter().filter(|n| n.starts_with("06-") && n.ends_with("-policy.json")).collect();
+    let roles: Vec<_> = names
+        .iter()
+        .filter(|n| n.starts_with("05-") && n.ends_with("-role.json"))
+        .collect();
+    let policies: Vec<_> = names
+        .iter()
+        .filter(|n| n.starts_with("06-") && n.ends_with("-policy.json"))
+        .collect();
     assert_eq!((roles.len(), policies.len()), (7, 7));
-    let role: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join(roles[0])).expect("role")).expect("json");
-    let trust: serde_json::Value = serde_json::from_str(role["AssumeRolePolicyDocument"].as_str().expect("doc")).expect("json");
+    let role: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join(roles[0])).expect("role"))
+            .expect("json");
+    let trust: serde_json::Value =
+        serde_json::from_str(role["AssumeRolePolicyDocument"].as_str().expect("doc"))
+            .expect("json");
     assert_eq!(
         trust["Statement"][0]["Principal"]["Federated"],
         "arn:aws:iam::<enter_aws_account_id_here>:oidc-provider/dry-oidc.s3.us-east-1.amazonaws.com"
     );
-    assert!(!out.join("manifests").join("openshift-ingress-operator-cloud-credentials-credentials.yaml").exists(), "a dry run writes no Secret");
+    assert!(
+        !out.join("manifests")
+            .join("openshift-ingress-operator-cloud-credentials-credentials.yaml")
+            .exists(),
+        "a dry run writes no Secret"
+    );
 }
 
 #[test]
 fn dry_run_private_bucket_writes_the_cloudfront_files() {
     let tmp = tempfile::tempdir().expect("tmp");
     let out = tmp.path().join("out");
-    ok(&ccoctl(None, &["aws", "create-all", "--name", "dryp", "--region", "eu-west-1", "--create-private-s3-bucket",
-        "--credentials-requests-dir", s(&corpus("aws")), "--output-dir", s(&out), "--dry-run"]));
+    ok(&ccoctl(
+        None,
+        &[
+            "aws",
+            "create-all",
+            "--name",
+            "dryp",
+            "--region",
+            "eu-west-1",
+            "--create-private-s3-bucket",
+            "--credentials-requests-dir",
+            s(&corpus("aws")),
+            "--output-dir",
+            s(&out),
+            "--dry-run",
+        ],
+    ));
     for f in [
         "05-cloudfront-origin-access-control.json",
         "06-put-bucket-policy-to-allow-origin-access-control.json",
@@ -114,24 +234,60 @@ fn dry_run_private_bucket_writes_the_cloudfront_files() {
         assert!(out.join(f).exists(), "{f}");
     }
     let disc = std::fs::read_to_string(out.join("02-openid-configuration")).expect("disc");
-    assert!(disc.contains("https://<enter_cloudfront_distribution_url_here>"), "{disc}");
-    let dist: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("08-cloudfront-distribution.json")).expect("d")).expect("json");
+    assert!(
+        disc.contains("https://<enter_cloudfront_distribution_url_here>"),
+        "{disc}"
+    );
+    let dist: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("08-cloudfront-distribution.json")).expect("d"),
+    )
+    .expect("json");
     let cfg = &dist["DistributionConfigWithTags"]["DistributionConfig"];
-    assert_eq!(cfg["DefaultCacheBehavior"]["ViewerProtocolPolicy"], "https-only");
-    assert_eq!(cfg["DefaultCacheBehavior"]["AllowedMethods"]["Items"], serde_json::json!(["GET", "HEAD"]));
+    assert_eq!(
+        cfg["DefaultCacheBehavior"]["ViewerProtocolPolicy"],
+        "https-only"
+    );
+    assert_eq!(
+        cfg["DefaultCacheBehavior"]["AllowedMethods"]["Items"],
+        serde_json::json!(["GET", "HEAD"])
+    );
 }
 
 #[test]
 fn dry_run_create_iam_roles_needs_no_identity_provider_in_the_cloud() {
     let tmp = tempfile::tempdir().expect("tmp");
     let out = tmp.path().join("out");
-    ok(&ccoctl(None, &["aws", "create-iam-roles", "--name", "r", "--region", "us-east-1",
-        "--identity-provider-arn", "arn:aws:iam::111122223333:oidc-provider/x.example.com",
-        "--credentials-requests-dir", s(&corpus("aws")), "--output-dir", s(&out), "--dry-run"]));
-    let policy = std::fs::read_dir(&out).expect("dir").map(|e| e.expect("e").path()).find(|p| p.to_string_lossy().contains("ebs-cloud-credentials-policy")).expect("policy file");
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(policy).expect("read")).expect("json");
-    let doc: serde_json::Value = serde_json::from_str(v["PolicyDocument"].as_str().expect("doc")).expect("json");
-    assert_eq!(doc["Statement"][2]["Condition"]["Bool"]["kms:GrantIsForAWSResource"], true);
+    ok(&ccoctl(
+        None,
+        &[
+            "aws",
+            "create-iam-roles",
+            "--name",
+            "r",
+            "--region",
+            "us-east-1",
+            "--identity-provider-arn",
+            "arn:aws:iam::111122223333:oidc-provider/x.example.com",
+            "--credentials-requests-dir",
+            s(&corpus("aws")),
+            "--output-dir",
+            s(&out),
+            "--dry-run",
+        ],
+    ));
+    let policy = std::fs::read_dir(&out)
+        .expect("dir")
+        .map(|e| e.expect("e").path())
+        .find(|p| p.to_string_lossy().contains("ebs-cloud-credentials-policy"))
+        .expect("policy file");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(policy).expect("read")).expect("json");
+    let doc: serde_json::Value =
+        serde_json::from_str(v["PolicyDocument"].as_str().expect("doc")).expect("json");
+    assert_eq!(
+        doc["Statement"][2]["Condition"]["Bool"]["kms:GrantIsForAWSResource"],
+        true
+    );
 }
 
 // ---- bad inputs: each names the file, the document and the field, and says what to do ----
@@ -146,9 +302,24 @@ fn requests_dir(tmp: &Path, body: &str) -> std::path::PathBuf {
 const GOOD: &str = "apiVersion: cloudcredential.openshift.io/v1\nkind: CredentialsRequest\nmetadata: {name: good, namespace: x}\nspec:\n  secretRef: {name: s, namespace: ns}\n  serviceAccountNames: [sa]\n  providerSpec: {kind: AWSProviderSpec, statementEntries: [{effect: Allow, action: ['s3:*'], resource: '*'}]}\n";
 
 fn roles_dry_run(dir: &Path, out: &Path) -> std::process::Output {
-    ccoctl(None, &["aws", "create-iam-roles", "--name", "n", "--region", "us-east-1",
-        "--identity-provider-arn", "arn:aws:iam::1:oidc-provider/h", "--credentials-requests-dir", s(dir),
-        "--output-dir", s(out), "--dry-run"])
+    ccoctl(
+        None,
+        &[
+            "aws",
+            "create-iam-roles",
+            "--name",
+            "n",
+            "--region",
+            "us-east-1",
+            "--identity-provider-arn",
+            "arn:aws:iam::1:oidc-provider/h",
+            "--credentials-requests-dir",
+            s(dir),
+            "--output-dir",
+            s(out),
+            "--dry-run",
+        ],
+    )
 }
 
 #[test]
@@ -156,38 +327,67 @@ fn malformed_yaml_is_reported_with_file_and_document() {
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = requests_dir(tmp.path(), &format!("{GOOD}---\nkind: [oops\n"));
     let err = failed(&roles_dry_run(&dir, &tmp.path().join("o")));
-    assert!(err.contains("bad.yaml (document 1)") && err.contains("malformed YAML"), "{err}");
+    assert!(
+        err.contains("bad.yaml (document 1)") && err.contains("malformed YAML"),
+        "{err}"
+    );
 }
 
 #[test]
 fn missing_secret_ref_is_reported_with_the_field() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let dir = requests_dir(tmp.path(), &GOOD.replace("  secretRef: {name: s, namespace: ns}\n", ""));
+    let dir = requests_dir(
+        tmp.path(),
+        &GOOD.replace("  secretRef: {name: s, namespace: ns}\n", ""),
+    );
     let err = failed(&roles_dry_run(&dir, &tmp.path().join("o")));
-    assert!(err.contains("bad.yaml (document 0)") && err.contains("CredentialsRequest good") && err.contains("spec.secretRef"), "{err}");
+    assert!(
+        err.contains("bad.yaml (document 0)")
+            && err.contains("CredentialsRequest good")
+            && err.contains("spec.secretRef"),
+        "{err}"
+    );
 }
 
 #[test]
 fn missing_service_accounts_is_reported_with_the_field() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let dir = requests_dir(tmp.path(), &GOOD.replace("  serviceAccountNames: [sa]\n", ""));
+    let dir = requests_dir(
+        tmp.path(),
+        &GOOD.replace("  serviceAccountNames: [sa]\n", ""),
+    );
     let err = failed(&roles_dry_run(&dir, &tmp.path().join("o")));
-    assert!(err.contains("bad.yaml (document 0)") && err.contains("spec.serviceAccountNames"), "{err}");
+    assert!(
+        err.contains("bad.yaml (document 0)") && err.contains("spec.serviceAccountNames"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_field_of_the_wrong_type_is_reported_with_its_path() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let dir = requests_dir(tmp.path(), &GOOD.replace("action: ['s3:*']", "action: 's3:*'"));
+    let dir = requests_dir(
+        tmp.path(),
+        &GOOD.replace("action: ['s3:*']", "action: 's3:*'"),
+    );
     let err = failed(&roles_dry_run(&dir, &tmp.path().join("o")));
-    assert!(err.contains("spec.providerSpec.statementEntries[0].action"), "{err}");
+    assert!(
+        err.contains("spec.providerSpec.statementEntries[0].action"),
+        "{err}"
+    );
 }
 
 #[test]
 fn an_unreadable_requests_directory_is_reported() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let err = failed(&roles_dry_run(&tmp.path().join("missing"), &tmp.path().join("o")));
-    assert!(err.contains("missing") && err.contains("--credentials-requests-dir"), "{err}");
+    let err = failed(&roles_dry_run(
+        &tmp.path().join("missing"),
+        &tmp.path().join("o"),
+    ));
+    assert!(
+        err.contains("missing") && err.contains("--credentials-requests-dir"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -200,8 +400,21 @@ fn an_unknown_flag_is_a_usage_error() {
 #[test]
 fn an_invalid_name_is_refused_before_anything_happens() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let err = failed(&ccoctl(None, &["aws", "create-all", "--name", "Bad_Name", "--region", "us-east-1",
-        "--credentials-requests-dir", s(&corpus("aws")), "--output-dir", s(&tmp.path().join("o"))]));
+    let err = failed(&ccoctl(
+        None,
+        &[
+            "aws",
+            "create-all",
+            "--name",
+            "Bad_Name",
+            "--region",
+            "us-east-1",
+            "--credentials-requests-dir",
+            s(&corpus("aws")),
+            "--output-dir",
+            s(&tmp.path().join("o")),
+        ],
+    ));
     assert!(err.contains("--name") && err.contains("lowercase"), "{err}");
     assert!(!tmp.path().join("o").exists(), "nothing was written");
 }
@@ -210,25 +423,72 @@ fn an_invalid_name_is_refused_before_anything_happens() {
 fn an_unreachable_endpoint_fails_with_advice() {
     let tmp = tempfile::tempdir().expect("tmp");
     let out = tmp.path().join("o");
-    let err = failed(&ccoctl(None, &["aws", "create-iam-roles", "--name", "n", "--region", "us-east-1",
-        "--identity-provider-arn", "arn:aws:iam::1:oidc-provider/h", "--credentials-requests-dir", s(&corpus("aws")),
-        "--output-dir", s(&out)]));
-    assert!(err.contains("cannot reach the AWS endpoint") && err.contains("AWS_ENDPOINT_URL"), "{err}");
-    assert!(!err.contains("DispatchFailure"), "no debug dump in user-facing errors: {err}");
+    let err = failed(&ccoctl(
+        None,
+        &[
+            "aws",
+            "create-iam-roles",
+            "--name",
+            "n",
+            "--region",
+            "us-east-1",
+            "--identity-provider-arn",
+            "arn:aws:iam::1:oidc-provider/h",
+            "--credentials-requests-dir",
+            s(&corpus("aws")),
+            "--output-dir",
+            s(&out),
+        ],
+    ));
+    assert!(
+        err.contains("cannot reach the AWS endpoint") && err.contains("AWS_ENDPOINT_URL"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("DispatchFailure"),
+        "no debug dump in user-facing errors: {err}"
+    );
 }
 
 #[test]
 fn a_bad_identity_provider_arn_is_refused() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let err = failed(&ccoctl(None, &["aws", "create-iam-roles", "--name", "n", "--region", "us-east-1",
-        "--identity-provider-arn", "arn:aws:iam::1:role/nope", "--credentials-requests-dir", s(&corpus("aws")),
-        "--output-dir", s(&tmp.path().join("o")), "--dry-run"]));
+    let err = failed(&ccoctl(
+        None,
+        &[
+            "aws",
+            "create-iam-roles",
+            "--name",
+            "n",
+            "--region",
+            "us-east-1",
+            "--identity-provider-arn",
+            "arn:aws:iam::1:role/nope",
+            "--credentials-requests-dir",
+            s(&corpus("aws")),
+            "--output-dir",
+            s(&tmp.path().join("o")),
+            "--dry-run",
+        ],
+    ));
     assert!(err.contains("--identity-provider-arn"), "{err}");
 }
 
 #[test]
 fn a_bad_thumbprint_is_a_usage_error() {
-    let out = ccoctl(None, &["aws", "create-identity-provider", "--name", "x", "--region", "us-east-1", "--issuer-thumbprint", "xyz"]);
+    let out = ccoctl(
+        None,
+        &[
+            "aws",
+            "create-identity-provider",
+            "--name",
+            "x",
+            "--region",
+            "us-east-1",
+            "--issuer-thumbprint",
+            "xyz",
+        ],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("40 hexadecimal digits"));
 }
@@ -236,19 +496,45 @@ fn a_bad_thumbprint_is_a_usage_error() {
 #[test]
 fn a_missing_public_key_says_how_to_make_one() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let err = failed(&ccoctl(None, &["aws", "create-identity-provider", "--name", "x", "--region", "us-east-1",
-        "--output-dir", s(tmp.path()), "--dry-run"]));
-    assert!(err.contains("serviceaccount-signer.public") && err.contains("create-key-pair"), "{err}");
+    let err = failed(&ccoctl(
+        None,
+        &[
+            "aws",
+            "create-identity-provider",
+            "--name",
+            "x",
+            "--region",
+            "us-east-1",
+            "--output-dir",
+            s(tmp.path()),
+            "--dry-run",
+        ],
+    ));
+    assert!(
+        err.contains("serviceaccount-signer.public") && err.contains("create-key-pair"),
+        "{err}"
+    );
 }
 
 #[test]
 fn help_lists_every_reference_flag() {
     let out = ok(&ccoctl(None, &["aws", "create-all", "--help"]));
-    for flag in ["--name", "--region", "--output-dir", "--credentials-requests-dir", "--permissions-boundary-arn",
-        "--enable-tech-preview", "--create-private-s3-bucket", "--dry-run"] {
+    for flag in [
+        "--name",
+        "--region",
+        "--output-dir",
+        "--credentials-requests-dir",
+        "--permissions-boundary-arn",
+        "--enable-tech-preview",
+        "--create-private-s3-bucket",
+        "--dry-run",
+    ] {
         assert!(out.contains(flag), "{flag}");
     }
-    let out = ok(&ccoctl(None, &["aws", "create-identity-provider", "--help"]));
+    let out = ok(&ccoctl(
+        None,
+        &["aws", "create-identity-provider", "--help"],
+    ));
     assert!(out.contains("--public-key-file"));
     let out = ok(&ccoctl(None, &["aws", "create-iam-roles", "--help"]));
     assert!(out.contains("--identity-provider-arn"));

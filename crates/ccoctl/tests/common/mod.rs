@@ -18,7 +18,9 @@ pub fn corpus(cloud: &str) -> PathBuf {
 /// Runs ccoctl with `args`, talking to `moto` (or nothing, when `None`).
 pub fn ccoctl(moto: Option<&Moto>, args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ccoctl"));
-    cmd.args(args).env_remove("AWS_PROFILE").env("NO_COLOR", "1");
+    cmd.args(args)
+        .env_remove("AWS_PROFILE")
+        .env("NO_COLOR", "1");
     match moto {
         Some(m) => {
             for (k, v) in m.env() {
@@ -66,10 +68,14 @@ pub async fn clients(moto: &Moto, region: &str) -> Clients {
     let conf = aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(&moto.endpoint)
         .region(Region::new(region.to_string()))
-        .credentials_provider(aws_sdk_iam::config::Credentials::new("testing", "testing", None, None, "test"))
+        .credentials_provider(aws_sdk_iam::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
         .load()
         .await;
-    let s3 = aws_sdk_s3::config::Builder::from(&conf).force_path_style(true).build();
+    let s3 = aws_sdk_s3::config::Builder::from(&conf)
+        .force_path_style(true)
+        .build();
     Clients {
         iam: aws_sdk_iam::Client::new(&conf),
         s3: aws_sdk_s3::Client::from_conf(s3),
@@ -82,7 +88,13 @@ pub async fn role_names(c: &Clients) -> Vec<String> {
     let mut out = Vec::new();
     let mut marker = None;
     loop {
-        let r = c.iam.list_roles().set_marker(marker).send().await.expect("list roles");
+        let r = c
+            .iam
+            .list_roles()
+            .set_marker(marker)
+            .send()
+            .await
+            .expect("list roles");
         out.extend(r.roles().iter().map(|r| r.role_name().to_string()));
         if r.is_truncated() {
             marker = r.marker().map(str::to_owned);
@@ -97,12 +109,23 @@ pub async fn tagged_leftovers(c: &Clients, name: &str) -> Vec<String> {
     let key = format!("openshift.io/cloud-credential-operator/{name}");
     let mut left = Vec::new();
     for r in role_names(c).await {
-        let t = c.iam.list_role_tags().role_name(&r).send().await.expect("tags");
+        let t = c
+            .iam
+            .list_role_tags()
+            .role_name(&r)
+            .send()
+            .await
+            .expect("tags");
         if t.tags().iter().any(|t| t.key() == key) {
             left.push(format!("role {r}"));
         }
     }
-    let p = c.iam.list_open_id_connect_providers().send().await.expect("providers");
+    let p = c
+        .iam
+        .list_open_id_connect_providers()
+        .send()
+        .await
+        .expect("providers");
     for e in p.open_id_connect_provider_list() {
         let arn = e.arn().expect("arn");
         let t = c
@@ -125,11 +148,22 @@ pub async fn tagged_leftovers(c: &Clients, name: &str) -> Vec<String> {
             }
         }
     }
-    let d = c.cf.list_distributions().send().await.expect("distributions");
+    let d =
+        c.cf.list_distributions()
+            .send()
+            .await
+            .expect("distributions");
     if let Some(list) = d.distribution_list() {
         for dist in list.items() {
-            let t = c.cf.list_tags_for_resource().resource(dist.arn()).send().await.expect("tags");
-            if t.tags().is_some_and(|t| t.items().iter().any(|t| t.key() == key)) {
+            let t =
+                c.cf.list_tags_for_resource()
+                    .resource(dist.arn())
+                    .send()
+                    .await
+                    .expect("tags");
+            if t.tags()
+                .is_some_and(|t| t.items().iter().any(|t| t.key() == key))
+            {
                 left.push(format!("distribution {}", dist.id()));
             }
         }
@@ -139,7 +173,9 @@ pub async fn tagged_leftovers(c: &Clients, name: &str) -> Vec<String> {
 
 /// IAM returns policy documents percent-encoded, as real AWS does.
 pub fn decode_policy(doc: &str) -> serde_json::Value {
-    let s = percent_encoding::percent_decode_str(doc).decode_utf8().expect("utf8");
+    let s = percent_encoding::percent_decode_str(doc)
+        .decode_utf8()
+        .expect("utf8");
     serde_json::from_str(&s).expect("policy json")
 }
 
@@ -157,7 +193,10 @@ pub fn synthetic_requests(dir: &Path, n: usize) {
             .map(|e| e.expect("entry").path())
             .collect();
         files.sort();
-        files.iter().map(|f| std::fs::read_to_string(f).expect("read")).collect()
+        files
+            .iter()
+            .map(|f| std::fs::read_to_string(f).expect("read"))
+            .collect()
     };
     for i in 0..n {
         let base = &corpus[i % corpus.len()];
@@ -165,6 +204,10 @@ pub fn synthetic_requests(dir: &Path, n: usize) {
         v["metadata"]["name"] = format!("synthetic-{i}").into();
         v["spec"]["secretRef"]["name"] = format!("secret-{i}").into();
         v["spec"]["secretRef"]["namespace"] = format!("ns-{}", i % 13).into();
-        std::fs::write(dir.join(format!("req-{i:04}.yaml")), serde_yaml::to_string(&v).expect("ser")).expect("write");
+        std::fs::write(
+            dir.join(format!("req-{i:04}.yaml")),
+            serde_yaml::to_string(&v).expect("ser"),
+        )
+        .expect("write");
     }
 }

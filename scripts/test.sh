@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every check and test of the project on a fresh machine:
+#   1. installs the Python emulators into .venv (moto[server]),
+#   2. builds (or reuses from cache) kube-apiserver and etcd from their Go modules,
+#   3. rustfmt --check, clippy -D warnings, and the whole cargo test suite.
+# Idempotent; what is already installed is reused.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+step() { printf '\n==> %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
+
+step "Python emulators"
+bash scripts/setup-python.sh
+
+step "kube-apiserver and etcd (cached build)"
+CCO_KUBE_BIN_DIR="$(bash tools/kube/build.sh | tail -n1)"
+export CCO_KUBE_BIN_DIR
+
+step "rustfmt"
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "tests"
+cargo test --workspace --no-fail-fast -- --test-threads="${TEST_THREADS:-4}"
