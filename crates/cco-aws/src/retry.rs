@@ -41,3 +41,75 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn service(code: &str, message: &str) -> AwsError {
+        AwsError::Service {
+            op: "iam:PutRolePolicy",
+            resource: "r".into(),
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn not_yet_visible_entities_are_retried_until_they_appear() {
+        let calls = AtomicUsize::new(0);
+        let got = eventually(|| async {
+            if calls.fetch_add(1, Ordering::SeqCst) < 3 {
+                Err(service("NoSuchEntity", "The role cannot be found"))
+            } else {
+                Ok(7)
+            }
+        })
+        .await
+        .expect("eventually succeeds");
+        assert_eq!((got, calls.load(Ordering::SeqCst)), (7, 4));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trust_policy_naming_an_unpropagated_provider_is_retried() {
+        let calls = AtomicUsize::new(0);
+        eventually(|| async {
+            if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                Err(service(
+                    "MalformedPolicyDocument",
+                    "Invalid principal in policy",
+                ))
+            } else {
+                Ok(())
+            }
+        })
+        .await
+        .expect("retried");
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn real_errors_are_not_retried_and_retries_are_bounded() {
+        let calls = AtomicUsize::new(0);
+        let err = eventually(|| async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err::<(), _>(service(
+                "MalformedPolicyDocument",
+                "Syntax errors in policy",
+            ))
+        })
+        .await
+        .expect_err("fails");
+        assert_eq!(err.code(), Some("MalformedPolicyDocument"));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let calls = AtomicUsize::new(0);
+        eventually(|| async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err::<(), _>(service("NoSuchEntity", "gone"))
+        })
+        .await
+        .expect_err("gives up");
+        assert!(calls.load(Ordering::SeqCst) < 20);
+    }
+}
