@@ -9,6 +9,7 @@
 pub mod aws;
 pub mod fsutil;
 pub mod keys;
+pub mod nutanix;
 pub mod oidc;
 pub mod reader;
 pub mod secrets;

@@ -29,7 +29,9 @@ pub fn moto_server_path() -> anyhow::Result<PathBuf> {
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join(".venv"));
     let bin = venv.join("bin/moto_server");
-    let mut done = SETUP.lock().map_err(|_| anyhow::anyhow!("setup lock poisoned"))?;
+    let mut done = SETUP
+        .lock()
+        .map_err(|_| anyhow::anyhow!("setup lock poisoned"))?;
     if !bin.exists() && !*done {
         let status = Command::new("bash")
             .arg(repo_root().join("scripts/setup-python.sh"))

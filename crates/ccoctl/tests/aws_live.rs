@@ -667,33 +667,140 @@ async fn migration_flow_identity_provider_then_roles_from_its_printed_arn() {
     use rsa::pkcs8::EncodePublicKey;
     std::fs::write(
         dir.join("serviceaccount-signer.public"),
-        key.to_public_key().to_public_key_pem(rsa::pkcs8::LineEnding::LF).expect("pem"),
+        key.to_public_key()
+            .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
+            .expect("pem"),
     )
     .expect("write");
-    let stdout = ok(&ccoctl(Some(&moto), &["aws", "create-identity-provider", "--output-dir", dir.to_str().expect("utf8"),
-        "--name", "newsts", "--region", "us-east-2", "--issuer-thumbprint", THUMBPRINT]));
+    let stdout = ok(&ccoctl(
+        Some(&moto),
+        &[
+            "aws",
+            "create-identity-provider",
+            "--output-dir",
+            dir.to_str().expect("utf8"),
+            "--name",
+            "newsts",
+            "--region",
+            "us-east-2",
+            "--issuer-thumbprint",
+            THUMBPRINT,
+        ],
+    ));
     let last = stdout.lines().last().expect("output");
     let arn = last.rsplit(' ').next().expect("arn");
-    assert_eq!(arn, "arn:aws:iam::123456789012:oidc-provider/newsts-oidc.s3.us-east-2.amazonaws.com", "{stdout}");
-    assert!(!dir.join("serviceaccount-signer.private").exists(), "no private key is made in this flow");
-    ok(&ccoctl(Some(&moto), &["aws", "create-iam-roles", "--output-dir", dir.to_str().expect("utf8"), "--name", "newsts",
-        "--identity-provider-arn", arn, "--region", "us-east-2", "--credentials-requests-dir", corpus("aws").to_str().expect("utf8")]));
+    assert_eq!(
+        arn, "arn:aws:iam::123456789012:oidc-provider/newsts-oidc.s3.us-east-2.amazonaws.com",
+        "{stdout}"
+    );
+    assert!(
+        !dir.join("serviceaccount-signer.private").exists(),
+        "no private key is made in this flow"
+    );
+    ok(&ccoctl(
+        Some(&moto),
+        &[
+            "aws",
+            "create-iam-roles",
+            "--output-dir",
+            dir.to_str().expect("utf8"),
+            "--name",
+            "newsts",
+            "--identity-provider-arn",
+            arn,
+            "--region",
+            "us-east-2",
+            "--credentials-requests-dir",
+            corpus("aws").to_str().expect("utf8"),
+        ],
+    ));
     let c = clients(&moto, "us-east-2").await;
     assert_eq!(role_names(&c).await.len(), 7);
-    assert_eq!(std::fs::read_dir(dir.join("manifests")).expect("manifests").count(), 8);
+    assert_eq!(
+        std::fs::read_dir(dir.join("manifests"))
+            .expect("manifests")
+            .count(),
+        8
+    );
     // Rotation: a new key is published beside the old one.
     let key2 = rsa::RsaPrivateKey::new(&mut rand_core(), 2048).expect("keygen");
     let new_pub = tmp.path().join("next.pub");
-    std::fs::write(&new_pub, key2.to_public_key().to_public_key_pem(rsa::pkcs8::LineEnding::LF).expect("pem")).expect("write");
-    ok(&ccoctl(Some(&moto), &["aws", "create-identity-provider", "--output-dir", dir.to_str().expect("utf8"), "--name", "newsts",
-        "--region", "us-east-2", "--issuer-thumbprint", THUMBPRINT, "--public-key-file", new_pub.to_str().expect("utf8")]));
-    let keys = c.s3.get_object().bucket("newsts-oidc").key("keys.json").send().await.expect("keys");
-    let keys: serde_json::Value = serde_json::from_slice(&keys.body.collect().await.expect("body").into_bytes()).expect("json");
-    assert_eq!(keys["keys"].as_array().expect("keys").len(), 2, "old and new keys side by side");
-    ok(&ccoctl(Some(&moto), &["aws", "create-identity-provider", "--output-dir", dir.to_str().expect("utf8"), "--name", "newsts",
-        "--region", "us-east-2", "--issuer-thumbprint", THUMBPRINT, "--public-key-file", new_pub.to_str().expect("utf8"), "--prune-old-keys"]));
-    let keys = c.s3.get_object().bucket("newsts-oidc").key("keys.json").send().await.expect("keys");
-    let keys: serde_json::Value = serde_json::from_slice(&keys.body.collect().await.expect("body").into_bytes()).expect("json");
+    std::fs::write(
+        &new_pub,
+        key2.to_public_key()
+            .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
+            .expect("pem"),
+    )
+    .expect("write");
+    ok(&ccoctl(
+        Some(&moto),
+        &[
+            "aws",
+            "create-identity-provider",
+            "--output-dir",
+            dir.to_str().expect("utf8"),
+            "--name",
+            "newsts",
+            "--region",
+            "us-east-2",
+            "--issuer-thumbprint",
+            THUMBPRINT,
+            "--public-key-file",
+            new_pub.to_str().expect("utf8"),
+        ],
+    ));
+    let keys =
+        c.s3.get_object()
+            .bucket("newsts-oidc")
+            .key("keys.json")
+            .send()
+            .await
+            .expect("keys");
+    let keys: serde_json::Value =
+        serde_json::from_slice(&keys.body.collect().await.expect("body").into_bytes())
+            .expect("json");
+    assert_eq!(
+        keys["keys"].as_array().expect("keys").len(),
+        2,
+        "old and new keys side by side"
+    );
+    ok(&ccoctl(
+        Some(&moto),
+        &[
+            "aws",
+            "create-identity-provider",
+            "--output-dir",
+            dir.to_str().expect("utf8"),
+            "--name",
+            "newsts",
+            "--region",
+            "us-east-2",
+            "--issuer-thumbprint",
+            THUMBPRINT,
+            "--public-key-file",
+            new_pub.to_str().expect("utf8"),
+            "--prune-old-keys",
+        ],
+    ));
+    let keys =
+        c.s3.get_object()
+            .bucket("newsts-oidc")
+            .key("keys.json")
+            .send()
+            .await
+            .expect("keys");
+    let keys: serde_json::Value =
+        serde_json::from_slice(&keys.body.collect().await.expect("body").into_bytes())
+            .expect("json");
     assert_eq!(keys["keys"].as_array().expect("keys").len(), 1);
-    assert_eq!(c.iam.list_open_id_connect_providers().send().await.expect("l").open_id_connect_provider_list().len(), 1);
+    assert_eq!(
+        c.iam
+            .list_open_id_connect_providers()
+            .send()
+            .await
+            .expect("l")
+            .open_id_connect_provider_list()
+            .len(),
+        1
+    );
 }
