@@ -1,0 +1,194 @@
+//! The admission decision as a pure function.
+//!
+//! [`admit`] takes the `AdmissionRequest` (the pod kept as raw JSON inside a `DynamicObject`),
+//! the [`WebhookConfig`] and the metadata of the pod's ServiceAccount as looked up by the caller,
+//! and returns the `AdmissionResponse`. It does no I/O, so every behaviour of the webhook is
+//! unit-tested here without HTTP or a cluster; `server` only parses, looks the ServiceAccount up
+//! and serializes.
+//!
+//! Flow: each cloud planner (`aws`, `azure`, `gcp`) returns a [`Decision`]; any refusal denies
+//! the pod with the planner's message; the injections are turned into a minimal JSON patch by
+//! [`crate::patch::plan_patch`]; planner warnings become admission warnings shown by kubectl.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use json_patch::Patch;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
+use kube::core::DynamicObject;
+
+use crate::config::WebhookConfig;
+use crate::patch::{plan_patch, Cloud, Injection};
+use crate::pod::PodView;
+use crate::{aws, azure, gcp};
+
+/// What one cloud planner wants for a pod.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// The cloud does not apply to this pod.
+    Skip,
+    /// The cloud applies; add this.
+    Inject(Injection),
+    /// The pod's configuration is invalid for this cloud; deny admission with this message.
+    Refuse(String),
+}
+
+/// Coarse result of an admission, for metrics and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Allowed without changes.
+    Allowed,
+    /// Allowed with a patch.
+    Patched,
+    /// Denied because of invalid identity annotations.
+    Denied,
+    /// The request could not be understood.
+    Invalid,
+}
+
+impl Verdict {
+    /// Lower-case name used in metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allowed => "allowed",
+            Verdict::Patched => "patched",
+            Verdict::Denied => "denied",
+            Verdict::Invalid => "invalid",
+        }
+    }
+}
+
+/// The response plus what happened, for the caller's metrics and logs.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The response to send back.
+    pub response: AdmissionResponse,
+    /// Coarse result.
+    pub verdict: Verdict,
+    /// Clouds that changed the pod.
+    pub mutated: BTreeSet<Cloud>,
+}
+
+impl Outcome {
+    fn new(response: AdmissionResponse, verdict: Verdict) -> Self {
+        Self {
+            response,
+            verdict,
+            mutated: BTreeSet::new(),
+        }
+    }
+}
+
+/// The `(namespace, name)` of the ServiceAccount to look up before calling [`admit`], or `None`
+/// when the request is not a pod creation the webhook acts on.
+pub fn pod_service_account(req: &AdmissionRequest<DynamicObject>) -> Option<(String, String)> {
+    if !is_pod_create(req) {
+        return None;
+    }
+    let obj = req.object.as_ref()?;
+    let namespace = req
+        .namespace
+        .clone()
+        .or_else(|| obj.metadata.namespace.clone())
+        .filter(|n| !n.is_empty())?;
+    let name = ["serviceAccountName", "serviceAccount"]
+        .iter()
+        .find_map(|k| {
+            obj.data
+                .get("spec")
+                .and_then(|s| s.get(*k))
+                .and_then(|v| v.as_str())
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or("default");
+    Some((namespace, name.to_string()))
+}
+
+fn is_pod_create(req: &AdmissionRequest<DynamicObject>) -> bool {
+    req.kind.group.is_empty()
+        && req.kind.kind == "Pod"
+        && req.operation == Operation::Create
+        && req.sub_resource.as_deref().unwrap_or("").is_empty()
+}
+
+/// Decide the admission of `req`. `service_account` is the metadata of the pod's
+/// ServiceAccount, `None` when it could not be found.
+pub fn admit(
+    req: &AdmissionRequest<DynamicObject>,
+    cfg: &WebhookConfig,
+    service_account: Option<&ObjectMeta>,
+) -> Outcome {
+    let allowed = AdmissionResponse::from(req);
+    if !is_pod_create(req) {
+        return Outcome::new(allowed, Verdict::Allowed);
+    }
+    let Some(obj) = req.object.as_ref() else {
+        return Outcome::new(
+            AdmissionResponse::invalid("pod CREATE request without an object"),
+            Verdict::Invalid,
+        );
+    };
+    let pod_json = match serde_json::to_value(obj) {
+        Ok(v) => v,
+        Err(e) => {
+            return Outcome::new(
+                AdmissionResponse::invalid(format!("pod object: {e}")),
+                Verdict::Invalid,
+            )
+        }
+    };
+    let pod = PodView::new(&pod_json);
+
+    let empty = BTreeMap::new();
+    let sa_annotations = service_account
+        .and_then(|m| m.annotations.as_ref())
+        .unwrap_or(&empty);
+
+    let mut warnings = Vec::new();
+    if service_account.is_none() && pod.label(azure::USE_LABEL) == Some("true") {
+        warnings.push(format!(
+            "ServiceAccount {:?} was not found; workload identity not injected",
+            pod.service_account_name()
+        ));
+    }
+
+    let decisions = [
+        aws::plan(&pod, sa_annotations, &cfg.aws, &mut warnings),
+        azure::plan(&pod, sa_annotations, &cfg.azure, &mut warnings),
+        gcp::plan(&pod, sa_annotations, &cfg.gcp, &mut warnings),
+    ];
+    let mut injections = Vec::new();
+    for decision in decisions {
+        match decision {
+            Decision::Skip => {}
+            Decision::Inject(i) => injections.push(i),
+            Decision::Refuse(message) => {
+                return Outcome::new(allowed.deny(message), Verdict::Denied);
+            }
+        }
+    }
+
+    let planned = plan_patch(&pod, &injections);
+    let mut response = allowed;
+    if !warnings.is_empty() {
+        response.warnings = Some(warnings);
+    }
+    if planned.ops.is_empty() {
+        return Outcome::new(response, Verdict::Allowed);
+    }
+    match response.clone().with_patch(Patch(planned.ops)) {
+        Ok(response) => Outcome {
+            response,
+            verdict: Verdict::Patched,
+            mutated: planned.changed,
+        },
+        Err(e) => Outcome::new(
+            AdmissionResponse::invalid(format!("serializing patch: {e}")),
+            Verdict::Invalid,
+        ),
+    }
+}
+
+#[cfg(test)]
+#[path = "handler_tests.rs"]
+mod tests;

@@ -1,0 +1,348 @@
+//! From "what a cloud wants in the pod" to the smallest RFC 6902 patch that gets it there.
+//!
+//! Each cloud module produces an [`Injection`]: one projected volume, where to mount it, groups
+//! of environment variables, containers to leave alone and pod annotations. [`plan_patch`]
+//! compares the injections with the raw pod and emits only `add` operations for what is missing
+//! (and `replace` for an owned annotation whose value changed):
+//!
+//! - `/spec/containers/0/env/-` per variable when the container has an `env` array, one
+//!   `/spec/containers/0/env` holding all of them when it has none; the same for
+//!   `volumeMounts`, `/spec/volumes` and `/metadata/annotations`;
+//! - nothing that already exists is touched, so a second pass over a mutated pod (reinvocation)
+//!   yields no operation at all, and fields the webhook does not model survive untouched.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use json_patch::jsonptr::PointerBuf;
+use json_patch::{AddOperation, PatchOperation, ReplaceOperation};
+use serde_json::{json, Map, Value};
+
+use crate::pod::{ContainerView, PodView};
+
+/// The clouds the webhook serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Cloud {
+    /// AWS IAM roles for service accounts.
+    Aws,
+    /// Azure AD workload identity.
+    Azure,
+    /// GCP workload identity federation.
+    Gcp,
+}
+
+impl Cloud {
+    /// Lower-case name used in metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cloud::Aws => "aws",
+            Cloud::Azure => "azure",
+            Cloud::Gcp => "gcp",
+        }
+    }
+}
+
+impl fmt::Display for Cloud {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Variables added together, and only when the container defines none of `unless_defined`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvGroup {
+    /// If the container already defines any of these names, the group is skipped.
+    pub unless_defined: Vec<String>,
+    /// `(name, value)` pairs, appended in order.
+    pub vars: Vec<(String, String)>,
+}
+
+impl EnvGroup {
+    /// A single variable, skipped when the container already defines it.
+    pub fn single(name: &str, value: impl Into<String>) -> Self {
+        Self {
+            unless_defined: vec![name.to_string()],
+            vars: vec![(name.to_string(), value.into())],
+        }
+    }
+}
+
+/// Everything one cloud adds to a pod.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Injection {
+    /// Which cloud this is (for metrics).
+    pub cloud: Cloud,
+    /// The full `Volume` object; its `name` identifies it.
+    pub volume: Value,
+    /// Where the volume is mounted, read-only, in every non-skipped container.
+    pub mount_path: String,
+    /// Environment variables for every non-skipped container.
+    pub env: Vec<EnvGroup>,
+    /// Names of containers (init or regular) left untouched.
+    pub skip_containers: BTreeSet<String>,
+    /// Pod annotations owned by the webhook.
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl Injection {
+    /// Name of the injected volume.
+    pub fn volume_name(&self) -> &str {
+        self.volume
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+}
+
+/// A patch and the clouds that contributed to it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlannedPatch {
+    /// The RFC 6902 operations, empty when the pod already has everything.
+    pub ops: Vec<PatchOperation>,
+    /// Clouds that added at least one thing.
+    pub changed: BTreeSet<Cloud>,
+}
+
+fn ptr(tokens: &[&str]) -> PointerBuf {
+    PointerBuf::from_tokens(tokens.iter().copied())
+}
+
+fn add(path: PointerBuf, value: Value) -> PatchOperation {
+    PatchOperation::Add(AddOperation { path, value })
+}
+
+/// Append `items` to the array at `base` (a JSON pointer's tokens): one `add` per item when the
+/// array exists, one `add` creating it otherwise.
+fn append_ops(ops: &mut Vec<PatchOperation>, base: &[&str], exists: bool, items: Vec<Value>) {
+    if items.is_empty() {
+        return;
+    }
+    if exists {
+        let mut tokens = base.to_vec();
+        tokens.push("-");
+        for item in items {
+            ops.push(add(ptr(&tokens), item));
+        }
+    } else {
+        ops.push(add(ptr(base), Value::Array(items)));
+    }
+}
+
+/// Compute the minimal patch applying `injections` to `pod`.
+pub fn plan_patch(pod: &PodView<'_>, injections: &[Injection]) -> PlannedPatch {
+    let mut out = PlannedPatch::default();
+
+    // Annotations first: the downward API items of a volume may reference them.
+    plan_annotations(pod, injections, &mut out);
+
+    // Volumes.
+    let mut volume_names: BTreeSet<String> =
+        pod.volume_names().into_iter().map(String::from).collect();
+    let mut new_volumes = Vec::new();
+    for inj in injections {
+        if volume_names.insert(inj.volume_name().to_string()) {
+            new_volumes.push(inj.volume.clone());
+            out.changed.insert(inj.cloud);
+        }
+    }
+    append_ops(
+        &mut out.ops,
+        &["spec", "volumes"],
+        pod.has_volumes(),
+        new_volumes,
+    );
+
+    // Containers: init containers first, then regular ones.
+    for c in pod.containers() {
+        plan_container(&c, injections, &mut out);
+    }
+    out
+}
+
+fn plan_annotations(pod: &PodView<'_>, injections: &[Injection], out: &mut PlannedPatch) {
+    let mut missing = Map::new();
+    for inj in injections {
+        for (key, value) in &inj.annotations {
+            match pod.annotation(key) {
+                Some(current) if current == value => {}
+                Some(_) => {
+                    out.ops.push(PatchOperation::Replace(ReplaceOperation {
+                        path: ptr(&["metadata", "annotations", key]),
+                        value: json!(value),
+                    }));
+                    out.changed.insert(inj.cloud);
+                }
+                None => {
+                    if !missing.contains_key(key) {
+                        missing.insert(key.clone(), json!(value));
+                        out.changed.insert(inj.cloud);
+                    }
+                }
+            }
+        }
+    }
+    if missing.is_empty() {
+        return;
+    }
+    if pod.has_annotations() {
+        for (key, value) in missing {
+            out.ops
+                .push(add(ptr(&["metadata", "annotations", &key]), value));
+        }
+    } else {
+        out.ops.push(add(
+            ptr(&["metadata", "annotations"]),
+            Value::Object(missing),
+        ));
+    }
+}
+
+fn plan_container(c: &ContainerView<'_>, injections: &[Injection], out: &mut PlannedPatch) {
+    let index = c.index.to_string();
+    let list = c.list.field();
+    let mut env_names: BTreeSet<String> = c.env_names().into_iter().map(String::from).collect();
+    let mut mount_names: BTreeSet<String> = c.mount_names().into_iter().map(String::from).collect();
+    let mut mount_paths: BTreeSet<String> = c.mount_paths().into_iter().map(String::from).collect();
+    let mut new_env = Vec::new();
+    let mut new_mounts = Vec::new();
+
+    for inj in injections {
+        if inj.skip_containers.contains(c.name()) {
+            continue;
+        }
+        for group in &inj.env {
+            if group.unless_defined.iter().any(|n| env_names.contains(n)) {
+                continue;
+            }
+            for (name, value) in &group.vars {
+                if env_names.insert(name.clone()) {
+                    new_env.push(json!({"name": name, "value": value}));
+                    out.changed.insert(inj.cloud);
+                }
+            }
+        }
+        let vol = inj.volume_name();
+        // A second mount at the same path would make the pod invalid: leave the user's one.
+        if !mount_names.contains(vol) && !mount_paths.contains(&inj.mount_path) {
+            mount_names.insert(vol.to_string());
+            mount_paths.insert(inj.mount_path.clone());
+            new_mounts.push(json!({"name": vol, "mountPath": inj.mount_path, "readOnly": true}));
+            out.changed.insert(inj.cloud);
+        }
+    }
+
+    append_ops(
+        &mut out.ops,
+        &["spec", list, &index, "env"],
+        c.has_env(),
+        new_env,
+    );
+    append_ops(
+        &mut out.ops,
+        &["spec", list, &index, "volumeMounts"],
+        c.has_mounts(),
+        new_mounts,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn injection() -> Injection {
+        Injection {
+            cloud: Cloud::Aws,
+            volume: json!({"name": "tok", "projected": {"sources": []}}),
+            mount_path: "/var/run/tok".into(),
+            env: vec![
+                EnvGroup::single("A", "1"),
+                EnvGroup {
+                    unless_defined: vec!["R1".into(), "R2".into()],
+                    vars: vec![("R1".into(), "x".into()), ("R2".into(), "x".into())],
+                },
+            ],
+            skip_containers: BTreeSet::from(["sidecar".to_string()]),
+            annotations: BTreeMap::from([("k/a".to_string(), "v".to_string())]),
+        }
+    }
+
+    fn paths(p: &PlannedPatch) -> Vec<String> {
+        p.ops.iter().map(|o| o.path().to_string()).collect()
+    }
+
+    #[test]
+    fn missing_arrays_are_created_whole() {
+        let pod = json!({"metadata": {}, "spec": {"containers": [{"name": "app"}]}});
+        let p = plan_patch(&PodView::new(&pod), &[injection()]);
+        assert_eq!(
+            paths(&p),
+            [
+                "/metadata/annotations",
+                "/spec/volumes",
+                "/spec/containers/0/env",
+                "/spec/containers/0/volumeMounts"
+            ]
+        );
+        assert_eq!(p.changed, BTreeSet::from([Cloud::Aws]));
+    }
+
+    #[test]
+    fn existing_arrays_get_one_append_per_item() {
+        let pod = json!({
+            "metadata": {"annotations": {"other": "x"}},
+            "spec": {"volumes": [{"name": "data"}], "containers": [{
+                "name": "app", "env": [{"name": "B", "value": "2"}], "volumeMounts": []
+            }]}
+        });
+        let p = plan_patch(&PodView::new(&pod), &[injection()]);
+        assert_eq!(
+            paths(&p),
+            [
+                "/metadata/annotations/k~1a",
+                "/spec/volumes/-",
+                "/spec/containers/0/env/-",
+                "/spec/containers/0/env/-",
+                "/spec/containers/0/env/-",
+                "/spec/containers/0/volumeMounts/-"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_group_is_skipped_when_any_member_is_defined() {
+        let pod = json!({"spec": {"containers": [{
+            "name": "app", "env": [{"name": "R2", "value": "mine"}]
+        }]}});
+        let p = plan_patch(&PodView::new(&pod), &[injection()]);
+        let env_values: Vec<_> = p
+            .ops
+            .iter()
+            .filter(|o| o.path().to_string().contains("/env"))
+            .map(|o| match o {
+                PatchOperation::Add(a) => a.value["name"].clone(),
+                _ => Value::Null,
+            })
+            .collect();
+        assert_eq!(env_values, [json!("A")]);
+    }
+
+    #[test]
+    fn skipped_containers_and_taken_mount_paths_are_left_alone() {
+        let pod = json!({"spec": {"containers": [
+            {"name": "sidecar"},
+            {"name": "app", "volumeMounts": [{"name": "mine", "mountPath": "/var/run/tok"}]}
+        ]}});
+        let p = plan_patch(&PodView::new(&pod), &[injection()]);
+        assert!(paths(&p).iter().all(|s| !s.contains("/containers/0/")));
+        assert!(!paths(&p).iter().any(|s| s.contains("volumeMounts")));
+    }
+
+    #[test]
+    fn changed_owned_annotation_is_replaced() {
+        let pod = json!({"metadata": {"annotations": {"k/a": "old"}}, "spec": {
+            "volumes": [{"name": "tok"}], "containers": []
+        }});
+        let p = plan_patch(&PodView::new(&pod), &[injection()]);
+        assert!(matches!(p.ops.as_slice(), [PatchOperation::Replace(_)]));
+    }
+}

@@ -1,0 +1,297 @@
+//! The thin HTTP layer around [`crate::handler::admit`].
+//!
+//! - TLS port: `POST /mutate` (AdmissionReview in, AdmissionReview out) and `GET /healthz`,
+//!   HTTP/1.1 and HTTP/2 through hyper-util's auto builder on tokio-rustls.
+//! - Metrics port (plain HTTP): `GET /metrics` and `GET /healthz`.
+//!
+//! [`App::review`] is the whole per-request path: parse, look the ServiceAccount up, call the
+//! pure handler, record metrics, log one structured line (namespace, pod, ServiceAccount,
+//! verdict, clouds — never the pod spec, environment values or tokens) and serialize.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
+use kube::core::DynamicObject;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tracing::{debug, info, warn};
+
+use crate::config::WebhookConfig;
+use crate::handler::{admit, pod_service_account, Outcome, Verdict};
+use crate::metrics::Metrics;
+use crate::patch::Cloud;
+use crate::sa_cache::ServiceAccountSource;
+
+/// Largest AdmissionReview body accepted (the API server caps objects at 3 MiB).
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Body = Full<Bytes>;
+
+/// Everything a request needs.
+#[derive(Debug)]
+pub struct App<S> {
+    /// Handler configuration.
+    pub config: WebhookConfig,
+    /// ServiceAccount lookup.
+    pub service_accounts: S,
+    /// Metrics sink.
+    pub metrics: Arc<Metrics>,
+}
+
+impl<S: ServiceAccountSource> App<S> {
+    /// Answer one AdmissionReview body with a serialized AdmissionReview.
+    pub async fn review(&self, body: &[u8]) -> Vec<u8> {
+        let started = Instant::now();
+        let outcome = match serde_json::from_slice::<AdmissionReview<DynamicObject>>(body)
+            .map_err(|e| e.to_string())
+            .and_then(|r| {
+                let req: Result<AdmissionRequest<DynamicObject>, _> = r.try_into();
+                req.map_err(|_| "AdmissionReview without request".to_string())
+            }) {
+            Ok(req) => self.decide(&req).await,
+            Err(e) => {
+                warn!(error = %e, "unreadable AdmissionReview");
+                Outcome {
+                    response: AdmissionResponse::invalid(format!(
+                        "unreadable AdmissionReview: {e}"
+                    )),
+                    verdict: Verdict::Invalid,
+                    mutated: Default::default(),
+                }
+            }
+        };
+        self.metrics.admission(
+            outcome.verdict,
+            started.elapsed().as_secs_f64(),
+            outcome.mutated.iter().copied(),
+        );
+        encode_review(outcome.response).unwrap_or_else(|e| {
+            warn!(error = %e, "serializing AdmissionReview failed");
+            b"{}".to_vec()
+        })
+    }
+
+    async fn decide(&self, req: &AdmissionRequest<DynamicObject>) -> Outcome {
+        let Some((namespace, sa_name)) = pod_service_account(req) else {
+            return admit(req, &self.config, None);
+        };
+        let lookup = self.service_accounts.lookup(&namespace, &sa_name).await;
+        self.metrics.lookup(lookup.source());
+        let outcome = admit(req, &self.config, lookup.metadata());
+        let pod = req
+            .object
+            .as_ref()
+            .and_then(|o| o.metadata.name.clone().or(o.metadata.generate_name.clone()))
+            .unwrap_or_default();
+        let clouds: Vec<&str> = outcome.mutated.iter().map(|c: &Cloud| c.as_str()).collect();
+        let message =
+            (!outcome.response.allowed).then_some(outcome.response.result.message.as_str());
+        match outcome.verdict {
+            Verdict::Allowed => debug!(
+                uid = %req.uid, %namespace, %pod, service_account = %sa_name,
+                service_account_source = lookup.source(), "pod admitted unchanged"
+            ),
+            _ => info!(
+                uid = %req.uid, %namespace, %pod, service_account = %sa_name,
+                service_account_source = lookup.source(), verdict = outcome.verdict.as_str(),
+                clouds = ?clouds, reason = message, "pod admission"
+            ),
+        }
+        outcome
+    }
+}
+
+/// Serialize `response` as an AdmissionReview. kube-core serializes the patch bytes as a JSON
+/// array of numbers; Kubernetes' own encoding of `[]byte` is base64, which is also 3–4 times
+/// smaller, so the patch is re-encoded that way.
+pub fn encode_review(response: AdmissionResponse) -> Result<Vec<u8>, serde_json::Error> {
+    let patch = response.patch.clone();
+    let mut review = serde_json::to_value(response.into_review())?;
+    if let (Some(patch), Some(slot)) = (patch, review.pointer_mut("/response/patch")) {
+        *slot = serde_json::Value::String(base64::engine::general_purpose::STANDARD.encode(patch));
+    }
+    serde_json::to_vec(&review)
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+async fn route<S: ServiceAccountSource>(
+    req: Request<Incoming>,
+    app: Arc<App<S>>,
+) -> Result<Response<Body>, Infallible> {
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/healthz") => Ok(text(StatusCode::OK, "ok")),
+        (&Method::POST, "/mutate") => {
+            let json = req
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("application/json"));
+            if !json {
+                return Ok(text(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "expected Content-Type: application/json",
+                ));
+            }
+            let body = match Limited::new(req.into_body(), MAX_BODY_BYTES)
+                .collect()
+                .await
+            {
+                Ok(b) => b.to_bytes(),
+                Err(_) => {
+                    return Ok(text(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "body too large or unreadable",
+                    ))
+                }
+            };
+            let out = app.review(&body).await;
+            let mut r = Response::new(Full::new(Bytes::from(out)));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/json"),
+            );
+            Ok(r)
+        }
+        _ => Ok(text(StatusCode::NOT_FOUND, "not found")),
+    }
+}
+
+async fn metrics_route(
+    req: Request<Incoming>,
+    metrics: Arc<Metrics>,
+) -> Result<Response<Body>, Infallible> {
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/metrics") => {
+            let mut r = Response::new(Full::new(Bytes::from(metrics.render())));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            Ok(r)
+        }
+        (&Method::GET, "/healthz") => Ok(text(StatusCode::OK, "ok")),
+        _ => Ok(text(StatusCode::NOT_FOUND, "not found")),
+    }
+}
+
+/// Serve the admission endpoint over TLS on `listener` until `shutdown` resolves, then drain
+/// open connections for up to 10 s.
+pub async fn serve_tls<S: ServiceAccountSource>(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Arc<App<S>>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    let graceful = GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(error) => {
+                    warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+            {
+                Ok(Ok(s)) => s,
+                Ok(Err(error)) => {
+                    debug!(%error, %peer, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let service = service_fn(move |req| route(req, app.clone()));
+            let conn = builder.serve_connection(TokioIo::new(tls), service);
+            if let Err(error) = watcher.watch(conn.into_owned()).await {
+                debug!(%error, %peer, "connection closed with error");
+            }
+        });
+    }
+    drain(graceful).await;
+}
+
+/// Serve `/metrics` and `/healthz` over plain HTTP until `shutdown` resolves.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let graceful = GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let tcp = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(error) => {
+                    warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let metrics = metrics.clone();
+        let service = service_fn(move |req| metrics_route(req, metrics.clone()));
+        let conn = builder
+            .serve_connection(TokioIo::new(tcp), service)
+            .into_owned();
+        let fut = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(error) = fut.await {
+                debug!(%error, "metrics connection closed with error");
+            }
+        });
+    }
+    drain(graceful).await;
+}
+
+async fn drain(graceful: GracefulShutdown) {
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        warn!("connections still open after {DRAIN_TIMEOUT:?}; closing");
+    }
+}
