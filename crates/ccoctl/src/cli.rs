@@ -21,6 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// Manage credentials objects for AWS.
     Aws(AwsArgs),
+    /// Manage shared credentials objects for Nutanix.
+    Nutanix(crate::nutanix_cmd::NutanixArgs),
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@
 pub mod aws_cmd;
 pub mod cli;
 pub mod keypair;
+pub mod nutanix_cmd;
 
 use std::process::ExitCode;
 
@@ -40,6 +41,7 @@ pub fn run() -> ExitCode {
 async fn dispatch(cmd: cli::Command) -> anyhow::Result<()> {
     match cmd {
         cli::Command::Aws(a) => aws_cmd::run(a).await,
+        cli::Command::Nutanix(a) => nutanix_cmd::run(a).await,
     }
 }
 
