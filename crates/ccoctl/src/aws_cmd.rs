@@ -15,8 +15,8 @@ use cco_core::oidc::{authentication_manifest, AUTHENTICATION_MANIFEST};
 use cco_core::reader::{read_dir, ReadOptions};
 
 use crate::cli::{
-    AwsArgs, AwsCommand, CreateAllArgs, DeleteArgs, IamRolesArgs, IdentityProviderArgs, IssuerArgs,
-    RequestsArgs,
+    AwsArgs, AwsCommand, AwsCommon, CreateAllArgs, DeleteArgs, IamRolesArgs, IdentityProviderArgs,
+    IssuerArgs, RequestsArgs,
 };
 use crate::keypair::{create_key_pair, ensure_output_dir, read_public_key};
 
@@ -72,7 +72,17 @@ struct Run<'a> {
     dry_run: bool,
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
+    fn new(name: &'a str, common: &'a AwsCommon, out: &'a Path, dry_run: bool) -> Self {
+        Run {
+            name,
+            region: &common.region,
+            concurrency: common.concurrency,
+            out,
+            dry_run,
+        }
+    }
+
     async fn connect(&self) -> anyhow::Result<Aws> {
         let aws = Aws::connect(self.region, self.concurrency.into()).await;
         aws.preflight().await?;
@@ -119,13 +129,7 @@ async fn identity_provider(
 async fn create_identity_provider(a: IdentityProviderArgs) -> anyhow::Result<String> {
     validate_name(&a.name)?;
     let (_, public_key) = read_public_key(a.public_key_file.as_deref(), &a.output_dir)?;
-    let run = Run {
-        name: &a.name,
-        region: &a.common.region,
-        concurrency: a.common.concurrency,
-        out: &a.output_dir,
-        dry_run: a.dry_run,
-    };
+    let run = Run::new(&a.name, &a.common, &a.output_dir, a.dry_run);
     identity_provider(&run, &public_key, &a.issuer).await
 }
 
@@ -201,13 +205,7 @@ async fn roles(
 async fn create_iam_roles(a: IamRolesArgs) -> anyhow::Result<()> {
     validate_name(&a.name)?;
     let reqs = load_requests(&a.requests)?;
-    let run = Run {
-        name: &a.name,
-        region: &a.common.region,
-        concurrency: a.common.concurrency,
-        out: &a.output_dir,
-        dry_run: a.dry_run,
-    };
+    let run = Run::new(&a.name, &a.common, &a.output_dir, a.dry_run);
     roles(
         &run,
         &a.identity_provider_arn,
@@ -232,13 +230,7 @@ async fn create_all(a: CreateAllArgs) -> anyhow::Result<()> {
         a.requests.permissions_boundary_arn.as_deref(),
     )?;
     let public_key = create_key_pair(&a.output_dir)?;
-    let run = Run {
-        name: &a.name,
-        region: &a.common.region,
-        concurrency: a.common.concurrency,
-        out: &a.output_dir,
-        dry_run: a.dry_run,
-    };
+    let run = Run::new(&a.name, &a.common, &a.output_dir, a.dry_run);
     let provider_arn = identity_provider(&run, &public_key, &a.issuer).await?;
     let boundary = a.requests.permissions_boundary_arn.as_deref();
     roles(&run, &provider_arn, &reqs, boundary).await

@@ -113,16 +113,7 @@ async fn create_all_with_public_bucket_creates_tagged_issuer_provider_and_roles(
     );
 
     // Documents: read back with signed requests (anonymous GETs under /.well-known hit moto's Cognito).
-    let disc =
-        c.s3.get_object()
-            .bucket("pub1-oidc")
-            .key(".well-known/openid-configuration")
-            .send()
-            .await
-            .expect("discovery");
-    let disc: serde_json::Value =
-        serde_json::from_slice(&disc.body.collect().await.expect("body").into_bytes())
-            .expect("json");
+    let disc = get_json(&c, "pub1-oidc", ".well-known/openid-configuration").await;
     assert_eq!(
         disc["issuer"],
         "https://pub1-oidc.s3.us-east-2.amazonaws.com"
@@ -131,16 +122,7 @@ async fn create_all_with_public_bucket_creates_tagged_issuer_provider_and_roles(
         disc["jwks_uri"],
         "https://pub1-oidc.s3.us-east-2.amazonaws.com/keys.json"
     );
-    let keys =
-        c.s3.get_object()
-            .bucket("pub1-oidc")
-            .key("keys.json")
-            .send()
-            .await
-            .expect("keys");
-    let keys: serde_json::Value =
-        serde_json::from_slice(&keys.body.collect().await.expect("body").into_bytes())
-            .expect("json");
+    let keys = get_json(&c, "pub1-oidc", "keys.json").await;
     assert_eq!(keys["keys"].as_array().expect("keys").len(), 1);
     assert_eq!(keys["keys"][0]["alg"], "RS256");
 
@@ -289,16 +271,7 @@ async fn rerun_creates_no_duplicates_and_repairs_a_stale_trust_policy() {
         "sts:AssumeRoleWithWebIdentity"
     );
     // The published JWKS still has exactly one key: the same key is not duplicated on re-run.
-    let keys =
-        c.s3.get_object()
-            .bucket("rerun-oidc")
-            .key("keys.json")
-            .send()
-            .await
-            .expect("keys");
-    let keys: serde_json::Value =
-        serde_json::from_slice(&keys.body.collect().await.expect("body").into_bytes())
-            .expect("json");
+    let keys = get_json(&c, "rerun-oidc", "keys.json").await;
     assert_eq!(keys["keys"].as_array().expect("keys").len(), 1);
 }
 
@@ -749,16 +722,7 @@ async fn migration_flow_identity_provider_then_roles_from_its_printed_arn() {
             new_pub.to_str().expect("utf8"),
         ],
     ));
-    let keys =
-        c.s3.get_object()
-            .bucket("newsts-oidc")
-            .key("keys.json")
-            .send()
-            .await
-            .expect("keys");
-    let keys: serde_json::Value =
-        serde_json::from_slice(&keys.body.collect().await.expect("body").into_bytes())
-            .expect("json");
+    let keys = get_json(&c, "newsts-oidc", "keys.json").await;
     assert_eq!(
         keys["keys"].as_array().expect("keys").len(),
         2,
@@ -782,16 +746,7 @@ async fn migration_flow_identity_provider_then_roles_from_its_printed_arn() {
             "--prune-old-keys",
         ],
     ));
-    let keys =
-        c.s3.get_object()
-            .bucket("newsts-oidc")
-            .key("keys.json")
-            .send()
-            .await
-            .expect("keys");
-    let keys: serde_json::Value =
-        serde_json::from_slice(&keys.body.collect().await.expect("body").into_bytes())
-            .expect("json");
+    let keys = get_json(&c, "newsts-oidc", "keys.json").await;
     assert_eq!(keys["keys"].as_array().expect("keys").len(), 1);
     assert_eq!(
         c.iam

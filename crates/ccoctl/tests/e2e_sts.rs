@@ -136,16 +136,7 @@ async fn a_cluster_token_is_trusted_through_the_published_issuer_and_assumes_the
             .expect("jwks");
     let c = clients(&moto, "us-east-1").await;
     // Anonymous GETs under /.well-known/ reach moto's Cognito emulation; read this one signed.
-    let disc =
-        c.s3.get_object()
-            .bucket("e2e-oidc")
-            .key(".well-known/openid-configuration")
-            .send()
-            .await
-            .expect("discovery");
-    let disc: serde_json::Value =
-        serde_json::from_slice(&disc.body.collect().await.expect("body").into_bytes())
-            .expect("json");
+    let disc = get_json(&c, "e2e-oidc", ".well-known/openid-configuration").await;
     assert_eq!(disc["issuer"], issuer.as_str());
     assert_eq!(disc["jwks_uri"], format!("{issuer}/keys.json").as_str());
 

@@ -211,3 +211,16 @@ pub fn synthetic_requests(dir: &Path, n: usize) {
         .expect("write");
     }
 }
+
+/// Reads a JSON object from the emulated S3 with a signed request.
+pub async fn get_json(c: &Clients, bucket: &str, key: &str) -> serde_json::Value {
+    let out =
+        c.s3.get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .expect("get object");
+    let bytes = out.body.collect().await.expect("body").into_bytes();
+    serde_json::from_slice(&bytes).expect("json object")
+}
