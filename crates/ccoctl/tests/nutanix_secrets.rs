@@ -85,7 +85,12 @@ fn every_corpus_request_gets_the_shared_credentials_from_the_default_file() {
             "openshift-machine-api-nutanix-credentials-credentials.yaml"
         ]
     );
-    assert_eq!(stdout.matches("Saved credentials configuration to:").count(), 2);
+    assert_eq!(
+        stdout
+            .matches("Saved credentials configuration to:")
+            .count(),
+        2
+    );
     for f in &files {
         let path = out.join("manifests").join(f);
         assert_eq!(mode(&path), 0o600);
@@ -153,7 +158,10 @@ fn an_explicit_credentials_file_is_used_and_secrets_never_reach_the_logs() {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
-    assert!(!all.contains("Nutanix/4u") && !all.contains("pe-pass"), "{all}");
+    assert!(
+        !all.contains("Nutanix/4u") && !all.contains("pe-pass"),
+        "{all}"
+    );
 }
 
 #[test]
@@ -206,7 +214,10 @@ fn a_missing_or_invalid_credentials_file_is_reported_with_its_path_and_field() {
         ],
         tmp.path(),
     ));
-    assert!(err.contains("unsupported credentials type `token`"), "{err}");
+    assert!(
+        err.contains("unsupported credentials type `token`"),
+        "{err}"
+    );
 }
 
 #[test]
