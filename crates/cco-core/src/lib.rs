@@ -8,6 +8,8 @@
 
 pub mod aws;
 pub mod fsutil;
+pub mod gcp;
+pub mod ibm;
 pub mod keys;
 pub mod nutanix;
 pub mod oidc;

@@ -1,6 +1,10 @@
 //! Test support: launchers for the real protocol peers the tests run against (the AWS emulator and
 //! a real kube-apiserver), and fixtures.
 
+pub mod fake_gcs;
+pub mod fake_http;
+pub mod gcp_fake;
+pub mod ibm_iam;
 pub mod moto;
 
 /// The repository root (two levels above this crate).

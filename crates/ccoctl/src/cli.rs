@@ -23,6 +23,10 @@ pub enum Command {
     Aws(AwsArgs),
     /// Manage shared credentials objects for Nutanix.
     Nutanix(crate::nutanix_cmd::NutanixArgs),
+    /// Manage long-term credentials objects (service IDs) for IBM Cloud and Power VS.
+    Ibmcloud(crate::ibm_cmd::IbmArgs),
+    /// Manage credentials objects for Google Cloud (workload identity federation).
+    Gcp(crate::gcp_cmd::GcpArgs),
 }
 
 #[derive(Debug, Args)]

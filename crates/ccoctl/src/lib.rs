@@ -6,6 +6,8 @@
 
 pub mod aws_cmd;
 pub mod cli;
+pub mod gcp_cmd;
+pub mod ibm_cmd;
 pub mod keypair;
 pub mod nutanix_cmd;
 
@@ -42,6 +44,8 @@ async fn dispatch(cmd: cli::Command) -> anyhow::Result<()> {
     match cmd {
         cli::Command::Aws(a) => aws_cmd::run(a).await,
         cli::Command::Nutanix(a) => nutanix_cmd::run(a).await,
+        cli::Command::Ibmcloud(a) => ibm_cmd::run(a).await,
+        cli::Command::Gcp(a) => gcp_cmd::run(a).await,
     }
 }
 

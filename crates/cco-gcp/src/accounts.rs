@@ -1,0 +1,326 @@
+//! One service account per request: custom role, project bindings, workload identity bindings; and
+//! the delete that removes only what `ccoctl` made (found by display name *and* its description).
+
+use cco_core::gcp::{
+    account_id, random_suffix, service_account_member, CustomRole, ServiceAccountPlan, CREATED_BY,
+    WORKLOAD_IDENTITY_USER,
+};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::{enc, set_member_roles, set_role_members, Change, Gcp, GcpError, PolicyTarget};
+
+/// What [`apply_service_account`] did.
+#[derive(Clone, Debug)]
+pub struct Applied {
+    pub email: String,
+    pub account: Change,
+    pub role: Option<Change>,
+    pub project_bindings_changed: bool,
+    pub federation_changed: bool,
+}
+
+/// What `delete` removed (or would remove) and what it left, with the reason.
+#[derive(Clone, Debug, Default)]
+pub struct DeleteReport {
+    pub removed: Vec<String>,
+    pub kept: Vec<String>,
+}
+
+impl Gcp {
+    fn sa_base(&self) -> String {
+        format!(
+            "{}/v1/projects/{}/serviceAccounts",
+            self.endpoints.iam,
+            enc(&self.project)
+        )
+    }
+
+    fn roles_base(&self) -> String {
+        format!(
+            "{}/v1/projects/{}/roles",
+            self.endpoints.iam,
+            enc(&self.project)
+        )
+    }
+
+    /// Every service account of the project.
+    pub async fn list_service_accounts(&self) -> Result<Vec<Value>, GcpError> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut url = format!("{}?pageSize=100", self.sa_base());
+            if let Some(t) = &token {
+                url.push_str(&format!("&pageToken={}", enc(t)));
+            }
+            let v = self
+                .call(
+                    "iam.serviceAccounts.list",
+                    &self.project,
+                    Method::GET,
+                    &url,
+                    None,
+                )
+                .await?;
+            out.extend(v["accounts"].as_array().cloned().unwrap_or_default());
+            token = v["nextPageToken"]
+                .as_str()
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned);
+            if token.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// The custom role, if it exists (soft-deleted ones included, `deleted: true`).
+    pub async fn get_role(&self, id: &str) -> Result<Option<Value>, GcpError> {
+        let url = format!("{}/{}", self.roles_base(), enc(id));
+        match self
+            .call("iam.roles.get", id, Method::GET, &url, None)
+            .await
+        {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates, undeletes or updates the custom role until it matches.
+    pub async fn ensure_role(&self, role: &CustomRole) -> Result<Change, GcpError> {
+        let url = format!("{}/{}", self.roles_base(), enc(&role.id));
+        let want = json!({"title": role.title, "description": role.description,
+            "includedPermissions": role.permissions, "stage": "GA"});
+        let mut change = Change::Unchanged;
+        let current = match self.get_role(&role.id).await? {
+            None => {
+                let body = json!({"roleId": role.id, "role": want});
+                self.call(
+                    "iam.roles.create",
+                    &role.id,
+                    Method::POST,
+                    &self.roles_base(),
+                    Some(&body),
+                )
+                .await?;
+                return Ok(Change::Created);
+            }
+            Some(r) if r["deleted"] == true => {
+                change = Change::Undeleted;
+                self.call(
+                    "iam.roles.undelete",
+                    &role.id,
+                    Method::POST,
+                    &format!("{url}:undelete"),
+                    Some(&json!({})),
+                )
+                .await?
+            }
+            Some(r) => r,
+        };
+        let mut have: Vec<String> = current["includedPermissions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.as_str().map(str::to_owned))
+            .collect();
+        have.sort();
+        if have == role.permissions
+            && current["title"] == role.title.as_str()
+            && current["description"] == role.description.as_str()
+        {
+            return Ok(change);
+        }
+        let patch = format!("{url}?updateMask=includedPermissions,title,description,stage");
+        self.call(
+            "iam.roles.patch",
+            &role.id,
+            Method::PATCH,
+            &patch,
+            Some(&want),
+        )
+        .await?;
+        Ok(if change == Change::Unchanged {
+            Change::Updated
+        } else {
+            change
+        })
+    }
+
+    /// Service accounts with `display_name`.
+    pub async fn find_service_accounts(&self, display_name: &str) -> Result<Vec<Value>, GcpError> {
+        Ok(self
+            .list_service_accounts()
+            .await?
+            .into_iter()
+            .filter(|a| a["displayName"] == display_name)
+            .collect())
+    }
+
+    /// Creates a service account with a fresh random id (retrying on the rare id collision).
+    pub async fn create_service_account(
+        &self,
+        name: &str,
+        plan: &ServiceAccountPlan,
+    ) -> Result<Value, GcpError> {
+        let mut last = None;
+        for _ in 0..3 {
+            let id = account_id(name, &plan.request, &random_suffix());
+            let body = json!({"accountId": id, "serviceAccount": {"displayName": plan.display_name, "description": plan.description}});
+            match self
+                .call(
+                    "iam.serviceAccounts.create",
+                    &id,
+                    Method::POST,
+                    &self.sa_base(),
+                    Some(&body),
+                )
+                .await
+            {
+                Ok(v) => return Ok(v),
+                Err(e) if e.code() == Some(409) => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| GcpError::Unexpected("service account id collisions".into())))
+    }
+
+    /// Deletes a service account; absent is success.
+    pub async fn delete_service_account(&self, email: &str) -> Result<(), GcpError> {
+        let url = format!("{}/{}", self.sa_base(), enc(email));
+        match self
+            .call(
+                "iam.serviceAccounts.delete",
+                email,
+                Method::DELETE,
+                &url,
+                None,
+            )
+            .await
+        {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+}
+
+fn email_of(sa: &Value) -> Result<String, GcpError> {
+    sa["email"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| GcpError::Unexpected("service account without email".into()))
+}
+
+/// Converges one request: custom role, service account (found by display name, created if
+/// missing), its project roles, and the federated principals allowed to impersonate it.
+pub async fn apply_service_account(
+    gcp: &Gcp,
+    name: &str,
+    project_number: &str,
+    pool: &str,
+    plan: &ServiceAccountPlan,
+) -> Result<Applied, GcpError> {
+    let role = match &plan.custom_role {
+        Some(r) => Some(gcp.ensure_role(r).await?),
+        None => None,
+    };
+    let mut found = gcp.find_service_accounts(&plan.display_name).await?;
+    let (sa, account) = match found.len() {
+        0 => (gcp.create_service_account(name, plan).await?, Change::Created),
+        1 => (found.remove(0), Change::Unchanged),
+        n => {
+            return Err(GcpError::Local(format!(
+                "{n} service accounts have the display name {}; ccoctl finds its service account by that name, so delete the extra ones",
+                plan.display_name
+            )))
+        }
+    };
+    let email = email_of(&sa)?;
+    let member = service_account_member(&email);
+    let roles = plan.project_roles(&gcp.project);
+    let project_bindings_changed = gcp
+        .modify_policy(&PolicyTarget::Project, |p| {
+            set_member_roles(p, &member, &roles)
+        })
+        .await?;
+    let principals = plan.principals(project_number, pool);
+    let prefix = format!(
+        "principal://iam.googleapis.com/{}/",
+        cco_core::gcp::pool_resource(project_number, pool)
+    );
+    let federation_changed = gcp
+        .modify_policy(&PolicyTarget::ServiceAccount(email.clone()), |p| {
+            set_role_members(p, WORKLOAD_IDENTITY_USER, &prefix, &principals)
+        })
+        .await?;
+    Ok(Applied {
+        email,
+        account,
+        role,
+        project_bindings_changed,
+        federation_changed,
+    })
+}
+
+/// Removes what `ccoctl` made for one request: the project bindings of its service accounts, the
+/// service accounts (only those with its description), and with `force_roles` the custom role (only
+/// if its description says `ccoctl` made it). Custom roles are soft-deleted by GCP for 7 days.
+pub async fn delete_for_request(
+    gcp: &Gcp,
+    plan: &ServiceAccountPlan,
+    force_roles: bool,
+    dry_run: bool,
+) -> Result<DeleteReport, GcpError> {
+    let mut report = DeleteReport::default();
+    for sa in gcp.find_service_accounts(&plan.display_name).await? {
+        let email = email_of(&sa)?;
+        if !sa["description"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with(CREATED_BY)
+        {
+            report.kept.push(format!(
+                "service account {email}: its description does not say ccoctl made it"
+            ));
+            continue;
+        }
+        if !dry_run {
+            let member = service_account_member(&email);
+            gcp.modify_policy(&PolicyTarget::Project, |p| {
+                set_member_roles(p, &member, &[])
+            })
+            .await?;
+            gcp.delete_service_account(&email).await?;
+        }
+        report
+            .removed
+            .push(format!("service account {email} and its project bindings"));
+    }
+    if let Some(role) = &plan.custom_role {
+        match gcp.get_role(&role.id).await? {
+            Some(r) if r["deleted"] != true => {
+                let ours = r["description"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with(CREATED_BY);
+                if !ours {
+                    report.kept.push(format!(
+                        "custom role {}: its description does not say ccoctl made it",
+                        role.id
+                    ));
+                } else if !force_roles {
+                    report.kept.push(format!("custom role {} (pass --force-delete-custom-roles to delete it; GCP keeps deleted roles for 7 days)", role.id));
+                } else {
+                    if !dry_run {
+                        let url = format!("{}/{}", gcp.roles_base(), enc(&role.id));
+                        gcp.call("iam.roles.delete", &role.id, Method::DELETE, &url, None)
+                            .await?;
+                    }
+                    report.removed.push(format!("custom role {}", role.id));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,966 @@
+//! A stateful fake of the Google Cloud APIs `ccoctl gcp` uses that have no emulator, on one loopback
+//! port, in front of `fake-gcs-server` for storage:
+//!
+//! - OAuth 2.0 token endpoint `POST /token` (JWT-bearer grant of a service-account key, and the
+//!   refresh-token grant of user credentials);
+//! - Resource Manager v1: `GET /v1/projects/{id}`, `POST /v1/projects/{id}:getIamPolicy|:setIamPolicy`;
+//! - IAM v1: service accounts (list, create, get, delete, `:getIamPolicy`, `:setIamPolicy`), project
+//!   custom roles (list, create, get, patch, delete, `:undelete`), workload identity pools and OIDC
+//!   providers (create, get, list, patch, delete, `:undelete`) with long-running operations;
+//! - Cloud Storage bucket IAM (`GET|PUT /storage/v1/b/{bucket}/iam`), which `fake-gcs-server` lacks;
+//!   every other `/storage`, `/upload` and `/download` request is forwarded to `fake-gcs-server`, and
+//!   the fake follows bucket creation and deletion from the answers.
+//!
+//! Behaviour it pins, as documented by Google: errors as `{"error":{"code","message","status"}}`;
+//! 404 NOT_FOUND, 409 ALREADY_EXISTS on create, 409 ABORTED when a `setIamPolicy` carries a stale
+//! etag (412 for a bucket policy), 400 INVALID_ARGUMENT for a project binding naming a service
+//! account or custom role that does not exist; custom roles and pools are soft-deleted (a create with
+//! the id of a deleted role fails with FAILED_PRECONDITION, a pool's with ALREADY_EXISTS; both can be
+//! undeleted); pool and provider changes are long-running operations that finish on the first poll.
+//! Eventual consistency: a new service account is invisible to its own `getIamPolicy` /
+//! `setIamPolicy` (404) and to project bindings (400) for the next [`SA_INVISIBLE_CALLS`] such calls,
+//! and a new bucket's IAM policy answers 404 once.
+//!
+//! Not modelled: permissions of the caller (every valid token is an owner), conditions in bindings,
+//! policy versions beyond echoing them, service-account keys, disabling, organisation policies,
+//! quotas and rate limits, the 30-day purge of deleted pools and the 7-day purge of deleted roles,
+//! real JWT signature checks (any well-formed assertion gets a token), and STS token exchange.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value};
+
+use crate::fake_http::{FakeServer, Request, Response, Upstream};
+
+/// The project every object lives in.
+pub const PROJECT_ID: &str = "fake-project";
+/// Its number.
+pub const PROJECT_NUMBER: &str = "123456789012";
+/// How many IAM-policy calls a new service account stays invisible to.
+pub const SA_INVISIBLE_CALLS: u32 = 2;
+
+#[derive(Default)]
+struct Sa {
+    json: Value,
+    policy: Value,
+    invisible: u32,
+}
+
+#[derive(Default)]
+struct State {
+    seq: u64,
+    tokens: BTreeSet<String>,
+    project_policy: Value,
+    sas: BTreeMap<String, Sa>,
+    roles: BTreeMap<String, Value>,
+    pools: BTreeMap<String, Value>,
+    /// (pool, provider) → provider.
+    providers: BTreeMap<(String, String), Value>,
+    /// operation name → response, returned done on the first poll.
+    operations: BTreeMap<String, Value>,
+    buckets: BTreeSet<String>,
+    /// bucket → (policy, first read still to fail).
+    bucket_policies: BTreeMap<String, (Value, bool)>,
+}
+
+impl State {
+    fn next(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+}
+
+/// The running fake.
+pub struct GcpFake {
+    pub server: FakeServer,
+    state: Arc<Mutex<State>>,
+}
+
+fn err(code: u16, status: &str, message: &str) -> Response {
+    Response::json(
+        code,
+        &json!({"error": {"code": code, "message": message, "status": status,
+            "errors": [{"message": message, "domain": "global", "reason": status.to_ascii_lowercase()}]}}),
+    )
+}
+
+fn not_found(what: &str) -> Response {
+    err(
+        404,
+        "NOT_FOUND",
+        &format!("Requested entity was not found: {what}"),
+    )
+}
+
+impl GcpFake {
+    /// Starts the fake; storage requests other than bucket IAM go to `gcs_endpoint`.
+    pub fn start(gcs_endpoint: &str) -> anyhow::Result<GcpFake> {
+        let state = Arc::new(Mutex::new(State {
+            project_policy: json!({"version": 1, "etag": "BwAAAAA=", "bindings": [
+                {"role": "roles/owner", "members": ["user:admin@example.com"]}]}),
+            ..State::default()
+        }));
+        let st = state.clone();
+        let handler = Arc::new(move |r: &Request| match st.lock() {
+            Ok(mut s) => handle(&mut s, r),
+            Err(_) => err(500, "INTERNAL", "state poisoned"),
+        });
+        let st2 = state.clone();
+        let observer = Arc::new(move |r: &Request, status: u16| {
+            let Ok(mut s) = st2.lock() else { return };
+            let segs = r.segs();
+            match (r.method.as_str(), segs.as_slice()) {
+                ("POST", ["storage", "v1", "b"]) if status == 200 => {
+                    if let Some(name) = r
+                        .json()
+                        .ok()
+                        .and_then(|b| b["name"].as_str().map(str::to_owned))
+                    {
+                        s.buckets.insert(name.clone());
+                        let policy = json!({"kind": "storage#policy", "resourceId": format!("projects/_/buckets/{name}"),
+                            "version": 1, "etag": "CAE=", "bindings": [
+                                {"role": "roles/storage.legacyBucketOwner", "members": [format!("projectOwner:{PROJECT_ID}")]},
+                                {"role": "roles/storage.legacyBucketReader", "members": [format!("projectViewer:{PROJECT_ID}")]}]});
+                        s.bucket_policies.insert(name, (policy, true));
+                    }
+                }
+                ("DELETE", ["storage", "v1", "b", b]) if status == 204 || status == 200 => {
+                    s.buckets.remove(*b);
+                    s.bucket_policies.remove(*b);
+                }
+                _ => {}
+            }
+        });
+        let server = FakeServer::start_with(
+            handler,
+            Some(Upstream {
+                endpoint: gcs_endpoint.to_string(),
+                observer,
+            }),
+        )?;
+        Ok(GcpFake { server, state })
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn endpoint(&self) -> &str {
+        &self.server.endpoint
+    }
+
+    /// A service-account key file whose token URI is this fake (what `GOOGLE_APPLICATION_CREDENTIALS`
+    /// points at in tests).
+    pub fn service_account_key_json(&self) -> String {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256)
+            .map(|k| k.serialize_pem())
+            .unwrap_or_default();
+        json!({"type": "service_account", "project_id": PROJECT_ID, "private_key_id": "fake",
+            "private_key": key, "client_email": format!("admin@{PROJECT_ID}.iam.gserviceaccount.com"),
+            "client_id": "1", "token_uri": format!("{}/token", self.endpoint())})
+        .to_string()
+    }
+
+    fn read<T: Default>(&self, f: impl FnOnce(&State) -> T) -> T {
+        self.state.lock().map(|s| f(&s)).unwrap_or_default()
+    }
+
+    /// All service accounts.
+    pub fn service_accounts(&self) -> Vec<Value> {
+        self.read(|s| s.sas.values().map(|a| a.json.clone()).collect())
+    }
+
+    /// The IAM policy of a service account.
+    pub fn service_account_policy(&self, email: &str) -> Option<Value> {
+        self.read(|s| s.sas.get(email).map(|a| a.policy.clone()))
+    }
+
+    /// The project's IAM policy.
+    pub fn project_policy(&self) -> Value {
+        self.read(|s| s.project_policy.clone())
+    }
+
+    /// Custom roles, deleted ones included (with `"deleted": true`).
+    pub fn roles(&self) -> Vec<Value> {
+        self.read(|s| s.roles.values().cloned().collect())
+    }
+
+    /// Pools, deleted ones included (`state: DELETED`).
+    pub fn pools(&self) -> Vec<Value> {
+        self.read(|s| s.pools.values().cloned().collect())
+    }
+
+    /// Providers, deleted ones included.
+    pub fn providers(&self) -> Vec<Value> {
+        self.read(|s| s.providers.values().cloned().collect())
+    }
+
+    /// Bucket IAM policy as last set.
+    pub fn bucket_policy(&self, bucket: &str) -> Option<Value> {
+        self.read(|s| s.bucket_policies.get(bucket).map(|p| p.0.clone()))
+    }
+
+    /// Buckets created through this fake and not deleted.
+    pub fn buckets(&self) -> Vec<String> {
+        self.read(|s| s.buckets.iter().cloned().collect())
+    }
+
+    /// Adds a project binding directly (to set up state that is not ccoctl's).
+    pub fn add_project_binding(&self, role: &str, member: &str) {
+        if let Ok(mut s) = self.state.lock() {
+            add_binding(&mut s.project_policy, role, member);
+            bump_etag(&mut s.project_policy);
+        }
+    }
+
+    /// Creates a pool directly (to set up one ccoctl did not make).
+    pub fn insert_pool(&self, id: &str, description: &str) {
+        if let Ok(mut s) = self.state.lock() {
+            let pool = json!({"name": pool_name(id), "displayName": id, "description": description,
+                "state": "ACTIVE", "disabled": false});
+            s.pools.insert(id.into(), pool);
+        }
+    }
+
+    /// Creates a service account directly (visible at once).
+    pub fn insert_service_account(&self, account_id: &str, display: &str, description: &str) {
+        if let Ok(mut s) = self.state.lock() {
+            let sa = new_sa(&mut s, account_id, display, description);
+            let email = sa["email"].as_str().unwrap_or_default().to_string();
+            s.sas.insert(
+                email,
+                Sa {
+                    json: sa,
+                    policy: json!({"version": 1, "etag": "ACAB"}),
+                    invisible: 0,
+                },
+            );
+        }
+    }
+}
+
+fn add_binding(policy: &mut Value, role: &str, member: &str) {
+    if !policy["bindings"].is_array() {
+        policy["bindings"] = json!([]);
+    }
+    let Some(bindings) = policy["bindings"].as_array_mut() else {
+        return;
+    };
+    match bindings.iter_mut().find(|b| b["role"] == role) {
+        Some(b) => {
+            if let Some(m) = b["members"].as_array_mut() {
+                if !m.iter().any(|x| x == member) {
+                    m.push(Value::String(member.into()));
+                }
+            }
+        }
+        None => bindings.push(json!({"role": role, "members": [member]})),
+    }
+}
+
+fn bump_etag(policy: &mut Value) {
+    let n = policy["etag"]
+        .as_str()
+        .map(|e| e.len() as u64 * 7 + e.bytes().map(u64::from).sum::<u64>())
+        .unwrap_or(0);
+    policy["etag"] = Value::String(format!("Bw{n:x}{}", policy["bindings"].to_string().len()));
+}
+
+fn pool_name(id: &str) -> String {
+    format!("projects/{PROJECT_NUMBER}/locations/global/workloadIdentityPools/{id}")
+}
+
+fn new_sa(s: &mut State, account_id: &str, display: &str, description: &str) -> Value {
+    let n = s.next();
+    let email = format!("{account_id}@{PROJECT_ID}.iam.gserviceaccount.com");
+    json!({"name": format!("projects/{PROJECT_ID}/serviceAccounts/{email}"), "projectId": PROJECT_ID,
+        "uniqueId": format!("1000000000000000{n:05}"), "email": email, "displayName": display,
+        "description": description, "etag": "MDEwMjE5MjA=", "oauth2ClientId": format!("1000000000000000{n:05}")})
+}
+
+fn handle(s: &mut State, r: &Request) -> Response {
+    let segs = r.segs();
+    if r.method == "POST" && segs == ["token"] {
+        return token(s, r);
+    }
+    let storage = matches!(
+        segs.first(),
+        Some(&"storage") | Some(&"upload") | Some(&"download")
+    );
+    let bucket_iam = segs.len() == 5 && segs[..3] == ["storage", "v1", "b"] && segs[4] == "iam";
+    if storage && !bucket_iam {
+        return Response::forward();
+    }
+    match r.bearer() {
+        Some(t) if s.tokens.contains(t) => {}
+        _ => {
+            return err(
+                401,
+                "UNAUTHENTICATED",
+                "Request had invalid authentication credentials.",
+            )
+        }
+    }
+    if bucket_iam {
+        return bucket_policy(s, r, segs[3]);
+    }
+    if segs.len() < 3 || segs[0] != "v1" || segs[1] != "projects" {
+        return not_found(&r.path);
+    }
+    // `projects/{p}` or `projects/{p}:verb`
+    let (project, verb) = match segs[2].split_once(':') {
+        Some((p, v)) => (p, Some(v)),
+        None => (segs[2], None),
+    };
+    if project != PROJECT_ID && project != PROJECT_NUMBER {
+        return err(
+            403,
+            "PERMISSION_DENIED",
+            &format!(
+                "The caller does not have permission on project {project}, or it does not exist."
+            ),
+        );
+    }
+    let rest: Vec<&str> = segs[3..].to_vec();
+    match (r.method.as_str(), verb, rest.as_slice()) {
+        ("GET", None, []) => Response::json(
+            200,
+            &json!({"projectNumber": PROJECT_NUMBER, "projectId": PROJECT_ID,
+                "lifecycleState": "ACTIVE", "name": "Fake project"}),
+        ),
+        ("POST", Some("getIamPolicy"), []) => Response::json(200, &s.project_policy),
+        ("POST", Some("setIamPolicy"), []) => set_project_policy(s, r),
+        (_, None, ["serviceAccounts", ..]) => service_accounts(s, r, &rest[1..]),
+        (_, None, ["roles", ..]) => roles(s, r, &rest[1..]),
+        (_, None, ["locations", "global", "workloadIdentityPools", ..]) => pools(s, r, &rest[3..]),
+        _ => not_found(&r.path),
+    }
+}
+
+fn token(s: &mut State, r: &Request) -> Response {
+    let form = r.form();
+    let ok = match form.get("grant_type").map(String::as_str) {
+        Some("urn:ietf:params:oauth:grant-type:jwt-bearer") => form
+            .get("assertion")
+            .is_some_and(|a| a.split('.').count() == 3),
+        Some("refresh_token") => form.get("refresh_token").is_some_and(|t| !t.is_empty()),
+        _ => false,
+    };
+    if !ok {
+        return Response::json(
+            400,
+            &json!({"error": "invalid_grant", "error_description": "Invalid grant: bad assertion or refresh token."}),
+        );
+    }
+    let t = format!("ya29.fake-{}", s.next());
+    s.tokens.insert(t.clone());
+    Response::json(
+        200,
+        &json!({"access_token": t, "expires_in": 3599, "token_type": "Bearer"}),
+    )
+}
+
+fn body(r: &Request) -> Result<Value, Response> {
+    r.json().map_err(|e| err(400, "INVALID_ARGUMENT", &e))
+}
+
+/// Checks an etag precondition: an absent etag overwrites, a stale one is a conflict.
+fn etag_ok(current: &Value, new: &Value) -> bool {
+    match new["etag"].as_str() {
+        None | Some("") => true,
+        Some(e) => current["etag"].as_str() == Some(e),
+    }
+}
+
+fn set_project_policy(s: &mut State, r: &Request) -> Response {
+    let b = match body(r) {
+        Ok(b) => b,
+        Err(e) => return e,
+    };
+    let mut policy = b["policy"].clone();
+    if !policy.is_object() {
+        return err(400, "INVALID_ARGUMENT", "policy is required");
+    }
+    if !etag_ok(&s.project_policy, &policy) {
+        return err(
+            409,
+            "ABORTED",
+            "There were concurrent policy changes. Please retry the whole read-modify-write with exponential backoff.",
+        );
+    }
+    for binding in policy["bindings"].as_array().cloned().unwrap_or_default() {
+        let role = binding["role"].as_str().unwrap_or("");
+        if let Some(id) = role.strip_prefix(&format!("projects/{PROJECT_ID}/roles/")) {
+            if s.roles.get(id).is_none_or(|r| r["deleted"] == true) {
+                return err(
+                    400,
+                    "INVALID_ARGUMENT",
+                    &format!("Role ({role}) does not exist in the resource's hierarchy."),
+                );
+            }
+        } else if !role.starts_with("roles/") {
+            return err(
+                400,
+                "INVALID_ARGUMENT",
+                &format!("Role {role} is not valid."),
+            );
+        }
+        for m in binding["members"].as_array().cloned().unwrap_or_default() {
+            let m = m.as_str().unwrap_or("");
+            if let Some(email) = m.strip_prefix("serviceAccount:") {
+                if email.ends_with(&format!("@{PROJECT_ID}.iam.gserviceaccount.com")) {
+                    match s.sas.get_mut(email) {
+                        Some(sa) if sa.invisible == 0 => {}
+                        Some(sa) => {
+                            sa.invisible -= 1;
+                            return err(
+                                400,
+                                "INVALID_ARGUMENT",
+                                &format!("Service account {email} does not exist."),
+                            );
+                        }
+                        None => {
+                            return err(
+                                400,
+                                "INVALID_ARGUMENT",
+                                &format!("Service account {email} does not exist."),
+                            )
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Empty bindings are dropped, as IAM does.
+    if let Some(bs) = policy["bindings"].as_array_mut() {
+        bs.retain(|b| b["members"].as_array().is_some_and(|m| !m.is_empty()));
+    }
+    policy["etag"] = s.project_policy["etag"].clone();
+    bump_etag(&mut policy);
+    s.project_policy = policy.clone();
+    Response::json(200, &policy)
+}
+
+fn valid_account_id(id: &str) -> bool {
+    let b = id.as_bytes();
+    (6..=30).contains(&id.len())
+        && b[0].is_ascii_lowercase()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !id.ends_with('-')
+}
+
+fn service_accounts(s: &mut State, r: &Request, rest: &[&str]) -> Response {
+    match (r.method.as_str(), rest) {
+        ("GET", []) => {
+            let all: Vec<Value> = s.sas.values().map(|a| a.json.clone()).collect();
+            paged(r, "accounts", all)
+        }
+        ("POST", []) => {
+            let b = match body(r) {
+                Ok(b) => b,
+                Err(e) => return e,
+            };
+            let id = b["accountId"].as_str().unwrap_or("");
+            if !valid_account_id(id) {
+                return err(
+                    400,
+                    "INVALID_ARGUMENT",
+                    &format!(
+                        "Invalid account ID {id}: must match ^[a-z](?:[-a-z0-9]{{4,28}}[a-z0-9])$"
+                    ),
+                );
+            }
+            let email = format!("{id}@{PROJECT_ID}.iam.gserviceaccount.com");
+            if s.sas.contains_key(&email) {
+                return err(
+                    409,
+                    "ALREADY_EXISTS",
+                    &format!(
+                        "Service account {id} already exists within project projects/{PROJECT_ID}."
+                    ),
+                );
+            }
+            let display = b["serviceAccount"]["displayName"].as_str().unwrap_or("");
+            if display.len() > 100 {
+                return err(
+                    400,
+                    "INVALID_ARGUMENT",
+                    "displayName is longer than 100 characters",
+                );
+            }
+            let desc = b["serviceAccount"]["description"].as_str().unwrap_or("");
+            let sa = new_sa(s, id, display, desc);
+            s.sas.insert(
+                email,
+                Sa {
+                    json: sa.clone(),
+                    policy: json!({"version": 1, "etag": "ACAB"}),
+                    invisible: SA_INVISIBLE_CALLS,
+                },
+            );
+            Response::json(200, &sa)
+        }
+        (method, [target]) => {
+            let (email, verb) = match target.split_once(':') {
+                Some((e, v)) => (e, Some(v)),
+                None => (*target, None),
+            };
+            let Some(sa) = s.sas.get_mut(email) else {
+                return not_found(&format!("projects/{PROJECT_ID}/serviceAccounts/{email}"));
+            };
+            match (method, verb) {
+                ("GET", None) => Response::json(200, &sa.json),
+                ("DELETE", None) => {
+                    s.sas.remove(email);
+                    Response::json(200, &json!({}))
+                }
+                ("POST", Some(v @ ("getIamPolicy" | "setIamPolicy"))) => {
+                    if sa.invisible > 0 {
+                        sa.invisible -= 1;
+                        return not_found(&format!(
+                            "projects/{PROJECT_ID}/serviceAccounts/{email}"
+                        ));
+                    }
+                    if v == "getIamPolicy" {
+                        return Response::json(200, &sa.policy);
+                    }
+                    let b = match body(r) {
+                        Ok(b) => b,
+                        Err(e) => return e,
+                    };
+                    let mut policy = b["policy"].clone();
+                    if !etag_ok(&sa.policy, &policy) {
+                        return err(409, "ABORTED", "There were concurrent policy changes.");
+                    }
+                    if let Some(bs) = policy["bindings"].as_array_mut() {
+                        bs.retain(|b| b["members"].as_array().is_some_and(|m| !m.is_empty()));
+                    }
+                    policy["etag"] = sa.policy["etag"].clone();
+                    bump_etag(&mut policy);
+                    sa.policy = policy.clone();
+                    Response::json(200, &policy)
+                }
+                _ => not_found(&r.path),
+            }
+        }
+        _ => not_found(&r.path),
+    }
+}
+
+fn valid_role_id(id: &str) -> bool {
+    (3..=64).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+}
+
+fn valid_permission(p: &str) -> bool {
+    let parts: Vec<&str> = p.split('.').collect();
+    parts.len() >= 3
+        && parts
+            .iter()
+            .all(|x| !x.is_empty() && x.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
+fn roles(s: &mut State, r: &Request, rest: &[&str]) -> Response {
+    match (r.method.as_str(), rest) {
+        ("GET", []) => {
+            let show_deleted = r.query("showDeleted") == Some("true");
+            let all: Vec<Value> = s
+                .roles
+                .values()
+                .filter(|x| show_deleted || x["deleted"] != true)
+                .map(|x| {
+                    let mut v = x.clone();
+                    if r.query("view") != Some("FULL") {
+                        if let Some(o) = v.as_object_mut() {
+                            o.remove("includedPermissions");
+                        }
+                    }
+                    v
+                })
+                .collect();
+            paged(r, "roles", all)
+        }
+        ("POST", []) => {
+            let b = match body(r) {
+                Ok(b) => b,
+                Err(e) => return e,
+            };
+            let id = b["roleId"].as_str().unwrap_or("");
+            if !valid_role_id(id) {
+                return err(
+                    400,
+                    "INVALID_ARGUMENT",
+                    &format!("The role_id ({id}) is not valid."),
+                );
+            }
+            if let Some(bad) = b["role"]["includedPermissions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|p| !p.as_str().is_some_and(valid_permission))
+            {
+                return err(
+                    400,
+                    "INVALID_ARGUMENT",
+                    &format!("Permission {bad} is not valid."),
+                );
+            }
+            match s.roles.get(id) {
+                Some(x) if x["deleted"] == true => {
+                    return err(400, "FAILED_PRECONDITION", &format!(
+                        "You can't create a role with role_id ({id}) where there is an existing role with that role_id in a deleted state."))
+                }
+                Some(_) => {
+                    return err(409, "ALREADY_EXISTS", &format!("A role named {id} in projects/{PROJECT_ID} already exists."))
+                }
+                None => {}
+            }
+            let mut role = b["role"].clone();
+            role["name"] = Value::String(format!("projects/{PROJECT_ID}/roles/{id}"));
+            role["etag"] = Value::String(format!("BwR{}", s.next()));
+            if role["stage"].is_null() {
+                role["stage"] = Value::String("ALPHA".into());
+            }
+            s.roles.insert(id.into(), role.clone());
+            Response::json(200, &role)
+        }
+        (method, [target]) => {
+            let (id, verb) = match target.split_once(':') {
+                Some((i, v)) => (i, Some(v)),
+                None => (*target, None),
+            };
+            let n = s.next();
+            let Some(role) = s.roles.get_mut(id) else {
+                return not_found(&format!("projects/{PROJECT_ID}/roles/{id}"));
+            };
+            match (method, verb) {
+                ("GET", None) => Response::json(200, role),
+                ("PATCH", None) => {
+                    if role["deleted"] == true {
+                        return err(
+                            400,
+                            "FAILED_PRECONDITION",
+                            "You can't update a deleted role.",
+                        );
+                    }
+                    let b = match body(r) {
+                        Ok(b) => b,
+                        Err(e) => return e,
+                    };
+                    let mask = r.query("updateMask").unwrap_or("");
+                    for f in mask.split(',').filter(|f| !f.is_empty()) {
+                        role[f] = b[f].clone();
+                    }
+                    role["etag"] = Value::String(format!("BwR{n}"));
+                    Response::json(200, role)
+                }
+                ("DELETE", None) => {
+                    if role["deleted"] == true {
+                        return err(400, "FAILED_PRECONDITION", "The role is already deleted.");
+                    }
+                    role["deleted"] = Value::Bool(true);
+                    Response::json(200, role)
+                }
+                ("POST", Some("undelete")) => {
+                    if let Some(o) = role.as_object_mut() {
+                        o.remove("deleted");
+                    }
+                    Response::json(200, role)
+                }
+                _ => not_found(&r.path),
+            }
+        }
+        _ => not_found(&r.path),
+    }
+}
+
+fn valid_pool_id(id: &str) -> bool {
+    (4..=32).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !id.starts_with("gcp-")
+}
+
+fn operation(s: &mut State, parent: &str, response: Value) -> Response {
+    let name = format!("{parent}/operations/op-{}", s.next());
+    s.operations.insert(name.clone(), response);
+    Response::json(200, &json!({"name": name, "done": false}))
+}
+
+fn pools(s: &mut State, r: &Request, rest: &[&str]) -> Response {
+    // Operation polls: `…/operations/{id}` anywhere below a pool.
+    if r.method == "GET" && rest.len() >= 3 && rest[rest.len() - 2] == "operations" {
+        let name = format!(
+            "projects/{PROJECT_NUMBER}/locations/global/workloadIdentityPools/{}",
+            rest.join("/")
+        );
+        return match s.operations.get(&name) {
+            Some(resp) => {
+                Response::json(200, &json!({"name": name, "done": true, "response": resp}))
+            }
+            None => not_found(&name),
+        };
+    }
+    match (r.method.as_str(), rest) {
+        ("GET", []) => {
+            let show_deleted = r.query("showDeleted") == Some("true");
+            let all: Vec<Value> = s
+                .pools
+                .values()
+                .filter(|p| show_deleted || p["state"] != "DELETED")
+                .cloned()
+                .collect();
+            paged(r, "workloadIdentityPools", all)
+        }
+        ("POST", []) => {
+            let id = r.query("workloadIdentityPoolId").unwrap_or("").to_string();
+            if !valid_pool_id(&id) {
+                return err(
+                    400,
+                    "INVALID_ARGUMENT",
+                    &format!("Invalid workload identity pool id {id}."),
+                );
+            }
+            if s.pools.contains_key(&id) {
+                return err(
+                    409,
+                    "ALREADY_EXISTS",
+                    &format!("Requested entity already exists: {}", pool_name(&id)),
+                );
+            }
+            let b = match body(r) {
+                Ok(b) => b,
+                Err(e) => return e,
+            };
+            let pool = json!({"name": pool_name(&id), "displayName": b["displayName"], "description": b["description"],
+                "state": "ACTIVE", "disabled": b["disabled"].as_bool().unwrap_or(false)});
+            s.pools.insert(id.clone(), pool.clone());
+            operation(s, &pool_name(&id), pool)
+        }
+        (method, [target]) => {
+            let (id, verb) = match target.split_once(':') {
+                Some((i, v)) => (i, Some(v)),
+                None => (*target, None),
+            };
+            let Some(pool) = s.pools.get(id).cloned() else {
+                return not_found(&pool_name(id));
+            };
+            match (method, verb) {
+                ("GET", None) => Response::json(200, &pool),
+                ("DELETE", None) => {
+                    if pool["state"] == "DELETED" {
+                        return err(400, "FAILED_PRECONDITION", "The pool is already deleted.");
+                    }
+                    let mut p = pool;
+                    p["state"] = Value::String("DELETED".into());
+                    s.pools.insert(id.into(), p.clone());
+                    operation(s, &pool_name(id), p)
+                }
+                ("POST", Some("undelete")) => {
+                    let mut p = pool;
+                    p["state"] = Value::String("ACTIVE".into());
+                    s.pools.insert(id.into(), p.clone());
+                    operation(s, &pool_name(id), p)
+                }
+                _ => not_found(&r.path),
+            }
+        }
+        (method, [pool_id, "providers", more @ ..]) => {
+            match s.pools.get(*pool_id) {
+                Some(p) if p["state"] == "ACTIVE" => {}
+                Some(_) => return err(400, "FAILED_PRECONDITION", "The pool is deleted."),
+                None => return not_found(&pool_name(pool_id)),
+            }
+            providers(s, r, method, pool_id, more)
+        }
+        _ => not_found(&r.path),
+    }
+}
+
+fn providers(s: &mut State, r: &Request, method: &str, pool: &str, rest: &[&str]) -> Response {
+    let pname = |id: &str| format!("{}/providers/{id}", pool_name(pool));
+    match (method, rest) {
+        ("GET", []) => {
+            let all: Vec<Value> = s
+                .providers
+                .iter()
+                .filter(|((p, _), v)| p == pool && v["state"] != "DELETED")
+                .map(|(_, v)| v.clone())
+                .collect();
+            paged(r, "workloadIdentityPoolProviders", all)
+        }
+        ("POST", []) => {
+            let id = r
+                .query("workloadIdentityPoolProviderId")
+                .unwrap_or("")
+                .to_string();
+            if !valid_pool_id(&id) {
+                return err(
+                    400,
+                    "INVALID_ARGUMENT",
+                    &format!("Invalid provider id {id}."),
+                );
+            }
+            if s.providers.contains_key(&(pool.to_string(), id.clone())) {
+                return err(
+                    409,
+                    "ALREADY_EXISTS",
+                    &format!("Requested entity already exists: {}", pname(&id)),
+                );
+            }
+            let b = match body(r) {
+                Ok(b) => b,
+                Err(e) => return e,
+            };
+            if let Some(e) = check_oidc(&b) {
+                return e;
+            }
+            let mut p = b;
+            p["name"] = Value::String(pname(&id));
+            p["state"] = Value::String("ACTIVE".into());
+            s.providers.insert((pool.into(), id.clone()), p.clone());
+            operation(s, &pname(&id), p)
+        }
+        (method, [target]) => {
+            let (id, verb) = match target.split_once(':') {
+                Some((i, v)) => (i, Some(v)),
+                None => (*target, None),
+            };
+            let key = (pool.to_string(), id.to_string());
+            let Some(mut p) = s.providers.get(&key).cloned() else {
+                return not_found(&pname(id));
+            };
+            match (method, verb) {
+                ("GET", None) => Response::json(200, &p),
+                ("PATCH", None) => {
+                    let b = match body(r) {
+                        Ok(b) => b,
+                        Err(e) => return e,
+                    };
+                    for f in r.query("updateMask").unwrap_or("").split(',') {
+                        match f {
+                            "" => {}
+                            "oidc.issuerUri" | "oidc.allowedAudiences" | "oidc.jwksJson" => {
+                                let k = &f[5..];
+                                p["oidc"][k] = b["oidc"][k].clone();
+                            }
+                            "oidc" | "attributeMapping" | "displayName" | "description"
+                            | "disabled" | "attributeCondition" => p[f] = b[f].clone(),
+                            other => {
+                                return err(
+                                    400,
+                                    "INVALID_ARGUMENT",
+                                    &format!("Invalid update mask field {other}."),
+                                )
+                            }
+                        }
+                    }
+                    if let Some(e) = check_oidc(&p) {
+                        return e;
+                    }
+                    s.providers.insert(key, p.clone());
+                    operation(s, &pname(id), p)
+                }
+                ("DELETE", None) => {
+                    p["state"] = Value::String("DELETED".into());
+                    s.providers.insert(key, p.clone());
+                    operation(s, &pname(id), p)
+                }
+                ("POST", Some("undelete")) => {
+                    p["state"] = Value::String("ACTIVE".into());
+                    s.providers.insert(key, p.clone());
+                    operation(s, &pname(id), p)
+                }
+                _ => not_found(&r.path),
+            }
+        }
+        _ => not_found(&r.path),
+    }
+}
+
+fn check_oidc(p: &Value) -> Option<Response> {
+    let issuer = p["oidc"]["issuerUri"].as_str().unwrap_or("");
+    if !issuer.starts_with("https://") {
+        return Some(err(
+            400,
+            "INVALID_ARGUMENT",
+            "oidc.issuerUri must be an https URL.",
+        ));
+    }
+    if let Some(j) = p["oidc"]["jwksJson"].as_str().filter(|j| !j.is_empty()) {
+        let ok = serde_json::from_str::<Value>(j)
+            .ok()
+            .is_some_and(|v| v["keys"].as_array().is_some_and(|k| !k.is_empty()));
+        if !ok {
+            return Some(err(
+                400,
+                "INVALID_ARGUMENT",
+                "oidc.jwksJson is not a valid JWKS.",
+            ));
+        }
+    }
+    None
+}
+
+fn bucket_policy(s: &mut State, r: &Request, bucket: &str) -> Response {
+    let Some((policy, first)) = s.bucket_policies.get_mut(bucket) else {
+        return not_found(&format!("bucket {bucket}"));
+    };
+    if *first {
+        *first = false;
+        return err(
+            404,
+            "NOT_FOUND",
+            &format!("The specified bucket {bucket} does not exist."),
+        );
+    }
+    match r.method.as_str() {
+        "GET" => Response::json(200, policy),
+        "PUT" => {
+            let b = match body(r) {
+                Ok(b) => b,
+                Err(e) => return e,
+            };
+            if !etag_ok(policy, &b) {
+                return err(
+                    412,
+                    "FAILED_PRECONDITION",
+                    "Precondition Failed: etag mismatch",
+                );
+            }
+            let mut p = b;
+            p["kind"] = Value::String("storage#policy".into());
+            p["resourceId"] = Value::String(format!("projects/_/buckets/{bucket}"));
+            p["etag"] = policy["etag"].clone();
+            bump_etag(&mut p);
+            *policy = p.clone();
+            Response::json(200, &p)
+        }
+        _ => not_found(&r.path),
+    }
+}
+
+fn paged(r: &Request, key: &str, items: Vec<Value>) -> Response {
+    let size = r
+        .query("pageSize")
+        .and_then(|p| p.parse::<usize>().ok())
+        .filter(|p| *p > 0)
+        .unwrap_or(100)
+        .min(100);
+    let start = r
+        .query("pageToken")
+        .and_then(|p| p.parse::<usize>().ok())
+        .unwrap_or(0);
+    let chunk: Vec<Value> = items.iter().skip(start).take(size).cloned().collect();
+    let mut out = json!({});
+    if !chunk.is_empty() {
+        out[key] = Value::Array(chunk);
+    }
+    if start + size < items.len() {
+        out["nextPageToken"] = Value::String((start + size).to_string());
+    }
+    Response::json(200, &out)
+}

@@ -1,0 +1,338 @@
+//! Raw-HTTP tests pinning the GCP fake's behaviour: tokens, etag conflicts, eventual consistency,
+//! soft deletion, long-running operations, and storage forwarded to fake-gcs-server.
+
+use cco_testsupport::fake_gcs::FakeGcs;
+use cco_testsupport::fake_http::raw;
+use cco_testsupport::gcp_fake::{GcpFake, PROJECT_ID, PROJECT_NUMBER, SA_INVISIBLE_CALLS};
+use serde_json::{json, Value};
+
+struct T {
+    _gcs: FakeGcs,
+    f: GcpFake,
+    token: String,
+}
+
+async fn start() -> T {
+    let gcs = FakeGcs::start().expect("fake-gcs-server");
+    let f = GcpFake::start(&gcs.endpoint).expect("fake");
+    let (status, _, body) = raw(
+        "POST",
+        &format!("{}/token", f.endpoint()),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=a.b.c",
+    )
+    .await
+    .expect("http");
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_slice(&body).expect("json");
+    let token = v["access_token"].as_str().expect("token").to_string();
+    T {
+        _gcs: gcs,
+        f,
+        token,
+    }
+}
+
+impl T {
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let auth = format!("Bearer {}", self.token);
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let (status, _, bytes) = raw(
+            method,
+            &format!("{}{path}", self.f.endpoint()),
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        )
+        .await
+        .expect("http");
+        let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, v)
+    }
+}
+
+#[tokio::test]
+async fn calls_need_a_token_and_unknown_projects_are_denied() {
+    let t = start().await;
+    let (status, _, _) = raw(
+        "GET",
+        &format!("{}/v1/projects/{PROJECT_ID}", t.f.endpoint()),
+        &[],
+        b"",
+    )
+    .await
+    .expect("http");
+    assert_eq!(status, 401);
+    let (status, v) = t
+        .call("GET", &format!("/v1/projects/{PROJECT_ID}"), None)
+        .await;
+    assert_eq!(
+        (status, v["projectNumber"].as_str()),
+        (200, Some(PROJECT_NUMBER))
+    );
+    let (status, v) = t.call("GET", "/v1/projects/other", None).await;
+    assert_eq!(
+        (status, v["error"]["status"].as_str()),
+        (403, Some("PERMISSION_DENIED"))
+    );
+}
+
+#[tokio::test]
+async fn a_new_service_account_is_not_visible_to_iam_policies_at_once_and_stale_etags_conflict() {
+    let t = start().await;
+    let (status, sa) = t
+        .call(
+            "POST",
+            &format!("/v1/projects/{PROJECT_ID}/serviceAccounts"),
+            Some(json!({"accountId": "abc-def-12345", "serviceAccount": {"displayName": "d"}})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let email = sa["email"].as_str().expect("email").to_string();
+    let (status, dup) = t
+        .call(
+            "POST",
+            &format!("/v1/projects/{PROJECT_ID}/serviceAccounts"),
+            Some(json!({"accountId": "abc-def-12345", "serviceAccount": {}})),
+        )
+        .await;
+    assert_eq!(
+        (status, dup["error"]["status"].as_str()),
+        (409, Some("ALREADY_EXISTS"))
+    );
+    let member = format!("serviceAccount:{email}");
+    let set = |etag: Value| json!({"policy": {"etag": etag, "bindings": [{"role": "roles/viewer", "members": [member.clone()]}]}});
+    let (_, policy) = t
+        .call(
+            "POST",
+            &format!("/v1/projects/{PROJECT_ID}:getIamPolicy"),
+            Some(json!({})),
+        )
+        .await;
+    for _ in 0..SA_INVISIBLE_CALLS {
+        let (status, e) = t
+            .call(
+                "POST",
+                &format!("/v1/projects/{PROJECT_ID}:setIamPolicy"),
+                Some(set(policy["etag"].clone())),
+            )
+            .await;
+        assert_eq!(
+            (status, e["error"]["status"].as_str()),
+            (400, Some("INVALID_ARGUMENT")),
+            "{e}"
+        );
+    }
+    let (status, _) = t
+        .call(
+            "POST",
+            &format!("/v1/projects/{PROJECT_ID}:setIamPolicy"),
+            Some(set(policy["etag"].clone())),
+        )
+        .await;
+    assert_eq!(status, 200);
+    // The old etag is now stale.
+    let (status, e) = t
+        .call(
+            "POST",
+            &format!("/v1/projects/{PROJECT_ID}:setIamPolicy"),
+            Some(set(policy["etag"].clone())),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"]["status"].as_str()),
+        (409, Some("ABORTED"))
+    );
+    // The service account's own policy became visible too.
+    let (status, _) = t
+        .call(
+            "POST",
+            &format!("/v1/projects/{PROJECT_ID}/serviceAccounts/{email}:getIamPolicy"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = t
+        .call(
+            "DELETE",
+            &format!("/v1/projects/{PROJECT_ID}/serviceAccounts/{email}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = t
+        .call(
+            "GET",
+            &format!("/v1/projects/{PROJECT_ID}/serviceAccounts/{email}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn custom_roles_are_soft_deleted_and_block_their_id_until_undeleted() {
+    let t = start().await;
+    let base = format!("/v1/projects/{PROJECT_ID}/roles");
+    let create = json!({"roleId": "my_role", "role": {"title": "t", "includedPermissions": ["compute.instances.get"], "stage": "GA"}});
+    assert_eq!(t.call("POST", &base, Some(create.clone())).await.0, 200);
+    assert_eq!(t.call("POST", &base, Some(create.clone())).await.0, 409);
+    let (status, r) = t.call("DELETE", &format!("{base}/my_role"), None).await;
+    assert_eq!((status, &r["deleted"]), (200, &json!(true)));
+    let (status, e) = t.call("POST", &base, Some(create.clone())).await;
+    assert_eq!(
+        (status, e["error"]["status"].as_str()),
+        (400, Some("FAILED_PRECONDITION"))
+    );
+    let (_, listed) = t.call("GET", &base, None).await;
+    assert!(
+        listed.get("roles").is_none(),
+        "deleted roles are hidden: {listed}"
+    );
+    let (_, listed) = t
+        .call("GET", &format!("{base}?showDeleted=true"), None)
+        .await;
+    assert_eq!(listed["roles"].as_array().expect("roles").len(), 1);
+    assert_eq!(
+        t.call("POST", &format!("{base}/my_role:undelete"), Some(json!({})))
+            .await
+            .0,
+        200
+    );
+    let (status, r) = t
+        .call(
+            "PATCH",
+            &format!("{base}/my_role?updateMask=includedPermissions"),
+            Some(json!({"includedPermissions": ["compute.disks.get"]})),
+        )
+        .await;
+    assert_eq!(
+        (status, &r["includedPermissions"]),
+        (200, &json!(["compute.disks.get"]))
+    );
+    let bad = json!({"roleId": "bad-id!", "role": {"includedPermissions": []}});
+    assert_eq!(t.call("POST", &base, Some(bad)).await.0, 400);
+}
+
+#[tokio::test]
+async fn pools_and_providers_are_long_running_and_soft_deleted() {
+    let t = start().await;
+    let base = format!("/v1/projects/{PROJECT_ID}/locations/global/workloadIdentityPools");
+    let (status, op) = t
+        .call(
+            "POST",
+            &format!("{base}?workloadIdentityPoolId=my-pool"),
+            Some(json!({"displayName": "p"})),
+        )
+        .await;
+    assert_eq!((status, &op["done"]), (200, &json!(false)));
+    let (status, done) = t
+        .call(
+            "GET",
+            &format!("/v1/{}", op["name"].as_str().expect("op")),
+            None,
+        )
+        .await;
+    assert_eq!((status, &done["done"]), (200, &json!(true)));
+    assert_eq!(done["response"]["state"], "ACTIVE");
+    let provider = json!({"oidc": {"issuerUri": "https://storage.googleapis.com/x-oidc", "allowedAudiences": ["openshift"]},
+        "attributeMapping": {"google.subject": "assertion.sub"}});
+    let (status, _) = t
+        .call(
+            "POST",
+            &format!("{base}/my-pool/providers?workloadIdentityPoolProviderId=my-prov"),
+            Some(provider.clone()),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        t.call(
+            "POST",
+            &format!("{base}/my-pool/providers?workloadIdentityPoolProviderId=my-prov"),
+            Some(provider)
+        )
+        .await
+        .0,
+        409
+    );
+    let (status, e) = t
+        .call(
+            "PATCH",
+            &format!("{base}/my-pool/providers/my-prov?updateMask=oidc.jwksJson"),
+            Some(json!({"oidc": {"jwksJson": "not json"}})),
+        )
+        .await;
+    assert_eq!(status, 400, "{e}");
+    assert_eq!(
+        t.call("DELETE", &format!("{base}/my-pool"), None).await.0,
+        200
+    );
+    let (_, p) = t.call("GET", &format!("{base}/my-pool"), None).await;
+    assert_eq!(p["state"], "DELETED");
+    let (status, _) = t
+        .call(
+            "POST",
+            &format!("{base}?workloadIdentityPoolId=my-pool"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 409, "a deleted pool keeps its id");
+    assert_eq!(
+        t.call("GET", &format!("{base}/my-pool/providers/my-prov"), None)
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        t.call("POST", &format!("{base}/my-pool:undelete"), Some(json!({})))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        t.call("GET", &format!("{base}/my-pool/providers/my-prov"), None)
+            .await
+            .0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn storage_goes_to_fake_gcs_server_and_bucket_iam_is_served_here() {
+    let t = start().await;
+    let (status, _) = t
+        .call(
+            "POST",
+            &format!("/storage/v1/b?project={PROJECT_ID}"),
+            Some(json!({"name": "b-oidc"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(t.f.buckets(), ["b-oidc"]);
+    // Just after creation the bucket's policy is not visible yet.
+    assert_eq!(t.call("GET", "/storage/v1/b/b-oidc/iam", None).await.0, 404);
+    let (status, policy) = t.call("GET", "/storage/v1/b/b-oidc/iam", None).await;
+    assert_eq!(status, 200);
+    let mut p = policy.clone();
+    p["bindings"]
+        .as_array_mut()
+        .expect("bindings")
+        .push(json!({"role": "roles/storage.objectViewer", "members": ["allUsers"]}));
+    assert_eq!(
+        t.call("PUT", "/storage/v1/b/b-oidc/iam", Some(p.clone()))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        t.call("PUT", "/storage/v1/b/b-oidc/iam", Some(p)).await.0,
+        412,
+        "stale etag"
+    );
+    let (status, _) = t.call("DELETE", "/storage/v1/b/b-oidc", None).await;
+    assert!(status == 204 || status == 200, "{status}");
+    assert!(t.f.buckets().is_empty());
+    assert_eq!(t.call("GET", "/storage/v1/b/b-oidc", None).await.0, 404);
+}

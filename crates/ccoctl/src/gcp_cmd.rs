@@ -1,0 +1,479 @@
+//! `ccoctl gcp …`: workload identity federation for GCP (SPEC §4). Read inputs, plan
+//! (`cco_core::gcp`), then either write the numbered gcloud/gsutil scripts (`--dry-run`) or converge
+//! the cloud through `cco_gcp`, writing files atomically as results arrive.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use cco_api::Cloud;
+use cco_core::fsutil::{ensure_dir, write_atomic, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE};
+use cco_core::gcp::{
+    bucket_name, credentials_config, discovery, issuer_url, plan_service_accounts, pool_files,
+    provider_files, random_suffix, secret_manifest, service_account_files, validate_name,
+    KeyStorage, ServiceAccountPlan,
+};
+use cco_core::keys;
+use cco_core::oidc::{authentication_manifest, to_pretty, AUTHENTICATION_MANIFEST};
+use cco_core::reader::{read_dir, LoadedRequest, ReadOptions};
+use cco_gcp::{Endpoints, Gcp, ProviderSpec};
+use clap::{Args, Subcommand, ValueEnum};
+use futures::StreamExt;
+
+use crate::cli::KeyPairArgs;
+use crate::keypair::{create_key_pair, ensure_output_dir, read_public_key};
+
+#[derive(Debug, Args)]
+pub struct GcpArgs {
+    #[command(subcommand)]
+    pub command: GcpCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GcpCommand {
+    /// Create the service-account signing key pair (reuses an existing private key).
+    CreateKeyPair(KeyPairArgs),
+    /// Create the workload identity pool.
+    CreateWorkloadIdentityPool(PoolArgs),
+    /// Create the OIDC issuer (public bucket or keys in the provider) and the pool's OIDC provider.
+    CreateWorkloadIdentityProvider(ProviderArgs),
+    /// Create one IAM service account per CredentialsRequest and write its Secret manifest.
+    CreateServiceAccounts(ServiceAccountsArgs),
+    /// Create the key pair, pool, provider, issuer and service accounts in one go.
+    CreateAll(CreateAllArgs),
+    /// Delete what the create commands made for --name (and only that).
+    Delete(DeleteArgs),
+}
+
+/// Where the provider finds the signing keys.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum KeyStorageMethod {
+    /// A public bucket `<name>-oidc` serves the discovery document and keys.json.
+    PublicBucket,
+    /// The JWKS is stored in the provider; no bucket is made.
+    PoolJwkFile,
+}
+
+impl From<KeyStorageMethod> for KeyStorage {
+    fn from(m: KeyStorageMethod) -> KeyStorage {
+        match m {
+            KeyStorageMethod::PublicBucket => KeyStorage::PublicBucket,
+            KeyStorageMethod::PoolJwkFile => KeyStorage::PoolJwkFile,
+        }
+    }
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct Common {
+    /// Name of the created resources (pool, provider, bucket `<name>-oidc`, service account names):
+    /// 4 to 32 lower-case letters, digits and hyphens.
+    #[arg(long)]
+    pub name: String,
+    /// ID of the GCP project.
+    #[arg(long)]
+    pub project: String,
+    /// Directory for keys, manifests and dry-run files.
+    #[arg(long, default_value = ".")]
+    pub output_dir: PathBuf,
+    /// Write the gcloud/gsutil scripts and documents instead of calling GCP.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct PoolArgs {
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct IssuerArgs {
+    /// Location of the issuer bucket.
+    #[arg(long, default_value = "us")]
+    pub region: String,
+    /// Where the provider finds the signing keys.
+    #[arg(long, value_enum, default_value = "public-bucket")]
+    pub key_storage_method: KeyStorageMethod,
+    /// Publish only the current signing key. By default keys already published are kept beside
+    /// the new one, so tokens signed before a key rotation stay valid.
+    #[arg(long)]
+    pub prune_old_keys: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ProviderArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub issuer: IssuerArgs,
+    /// Pool to create the provider in.
+    #[arg(long)]
+    pub workload_identity_pool: String,
+    /// Public key of the service-account signer [default: <output-dir>/serviceaccount-signer.public].
+    #[arg(long)]
+    pub public_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RequestsArgs {
+    /// Directory of CredentialsRequest manifests (top-level .yaml, .yml and .json files).
+    #[arg(long)]
+    pub credentials_requests_dir: PathBuf,
+    /// Include requests of the TechPreviewNoUpgrade feature set.
+    #[arg(long)]
+    pub enable_tech_preview: bool,
+    /// How many service accounts are worked on at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ServiceAccountsArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub requests: RequestsArgs,
+    /// Pool whose principals may impersonate the service accounts.
+    #[arg(long)]
+    pub workload_identity_pool: String,
+    /// Provider named in the credentials configuration.
+    #[arg(long)]
+    pub workload_identity_provider: String,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CreateAllArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub issuer: IssuerArgs,
+    #[command(flatten)]
+    pub requests: RequestsArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DeleteArgs {
+    /// Name the resources were created with.
+    #[arg(long)]
+    pub name: String,
+    /// ID of the GCP project.
+    #[arg(long)]
+    pub project: String,
+    /// Directory of the CredentialsRequests the service accounts were made for.
+    #[arg(long)]
+    pub credentials_requests_dir: PathBuf,
+    /// Also delete the custom roles (GCP keeps a deleted role's id reserved for 7 days).
+    #[arg(long)]
+    pub force_delete_custom_roles: bool,
+    /// List what would be deleted without deleting anything.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Runs one `ccoctl gcp` subcommand.
+pub async fn run(args: GcpArgs) -> anyhow::Result<()> {
+    match args.command {
+        GcpCommand::CreateKeyPair(a) => create_key_pair(&a.output_dir).map(|_| ()),
+        GcpCommand::CreateWorkloadIdentityPool(a) => {
+            validate_name(&a.common.name)?;
+            ensure_output_dir(&a.common.output_dir)?;
+            if a.common.dry_run {
+                return write_files(
+                    &a.common.output_dir,
+                    &pool_files(&a.common.project, &a.common.name),
+                );
+            }
+            let (gcp, _) = connect(&a.common.project).await?;
+            pool(&gcp, &a.common.name).await
+        }
+        GcpCommand::CreateWorkloadIdentityProvider(a) => {
+            validate_name(&a.common.name)?;
+            validate_name(&a.workload_identity_pool).context("--workload-identity-pool")?;
+            let (_, public) = read_public_key(a.public_key_file.as_deref(), &a.common.output_dir)?;
+            provider(&a.common, &a.issuer, &a.workload_identity_pool, &public).await
+        }
+        GcpCommand::CreateServiceAccounts(a) => {
+            validate_name(&a.common.name)?;
+            let reqs = load(&a.requests)?;
+            service_accounts(
+                &a.common,
+                &a.requests,
+                &reqs,
+                &a.workload_identity_pool,
+                &a.workload_identity_provider,
+            )
+            .await
+        }
+        GcpCommand::CreateAll(a) => create_all(a).await,
+        GcpCommand::Delete(a) => delete(a).await,
+    }
+}
+
+async fn connect(project: &str) -> anyhow::Result<(Gcp, String)> {
+    Ok(Gcp::connect(project, Endpoints::from_env()).await?)
+}
+
+fn write_files(out: &Path, files: &[(String, String)]) -> anyhow::Result<()> {
+    for (name, contents) in files {
+        let path = out.join(name);
+        let mode = if name.starts_with("manifests/") {
+            ensure_dir(&out.join("manifests"), PRIVATE_DIR_MODE)?;
+            PRIVATE_FILE_MODE
+        } else if name.ends_with(".sh") {
+            0o755
+        } else {
+            0o644
+        };
+        write_atomic(&path, contents.as_bytes(), mode)?;
+        println!("Saved {}", path.display());
+    }
+    Ok(())
+}
+
+fn write_authentication_manifest(out: &Path, issuer: &str) -> anyhow::Result<()> {
+    ensure_dir(&out.join("manifests"), PRIVATE_DIR_MODE)?;
+    let path = out.join(AUTHENTICATION_MANIFEST);
+    write_atomic(&path, authentication_manifest(issuer).as_bytes(), 0o644)?;
+    println!("Saved Authentication manifest to {}", path.display());
+    Ok(())
+}
+
+fn load(r: &RequestsArgs) -> anyhow::Result<Vec<LoadedRequest>> {
+    let reqs = read_dir(
+        &r.credentials_requests_dir,
+        ReadOptions {
+            cloud: Cloud::Gcp,
+            enable_tech_preview: r.enable_tech_preview,
+        },
+    )?;
+    if reqs.is_empty() {
+        tracing::warn!(dir = %r.credentials_requests_dir.display(), "no GCP CredentialsRequests found; nothing to do for service accounts");
+    }
+    Ok(reqs)
+}
+
+async fn pool(gcp: &Gcp, pool: &str) -> anyhow::Result<()> {
+    let change = gcp.ensure_pool(pool).await?;
+    println!("Workload identity pool {pool} {}", change.verb());
+    Ok(())
+}
+
+async fn provider(
+    c: &Common,
+    issuer_args: &IssuerArgs,
+    pool: &str,
+    public: &keys::RsaPublicKey,
+) -> anyhow::Result<()> {
+    let jwks = keys::jwks(std::slice::from_ref(public))?;
+    let storage: KeyStorage = issuer_args.key_storage_method.into();
+    let issuer = issuer_url(&c.name);
+    ensure_output_dir(&c.output_dir)?;
+    if c.dry_run {
+        let out = c
+            .output_dir
+            .canonicalize()
+            .unwrap_or_else(|_| c.output_dir.clone());
+        write_files(
+            &c.output_dir,
+            &provider_files(
+                &c.name,
+                &c.project,
+                &issuer_args.region,
+                pool,
+                &to_pretty(&jwks),
+                storage,
+                &out.display().to_string(),
+            ),
+        )?;
+        return write_authentication_manifest(&c.output_dir, &issuer);
+    }
+    let (gcp, _) = connect(&c.project).await?;
+    let embedded = match storage {
+        KeyStorage::PublicBucket => {
+            let bucket = bucket_name(&c.name);
+            let change = gcp
+                .ensure_public_bucket(&bucket, &issuer_args.region, &c.name)
+                .await?;
+            println!("Bucket {bucket} {} (publicly readable)", change.verb());
+            let published = gcp
+                .publish_documents(
+                    &bucket,
+                    &discovery(&issuer),
+                    &jwks,
+                    issuer_args.prune_old_keys,
+                )
+                .await?;
+            let n = published["keys"].as_array().map_or(0, Vec::len);
+            println!("OpenID Connect discovery document and JWKS ({n} keys) published in bucket {bucket}");
+            None
+        }
+        KeyStorage::PoolJwkFile => Some(jwks),
+    };
+    let change = gcp
+        .ensure_provider(
+            pool,
+            &c.name,
+            &ProviderSpec {
+                issuer: issuer.clone(),
+                jwks: embedded,
+            },
+        )
+        .await?;
+    println!(
+        "Workload identity provider {} in pool {pool} {}",
+        c.name,
+        change.verb()
+    );
+    write_authentication_manifest(&c.output_dir, &issuer)?;
+    println!("Issuer URL: {issuer}");
+    Ok(())
+}
+
+async fn service_accounts(
+    c: &Common,
+    r: &RequestsArgs,
+    reqs: &[LoadedRequest],
+    pool: &str,
+    provider: &str,
+) -> anyhow::Result<()> {
+    let plans = plan_service_accounts(reqs, &c.name)?;
+    for p in &plans {
+        for n in &p.notes {
+            tracing::warn!(source = %p.source, request = %p.request, "{n}");
+        }
+    }
+    ensure_output_dir(&c.output_dir)?;
+    if c.dry_run {
+        let out = c
+            .output_dir
+            .canonicalize()
+            .unwrap_or_else(|_| c.output_dir.clone());
+        let suffixes: Vec<String> = plans.iter().map(|_| random_suffix()).collect();
+        return write_files(
+            &c.output_dir,
+            &service_account_files(
+                &plans,
+                &c.name,
+                &c.project,
+                pool,
+                provider,
+                &suffixes,
+                &out.display().to_string(),
+            ),
+        );
+    }
+    if plans.is_empty() {
+        return Ok(());
+    }
+    ensure_dir(&c.output_dir.join("manifests"), PRIVATE_DIR_MODE)?;
+    let (gcp, number) = connect(&c.project).await?;
+    let total = plans.len();
+    let results: Vec<Result<(), String>> = futures::stream::iter(plans.iter())
+        .map(|plan| {
+            one_service_account(&gcp, &c.name, &number, pool, provider, plan, &c.output_dir)
+        })
+        .buffer_unordered(r.concurrency.into())
+        .collect()
+        .await;
+    let failures: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+    if !failures.is_empty() {
+        let mut msg = format!("{} of {total} service accounts failed", failures.len());
+        for f in &failures {
+            msg.push_str(&format!("\n  {f}"));
+        }
+        msg.push_str("\nThe others are in place; re-run the same command to finish (it does not duplicate anything).");
+        bail!(msg);
+    }
+    Ok(())
+}
+
+async fn one_service_account(
+    gcp: &Gcp,
+    name: &str,
+    number: &str,
+    pool: &str,
+    provider: &str,
+    plan: &ServiceAccountPlan,
+    out: &Path,
+) -> Result<(), String> {
+    let applied = cco_gcp::apply_service_account(gcp, name, number, pool, plan)
+        .await
+        .map_err(|e| format!("{} ({}): {e}", plan.display_name, plan.source))?;
+    let config = credentials_config(number, pool, provider, &applied.email, &plan.token_path);
+    let path = out.join(&plan.secret_path);
+    write_atomic(
+        &path,
+        secret_manifest(&plan.secret_namespace, &plan.secret_name, &config).as_bytes(),
+        PRIVATE_FILE_MODE,
+    )
+    .map_err(|e| e.to_string())?;
+    tracing::info!(email = %applied.email, role = ?applied.role, bindings_changed = applied.project_bindings_changed,
+        federation_changed = applied.federation_changed, "service account converged");
+    println!(
+        "IAM service account {} {}; Secret manifest saved to {}",
+        applied.email,
+        applied.account.verb(),
+        path.display()
+    );
+    Ok(())
+}
+
+async fn create_all(a: CreateAllArgs) -> anyhow::Result<()> {
+    let c = &a.common;
+    validate_name(&c.name)?;
+    // Read and plan the requests first, so a bad input fails before anything is created.
+    let reqs = load(&a.requests)?;
+    plan_service_accounts(&reqs, &c.name)?;
+    let public = create_key_pair(&c.output_dir)?;
+    if c.dry_run {
+        write_files(&c.output_dir, &pool_files(&c.project, &c.name))?;
+    } else {
+        let (gcp, _) = connect(&c.project).await?;
+        pool(&gcp, &c.name).await?;
+    }
+    provider(c, &a.issuer, &c.name, &public).await?;
+    service_accounts(c, &a.requests, &reqs, &c.name, &c.name).await
+}
+
+async fn delete(a: DeleteArgs) -> anyhow::Result<()> {
+    validate_name(&a.name)?;
+    // Every request is considered, tech-preview ones included: a full cleanup is the safe side.
+    let reqs = read_dir(
+        &a.credentials_requests_dir,
+        ReadOptions {
+            cloud: Cloud::Gcp,
+            enable_tech_preview: true,
+        },
+    )?;
+    let plans = plan_service_accounts(&reqs, &a.name)?;
+    let (gcp, _) = connect(&a.project).await?;
+    let verb = if a.dry_run { "Would delete" } else { "Deleted" };
+    let mut kept = Vec::new();
+    for p in &plans {
+        let r = cco_gcp::delete_for_request(&gcp, p, a.force_delete_custom_roles, a.dry_run)
+            .await
+            .with_context(|| format!("deleting what was made for {} ({})", p.request, p.source))?;
+        for x in r.removed {
+            println!("{verb} {x}");
+        }
+        kept.extend(r.kept);
+    }
+    match gcp.delete_pool(&a.name, a.dry_run).await? {
+        Some(true) => println!("{verb} workload identity pool {} and its providers", a.name),
+        Some(false) => kept.push(format!(
+            "workload identity pool {}: its description does not say ccoctl made it",
+            a.name
+        )),
+        None => {}
+    }
+    let (removed, left) = gcp
+        .delete_issuer_bucket(&bucket_name(&a.name), a.dry_run)
+        .await?;
+    for x in removed {
+        println!("{verb} {x}");
+    }
+    kept.extend(left);
+    for k in &kept {
+        println!("Kept {k}");
+    }
+    Ok(())
+}
