@@ -12,6 +12,7 @@ step() { printf '\n==> %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
 
 step "Python emulators"
 bash scripts/setup-python.sh
+bash scripts/setup-node.sh  # azurite (Azure Storage emulator) into .cache/node
 
 step "kube-apiserver and etcd (cached build)"
 CCO_KUBE_BIN_DIR="$(bash tools/kube/build.sh | tail -n1)"

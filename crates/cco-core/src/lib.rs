@@ -7,6 +7,7 @@
 //! file to write. The plan is what `--dry-run` renders and what the adapters execute.
 
 pub mod aws;
+pub mod azure;
 pub mod fsutil;
 pub mod gcp;
 pub mod ibm;

@@ -1,6 +1,8 @@
 //! Test support: launchers for the real protocol peers the tests run against (the AWS emulator and
 //! a real kube-apiserver), and fixtures.
 
+pub mod azure_fake;
+pub mod azurite;
 pub mod fake_gcs;
 pub mod fake_http;
 pub mod gcp_fake;

@@ -27,6 +27,8 @@ pub enum Command {
     Ibmcloud(crate::ibm_cmd::IbmArgs),
     /// Manage credentials objects for Google Cloud (workload identity federation).
     Gcp(crate::gcp_cmd::GcpArgs),
+    /// Manage credentials objects for Azure (workload identity federation).
+    Azure(crate::azure_cmd::AzureArgs),
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@
 //! (`--dry-run`) or execute it through the cloud adapter, writing files atomically as results arrive.
 
 pub mod aws_cmd;
+pub mod azure_cmd;
 pub mod cli;
 pub mod gcp_cmd;
 pub mod ibm_cmd;
@@ -46,6 +47,7 @@ async fn dispatch(cmd: cli::Command) -> anyhow::Result<()> {
         cli::Command::Nutanix(a) => nutanix_cmd::run(a).await,
         cli::Command::Ibmcloud(a) => ibm_cmd::run(a).await,
         cli::Command::Gcp(a) => gcp_cmd::run(a).await,
+        cli::Command::Azure(a) => azure_cmd::run(a).await,
     }
 }
 

@@ -1,0 +1,744 @@
+//! A small stateful fake of Azure Resource Manager and of the Azure AD token endpoint, for the
+//! services no emulator exists for. Storage accounts it creates point their blob endpoint at an
+//! Azurite instance (`<azurite>/<account>/`), so the Blob data plane is the real emulator.
+//!
+//! Data model: one [`State`] behind a mutex holding resource groups, storage accounts, user-assigned
+//! identities, federated identity credentials, role definitions (seeded with a few built-in roles)
+//! and role assignments, keyed the way ARM addresses them. Behaviour pinned by
+//! `tests/azure_fake.rs`:
+//! - `POST /<tenant>/oauth2/v2.0/token` (client credentials) issues [`TOKEN`]; every ARM call needs it.
+//! - PUT answers 201 on create and 200 on update; a new storage account answers 202 with no body
+//!   (a long-running operation, finished when read back); `DELETE` of a resource group answers 202
+//!   and removes what it holds (accounts, identities, credentials, assignments in its scope).
+//! - Storage account names are global: another group's name is `409 StorageAccountAlreadyTaken`.
+//! - The first role assignment for a new principal fails with `400 PrincipalNotFound` (Azure AD's
+//!   replication delay; clients retry). A second assignment of the same principal, role and scope
+//!   under another name is `409 RoleAssignmentExists`; a role definition name used by another id is
+//!   `409 RoleDefinitionWithSameNameExists`; deleting a role still assigned is
+//!   `409 RoleDefinitionHasAssignments`.
+//! - At most 20 federated credentials per identity, and no two with the same issuer and subject.
+//!
+//! Not modelled: real long-running operation status URLs, locks, RBAC of the caller, `$filter` beyond
+//! `roleName eq`, `type eq 'CustomRole'` and `principalId eq`, https-only issuers.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value};
+
+use crate::fake_http::{FakeServer, Handler, Request, Response};
+
+/// The subscription the fake knows.
+pub const SUBSCRIPTION: &str = "00000000-0000-0000-0000-000000000001";
+/// The tenant.
+pub const TENANT: &str = "00000000-0000-0000-0000-0000000000aa";
+/// Client id and secret the token endpoint accepts.
+pub const CLIENT_ID: &str = "ccoctl-test-client";
+pub const CLIENT_SECRET: &str = "ccoctl-test-secret";
+/// The access token it issues.
+pub const TOKEN: &str = "fake-arm-token";
+/// Built-in roles the fake knows, by name.
+pub const BUILTIN_ROLES: &[(&str, &str)] = &[
+    ("Contributor", "b24988ac-6180-42a0-ab88-20f7382dd24c"),
+    ("Reader", "acdd72a7-3385-48ef-bd42-f606fba81ae7"),
+    (
+        "Storage Blob Data Contributor",
+        "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
+    ),
+];
+
+/// The fake's state.
+#[derive(Default)]
+pub struct State {
+    pub resource_groups: BTreeMap<String, Value>,
+    /// (group, account) → account.
+    pub storage_accounts: BTreeMap<(String, String), Value>,
+    /// (group, identity) → identity.
+    pub identities: BTreeMap<(String, String), Value>,
+    /// (group, identity, credential) → credential.
+    pub federated_credentials: BTreeMap<(String, String, String), Value>,
+    /// guid → definition (built-in and custom).
+    pub role_definitions: BTreeMap<String, Value>,
+    /// guid → assignment.
+    pub role_assignments: BTreeMap<String, Value>,
+    /// Principals for which one PrincipalNotFound was already answered.
+    replicated: BTreeSet<String>,
+    counter: u64,
+}
+
+/// A running fake.
+pub struct AzureFake {
+    pub server: FakeServer,
+    pub state: Arc<Mutex<State>>,
+}
+
+fn err(status: u16, code: &str, message: &str) -> Response {
+    Response::json(
+        status,
+        &json!({"error": {"code": code, "message": message}}),
+    )
+}
+
+fn lower(s: &str) -> String {
+    s.to_ascii_lowercase()
+}
+
+impl AzureFake {
+    /// Starts the fake; storage accounts get blob endpoints below `azurite` (`http://127.0.0.1:<port>`).
+    pub fn start(azurite: &str) -> anyhow::Result<AzureFake> {
+        let state = Arc::new(Mutex::new(State::default()));
+        if let Ok(mut s) = state.lock() {
+            for (name, guid) in BUILTIN_ROLES {
+                s.role_definitions.insert(
+                    guid.to_string(),
+                    json!({
+                        "id": format!("/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions/{guid}"),
+                        "name": guid,
+                        "type": "Microsoft.Authorization/roleDefinitions",
+                        "properties": {"roleName": name, "type": "BuiltInRole", "assignableScopes": ["/"], "permissions": []}
+                    }),
+                );
+            }
+        }
+        let st = state.clone();
+        let azurite = azurite.trim_end_matches('/').to_string();
+        let handler: Handler = Arc::new(move |r: &Request| {
+            let Ok(mut s) = st.lock() else {
+                return err(500, "InternalError", "poisoned");
+            };
+            handle(&mut s, &azurite, r)
+        });
+        Ok(AzureFake {
+            server: FakeServer::start(handler)?,
+            state,
+        })
+    }
+
+    /// `http://127.0.0.1:<port>`: both the authority host and the Resource Manager endpoint.
+    pub fn endpoint(&self) -> &str {
+        &self.server.endpoint
+    }
+
+    /// Environment for `ccoctl` to talk to this fake.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AZURE_AUTHORITY_HOST", self.server.endpoint.clone()),
+            (
+                "AZURE_RESOURCE_MANAGER_ENDPOINT",
+                self.server.endpoint.clone(),
+            ),
+            ("AZURE_CLIENT_ID", CLIENT_ID.into()),
+            ("AZURE_CLIENT_SECRET", CLIENT_SECRET.into()),
+            ("AZURE_TENANT_ID", TENANT.into()),
+        ]
+    }
+
+    /// How many objects of each kind exist (custom roles only), for "nothing left" checks.
+    pub fn counts(&self) -> BTreeMap<&'static str, usize> {
+        let mut m = BTreeMap::new();
+        if let Ok(s) = self.state.lock() {
+            m.insert("resource_groups", s.resource_groups.len());
+            m.insert("storage_accounts", s.storage_accounts.len());
+            m.insert("identities", s.identities.len());
+            m.insert("federated_credentials", s.federated_credentials.len());
+            m.insert(
+                "custom_roles",
+                s.role_definitions
+                    .values()
+                    .filter(|d| d["properties"]["type"] == "CustomRole")
+                    .count(),
+            );
+            m.insert("role_assignments", s.role_assignments.len());
+        }
+        m
+    }
+
+    /// Creates a resource group directly (e.g. the installer's, which ccoctl does not own).
+    pub fn insert_resource_group(&self, name: &str) {
+        if let Ok(mut s) = self.state.lock() {
+            s.resource_groups.insert(
+                lower(name),
+                json!({"id": format!("/subscriptions/{SUBSCRIPTION}/resourceGroups/{name}"), "name": name, "location": "eastus", "tags": {}, "properties": {"provisioningState": "Succeeded"}}),
+            );
+        }
+    }
+}
+
+fn new_guid(s: &mut State) -> String {
+    s.counter += 1;
+    format!("{:08x}-0000-4000-8000-{:012x}", s.counter, s.counter)
+}
+
+fn handle(s: &mut State, azurite: &str, r: &Request) -> Response {
+    let segs = r.segs();
+    if r.method == "POST" && segs.len() == 4 && segs[1] == "oauth2" && segs[3] == "token" {
+        let f = r.form();
+        if f.get("grant_type").map(String::as_str) != Some("client_credentials") {
+            return Response::json(400, &json!({"error": "unsupported_grant_type"}));
+        }
+        if f.get("client_id").map(String::as_str) != Some(CLIENT_ID)
+            || f.get("client_secret").map(String::as_str) != Some(CLIENT_SECRET)
+        {
+            return Response::json(
+                401,
+                &json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}),
+            );
+        }
+        return Response::json(
+            200,
+            &json!({"token_type": "Bearer", "expires_in": 3599, "access_token": TOKEN}),
+        );
+    }
+    if r.bearer() != Some(TOKEN) {
+        return err(
+            401,
+            "AuthenticationFailed",
+            "Authentication failed. The 'Authorization' header is missing or invalid.",
+        );
+    }
+    if r.query("api-version").is_none() {
+        return err(
+            400,
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        );
+    }
+    if segs.len() < 2 || segs[0] != "subscriptions" {
+        return err(404, "NotFound", "no such route");
+    }
+    if segs[1] != SUBSCRIPTION {
+        return err(
+            404,
+            "SubscriptionNotFound",
+            &format!("The subscription '{}' could not be found.", segs[1]),
+        );
+    }
+    let sub_id = format!("/subscriptions/{SUBSCRIPTION}");
+    if segs.len() == 2 {
+        return Response::json(
+            200,
+            &json!({"id": sub_id, "subscriptionId": SUBSCRIPTION, "state": "Enabled", "tenantId": TENANT}),
+        );
+    }
+    // Authorization, at subscription or resource group scope.
+    if let Some(i) = segs.iter().position(|x| *x == "Microsoft.Authorization") {
+        let scope = format!("/{}", segs[..i - 1].join("/"));
+        return authorization(s, r, &scope, &segs[i + 1..]);
+    }
+    if segs[2] != "resourceGroups" || segs.len() < 4 {
+        return err(404, "NotFound", "no such route");
+    }
+    let rg = segs[3].to_string();
+    let rg_key = lower(&rg);
+    let rest = &segs[4..];
+    if rest.is_empty() {
+        return resource_group(s, r, &rg);
+    }
+    if !s.resource_groups.contains_key(&rg_key) {
+        return err(
+            404,
+            "ResourceGroupNotFound",
+            &format!("Resource group '{rg}' could not be found."),
+        );
+    }
+    match rest {
+        ["providers", "Microsoft.Storage", "storageAccounts", name] => {
+            storage_account(s, r, azurite, &rg, name)
+        }
+        ["providers", "Microsoft.Storage", "storageAccounts", name, "listKeys"]
+            if r.method == "POST" =>
+        {
+            if s.storage_accounts
+                .contains_key(&(rg_key.clone(), lower(name)))
+            {
+                Response::json(
+                    200,
+                    &json!({"keys": [{"keyName": "key1", "value": crate::azurite::DEV_KEY, "permissions": "FULL"}]}),
+                )
+            } else {
+                err(404, "ResourceNotFound", "storage account not found")
+            }
+        }
+        ["providers", "Microsoft.ManagedIdentity", "userAssignedIdentities"] => {
+            let v: Vec<Value> = s
+                .identities
+                .iter()
+                .filter(|((g, _), _)| *g == rg_key)
+                .map(|(_, v)| v.clone())
+                .collect();
+            Response::json(200, &json!({"value": v}))
+        }
+        ["providers", "Microsoft.ManagedIdentity", "userAssignedIdentities", name] => {
+            identity(s, r, &rg, name)
+        }
+        ["providers", "Microsoft.ManagedIdentity", "userAssignedIdentities", name, "federatedIdentityCredentials", fic] => {
+            federated(s, r, &rg, name, fic)
+        }
+        _ => err(404, "NotFound", "no such route"),
+    }
+}
+
+fn resource_group(s: &mut State, r: &Request, rg: &str) -> Response {
+    let key = lower(rg);
+    match r.method.as_str() {
+        "GET" => match s.resource_groups.get(&key) {
+            Some(v) => Response::json(200, v),
+            None => err(
+                404,
+                "ResourceGroupNotFound",
+                &format!("Resource group '{rg}' could not be found."),
+            ),
+        },
+        "PUT" => {
+            let Ok(body) = r.json() else {
+                return err(400, "InvalidRequestContent", "bad JSON");
+            };
+            let Some(loc) = body["location"].as_str() else {
+                return err(
+                    400,
+                    "LocationRequired",
+                    "The location property is required.",
+                );
+            };
+            let existed = s.resource_groups.contains_key(&key);
+            let v = json!({
+                "id": format!("/subscriptions/{SUBSCRIPTION}/resourceGroups/{rg}"),
+                "name": rg, "location": loc, "tags": body.get("tags").cloned().unwrap_or(json!({})),
+                "properties": {"provisioningState": "Succeeded"}
+            });
+            s.resource_groups.insert(key, v.clone());
+            Response::json(if existed { 200 } else { 201 }, &v)
+        }
+        "DELETE" => {
+            if s.resource_groups.remove(&key).is_none() {
+                return err(
+                    404,
+                    "ResourceGroupNotFound",
+                    &format!("Resource group '{rg}' could not be found."),
+                );
+            }
+            s.storage_accounts.retain(|(g, _), _| *g != key);
+            s.identities.retain(|(g, _), _| *g != key);
+            s.federated_credentials.retain(|(g, _, _), _| *g != key);
+            let prefix = lower(&format!(
+                "/subscriptions/{SUBSCRIPTION}/resourceGroups/{rg}"
+            ));
+            s.role_assignments.retain(|_, a| {
+                !lower(a["properties"]["scope"].as_str().unwrap_or("")).starts_with(&prefix)
+            });
+            Response::empty(202).with_header("location", "/operations/rg-delete")
+        }
+        _ => err(405, "MethodNotAllowed", "method"),
+    }
+}
+
+fn storage_account(s: &mut State, r: &Request, azurite: &str, rg: &str, name: &str) -> Response {
+    let key = (lower(rg), lower(name));
+    match r.method.as_str() {
+        "GET" => match s.storage_accounts.get(&key) {
+            Some(v) => Response::json(200, v),
+            None => err(
+                404,
+                "ResourceNotFound",
+                &format!("The Resource 'Microsoft.Storage/storageAccounts/{name}' under resource group '{rg}' was not found."),
+            ),
+        },
+        "PUT" => {
+            if !(3..=24).contains(&name.len())
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            {
+                return err(
+                    400,
+                    "AccountNameInvalid",
+                    &format!("{name} is not a valid storage account name."),
+                );
+            }
+            if s
+                .storage_accounts
+                .keys()
+                .any(|(g, n)| *n == key.1 && *g != key.0)
+            {
+                return err(
+                    409,
+                    "StorageAccountAlreadyTaken",
+                    &format!("The storage account named {name} is already taken."),
+                );
+            }
+            let Ok(body) = r.json() else {
+                return err(400, "InvalidRequestContent", "bad JSON");
+            };
+            let existed = s.storage_accounts.contains_key(&key);
+            let v = json!({
+                "id": format!("/subscriptions/{SUBSCRIPTION}/resourceGroups/{rg}/providers/Microsoft.Storage/storageAccounts/{name}"),
+                "name": name, "type": "Microsoft.Storage/storageAccounts",
+                "kind": body["kind"], "sku": body["sku"], "location": body["location"],
+                "tags": body.get("tags").cloned().unwrap_or(json!({})),
+                "properties": {
+                    "provisioningState": "Succeeded",
+                    "allowBlobPublicAccess": body["properties"]["allowBlobPublicAccess"],
+                    "supportsHttpsTrafficOnly": body["properties"]["supportsHttpsTrafficOnly"],
+                    "minimumTlsVersion": body["properties"]["minimumTlsVersion"],
+                    "primaryEndpoints": {"blob": format!("{azurite}/{name}/")},
+                }
+            });
+            s.storage_accounts.insert(key, v.clone());
+            if existed {
+                Response::json(200, &v)
+            } else {
+                Response::empty(202).with_header("location", "/operations/storage-create")
+            }
+        }
+        "DELETE" => {
+            if s.storage_accounts.remove(&key).is_some() {
+                Response::empty(200)
+            } else {
+                Response::empty(204)
+            }
+        }
+        _ => err(405, "MethodNotAllowed", "method"),
+    }
+}
+
+fn identity(s: &mut State, r: &Request, rg: &str, name: &str) -> Response {
+    let key = (lower(rg), lower(name));
+    match r.method.as_str() {
+        "GET" => match s.identities.get(&key) {
+            Some(v) => Response::json(200, v),
+            None => err(
+                404,
+                "ResourceNotFound",
+                &format!("identity {name} not found"),
+            ),
+        },
+        "PUT" => {
+            let Ok(body) = r.json() else {
+                return err(400, "InvalidRequestContent", "bad JSON");
+            };
+            if name.len() > 128 {
+                return err(400, "InvalidResourceName", "name longer than 128");
+            }
+            let (client, principal, existed) = match s.identities.get(&key) {
+                Some(v) => (
+                    v["properties"]["clientId"].clone(),
+                    v["properties"]["principalId"].clone(),
+                    true,
+                ),
+                None => (json!(new_guid(s)), json!(new_guid(s)), false),
+            };
+            let v = json!({
+                "id": format!("/subscriptions/{SUBSCRIPTION}/resourcegroups/{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}"),
+                "name": name, "type": "Microsoft.ManagedIdentity/userAssignedIdentities",
+                "location": body["location"], "tags": body.get("tags").cloned().unwrap_or(json!({})),
+                "properties": {"tenantId": TENANT, "clientId": client, "principalId": principal}
+            });
+            s.identities.insert(key, v.clone());
+            Response::json(if existed { 200 } else { 201 }, &v)
+        }
+        "DELETE" => {
+            if s.identities.remove(&key).is_some() {
+                s.federated_credentials
+                    .retain(|(g, i, _), _| !(*g == key.0 && *i == key.1));
+                Response::empty(200)
+            } else {
+                Response::empty(204)
+            }
+        }
+        _ => err(405, "MethodNotAllowed", "method"),
+    }
+}
+
+fn federated(s: &mut State, r: &Request, rg: &str, identity: &str, fic: &str) -> Response {
+    let ikey = (lower(rg), lower(identity));
+    if !s.identities.contains_key(&ikey) {
+        return err(
+            404,
+            "ParentResourceNotFound",
+            &format!("identity {identity} not found"),
+        );
+    }
+    let key = (ikey.0.clone(), ikey.1.clone(), lower(fic));
+    match r.method.as_str() {
+        "GET" => match s.federated_credentials.get(&key) {
+            Some(v) => Response::json(200, v),
+            None => err(404, "NotFound", "federated credential not found"),
+        },
+        "PUT" => {
+            let Ok(body) = r.json() else {
+                return err(400, "InvalidRequestContent", "bad JSON");
+            };
+            let p = &body["properties"];
+            if p["issuer"].as_str().is_none()
+                || p["subject"].as_str().is_none()
+                || p["audiences"].as_array().is_none_or(|a| a.is_empty())
+            {
+                return err(
+                    400,
+                    "BadRequest",
+                    "issuer, subject and audiences are required",
+                );
+            }
+            let siblings: Vec<&Value> = s
+                .federated_credentials
+                .iter()
+                .filter(|((g, i, f), _)| *g == key.0 && *i == key.1 && *f != key.2)
+                .map(|(_, v)| v)
+                .collect();
+            if siblings.iter().any(|v| {
+                v["properties"]["issuer"] == p["issuer"]
+                    && v["properties"]["subject"] == p["subject"]
+            }) {
+                return err(
+                    409,
+                    "Conflict",
+                    "a federated credential with this issuer and subject already exists",
+                );
+            }
+            let existed = s.federated_credentials.contains_key(&key);
+            if !existed && siblings.len() >= 20 {
+                return err(
+                    400,
+                    "BadRequest",
+                    "at most 20 federated identity credentials per identity",
+                );
+            }
+            let v = json!({
+                "id": format!("/subscriptions/{SUBSCRIPTION}/resourcegroups/{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{identity}/federatedIdentityCredentials/{fic}"),
+                "name": fic,
+                "properties": {"issuer": p["issuer"], "subject": p["subject"], "audiences": p["audiences"]}
+            });
+            s.federated_credentials.insert(key, v.clone());
+            Response::json(if existed { 200 } else { 201 }, &v)
+        }
+        "DELETE" => {
+            if s.federated_credentials.remove(&key).is_some() {
+                Response::empty(200)
+            } else {
+                Response::empty(204)
+            }
+        }
+        _ => err(405, "MethodNotAllowed", "method"),
+    }
+}
+
+fn filter_value<'a>(r: &'a Request, field: &str) -> Option<&'a str> {
+    let f = r.query("$filter")?;
+    let rest = f
+        .strip_prefix(field)?
+        .trim_start()
+        .strip_prefix("eq")?
+        .trim();
+    rest.strip_prefix('\'')?.strip_suffix('\'')
+}
+
+fn authorization(s: &mut State, r: &Request, scope: &str, rest: &[&str]) -> Response {
+    let sub_scope = format!("/subscriptions/{SUBSCRIPTION}");
+    match (r.method.as_str(), rest) {
+        ("GET", ["roleDefinitions"]) => {
+            let name = filter_value(r, "roleName");
+            let ty = filter_value(r, "type");
+            let v: Vec<Value> = s
+                .role_definitions
+                .values()
+                .filter(|d| name.is_none_or(|n| d["properties"]["roleName"] == n))
+                .filter(|d| ty.is_none_or(|t| d["properties"]["type"] == t))
+                .cloned()
+                .collect();
+            Response::json(200, &json!({"value": v}))
+        }
+        (_, ["roleDefinitions", guid]) => {
+            let guid = lower(guid);
+            match r.method.as_str() {
+                "GET" => match s.role_definitions.get(&guid) {
+                    Some(v) => Response::json(200, v),
+                    None => err(
+                        404,
+                        "RoleDefinitionDoesNotExist",
+                        "The specified role definition does not exist.",
+                    ),
+                },
+                "PUT" => {
+                    let Ok(body) = r.json() else {
+                        return err(400, "InvalidRequestContent", "bad JSON");
+                    };
+                    let p = &body["properties"];
+                    let Some(role_name) = p["roleName"].as_str() else {
+                        return err(400, "InvalidRoleDefinition", "roleName is required");
+                    };
+                    if p["assignableScopes"]
+                        .as_array()
+                        .is_none_or(|a| a.is_empty())
+                    {
+                        return err(400, "InvalidRoleDefinition", "assignableScopes is required");
+                    }
+                    if s.role_definitions
+                        .iter()
+                        .any(|(g, d)| *g != guid && d["properties"]["roleName"] == role_name)
+                    {
+                        return err(
+                            409,
+                            "RoleDefinitionWithSameNameExists",
+                            "A custom role with the same name already exists in this directory.",
+                        );
+                    }
+                    if s.role_definitions
+                        .get(&guid)
+                        .is_some_and(|d| d["properties"]["type"] == "BuiltInRole")
+                    {
+                        return err(
+                            403,
+                            "AuthorizationFailed",
+                            "built-in roles cannot be changed",
+                        );
+                    }
+                    let existed = s.role_definitions.contains_key(&guid);
+                    let mut props = p.clone();
+                    props["type"] = json!("CustomRole");
+                    let v = json!({
+                        "id": format!("{sub_scope}/providers/Microsoft.Authorization/roleDefinitions/{guid}"),
+                        "name": guid, "type": "Microsoft.Authorization/roleDefinitions",
+                        "properties": props
+                    });
+                    s.role_definitions.insert(guid, v.clone());
+                    Response::json(if existed { 200 } else { 201 }, &v)
+                }
+                "DELETE" => {
+                    let Some(d) = s.role_definitions.get(&guid) else {
+                        return Response::empty(204);
+                    };
+                    if d["properties"]["type"] == "BuiltInRole" {
+                        return err(
+                            403,
+                            "AuthorizationFailed",
+                            "built-in roles cannot be deleted",
+                        );
+                    }
+                    let id = lower(d["id"].as_str().unwrap_or(""));
+                    if s.role_assignments.values().any(|a| {
+                        lower(a["properties"]["roleDefinitionId"].as_str().unwrap_or("")) == id
+                    }) {
+                        return err(
+                            409,
+                            "RoleDefinitionHasAssignments",
+                            "There are existing role assignments referencing role.",
+                        );
+                    }
+                    let v = s.role_definitions.remove(&guid).unwrap_or(Value::Null);
+                    Response::json(200, &v)
+                }
+                _ => err(405, "MethodNotAllowed", "method"),
+            }
+        }
+        ("GET", ["roleAssignments"]) => {
+            let principal = filter_value(r, "principalId");
+            let v: Vec<Value> = s
+                .role_assignments
+                .values()
+                .filter(|a| principal.is_none_or(|p| a["properties"]["principalId"] == p))
+                .filter(|a| {
+                    lower(a["properties"]["scope"].as_str().unwrap_or(""))
+                        .starts_with(&lower(scope))
+                })
+                .cloned()
+                .collect();
+            Response::json(200, &json!({"value": v}))
+        }
+        (_, ["roleAssignments", guid]) => {
+            let guid = lower(guid);
+            match r.method.as_str() {
+                "GET" => match s.role_assignments.get(&guid) {
+                    Some(v) => Response::json(200, v),
+                    None => err(
+                        404,
+                        "RoleAssignmentNotFound",
+                        "The role assignment does not exist.",
+                    ),
+                },
+                "PUT" => {
+                    let Ok(body) = r.json() else {
+                        return err(400, "InvalidRequestContent", "bad JSON");
+                    };
+                    let p = &body["properties"];
+                    let principal = p["principalId"].as_str().unwrap_or("").to_string();
+                    let role = lower(p["roleDefinitionId"].as_str().unwrap_or(""));
+                    if scope != sub_scope {
+                        let rg = scope.rsplit('/').next().unwrap_or("");
+                        if !s.resource_groups.contains_key(&lower(rg)) {
+                            return err(
+                                404,
+                                "ResourceGroupNotFound",
+                                &format!("Resource group '{rg}' could not be found."),
+                            );
+                        }
+                    }
+                    if !s
+                        .role_definitions
+                        .values()
+                        .any(|d| lower(d["id"].as_str().unwrap_or("")) == role)
+                    {
+                        return err(
+                            400,
+                            "RoleDefinitionDoesNotExist",
+                            "The specified role definition does not exist.",
+                        );
+                    }
+                    let known = s
+                        .identities
+                        .values()
+                        .any(|i| i["properties"]["principalId"] == principal.as_str());
+                    if !known || !s.replicated.contains(&principal) {
+                        if known {
+                            s.replicated.insert(principal.clone());
+                        }
+                        return err(
+                            400,
+                            "PrincipalNotFound",
+                            &format!(
+                                "Principal {principal} does not exist in the directory {TENANT}."
+                            ),
+                        );
+                    }
+                    if let Some(existing) = s.role_assignments.get(&guid) {
+                        if existing["properties"]["principalId"] == principal.as_str()
+                            && lower(
+                                existing["properties"]["roleDefinitionId"]
+                                    .as_str()
+                                    .unwrap_or(""),
+                            ) == role
+                        {
+                            return Response::json(201, existing);
+                        }
+                        return err(400, "RoleAssignmentUpdateNotPermitted", "Tenant ID, application ID, principal ID, and scope are not allowed to be updated.");
+                    }
+                    if s.role_assignments.values().any(|a| {
+                        a["properties"]["principalId"] == principal.as_str()
+                            && lower(a["properties"]["roleDefinitionId"].as_str().unwrap_or(""))
+                                == role
+                            && lower(a["properties"]["scope"].as_str().unwrap_or(""))
+                                == lower(scope)
+                    }) {
+                        return err(
+                            409,
+                            "RoleAssignmentExists",
+                            "The role assignment already exists.",
+                        );
+                    }
+                    let v = json!({
+                        "id": format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{guid}"),
+                        "name": guid, "type": "Microsoft.Authorization/roleAssignments",
+                        "properties": {"roleDefinitionId": p["roleDefinitionId"], "principalId": principal, "principalType": p["principalType"], "scope": scope}
+                    });
+                    s.role_assignments.insert(guid, v.clone());
+                    Response::json(201, &v)
+                }
+                "DELETE" => match s.role_assignments.remove(&guid) {
+                    Some(v) => Response::json(200, &v),
+                    None => Response::empty(204),
+                },
+                _ => err(405, "MethodNotAllowed", "method"),
+            }
+        }
+        _ => err(404, "NotFound", "no such route"),
+    }
+}
