@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Operator benchmark: N CredentialsRequests (default 1000) in token mode, then in Passthrough mode,
+# each against a fresh API server from the launcher (tools/kube/start.sh). For each mode it prints
+# one JSON line: time until every target Secret exists, the operator's peak RSS, reconciles/s.
+#
+#   bench/operator/run.sh            # COUNT=1000 MODES="token passthrough"
+#   COUNT=200 MODES=token bench/operator/run.sh
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+COUNT="${COUNT:-1000}"
+MODES="${MODES:-token passthrough}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
+
+cargo build --release -q -p cco-operator --bin cloud-credential-operator --example operator_bench
+operator="$CARGO_TARGET_DIR/release/cloud-credential-operator"
+driver="$CARGO_TARGET_DIR/release/examples/operator_bench"
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/cco-bench.XXXXXX")"
+kube_pid=""
+cleanup() {
+  if [[ -n "$kube_pid" ]]; then kill "$kube_pid" 2>/dev/null || true; wait "$kube_pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+for mode in $MODES; do
+  out="$work/kube-$mode.out"
+  "$root/tools/kube/start.sh" >"$out" 2>"$work/kube-$mode.err" &
+  kube_pid=$!
+  kubeconfig=""
+  for _ in $(seq 1 600); do
+    kubeconfig="$(grep -m1 'kubeconfig' "$out" 2>/dev/null || true)"
+    [[ -n "$kubeconfig" && -f "$kubeconfig" ]] && break
+    kill -0 "$kube_pid" 2>/dev/null || { cat "$work/kube-$mode.err" >&2; exit 1; }
+    sleep 0.5
+  done
+  [[ -f "$kubeconfig" ]] || { echo "API server did not start" >&2; exit 1; }
+  "$driver" --kubeconfig "$kubeconfig" --mode "$mode" --count "$COUNT" --operator "$operator" --repo "$root"
+  kill "$kube_pid" 2>/dev/null || true
+  wait "$kube_pid" 2>/dev/null || true
+  kube_pid=""
+done

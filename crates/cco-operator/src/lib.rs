@@ -1,0 +1,88 @@
+//! The cloud-credential-operator: turns CredentialsRequests into Secrets.
+//!
+//! Data model. A `CredentialsRequest` (namespaced) asks for a credential with given permissions, to
+//! be written to `spec.secretRef`. How the Secret is produced depends on cluster-wide state
+//! ([`cluster::ClusterView`]): the credentials mode of CloudCredential `cluster` (Mint, Passthrough,
+//! Manual, or default), the platform of Infrastructure `cluster`, the service-account issuer of
+//! Authentication `cluster` (Manual plus an issuer is the short-term-token mode), and the root
+//! credential in `kube-system` with its `cloudcredential.openshift.io/mode` annotation.
+//!
+//! Layout, from pure to effectful:
+//! - [`cluster`], [`plan`], [`mint_plan`], [`conditions`], [`status`] (its pure half): plain data in,
+//!   plain data out, unit-tested without a cluster;
+//! - [`controller`] and [`mint_exec`] execute plans against the API server and AWS;
+//! - [`state`] caches cluster-wide objects, [`leader`] holds the Lease, [`metrics`] exposes
+//!   Prometheus metrics, [`operator`] wires it all and handles shutdown.
+
+pub mod cluster;
+pub mod conditions;
+pub mod controller;
+pub mod leader;
+pub mod metrics;
+pub mod mint_exec;
+pub mod mint_plan;
+pub mod openshift;
+pub mod operator;
+pub mod plan;
+pub mod state;
+pub mod status;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Operator settings (the binary fills them from flags).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Where `/metrics` is served; `None` disables the endpoint.
+    pub metrics_addr: Option<SocketAddr>,
+    pub leader_election: bool,
+    pub lease_namespace: String,
+    pub lease_name: String,
+    /// This replica's identity in the Lease.
+    pub identity: String,
+    pub lease_duration: Duration,
+    pub lease_retry: Duration,
+    /// Requeue after a successful reconcile (periodic resync: cloud state drifts).
+    pub resync: Duration,
+    /// A provisioned request is fully re-synced at least this often.
+    pub sync_period: Duration,
+    /// Requeue after a failed provisioning.
+    pub retry: Duration,
+    /// ClusterOperator recomputation without events.
+    pub status_interval: Duration,
+    /// Concurrent reconciles.
+    pub concurrency: u16,
+    /// IAM/STS endpoint override (an emulator); `None`: AWS.
+    pub aws_endpoint: Option<String>,
+    /// Endpoint for `iam:SimulatePrincipalPolicy` only; `None`: same as `aws_endpoint`.
+    pub aws_simulate_endpoint: Option<String>,
+    /// Version reported on the ClusterOperator.
+    pub version: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            metrics_addr: None,
+            leader_election: true,
+            lease_namespace: status::OPERATOR_NAMESPACE.to_string(),
+            lease_name: "cloud-credential-operator-leader".to_string(),
+            identity: format!("cloud-credential-operator-{}", std::process::id()),
+            lease_duration: Duration::from_secs(15),
+            lease_retry: Duration::from_secs(2),
+            resync: Duration::from_secs(600),
+            sync_period: Duration::from_secs(3600),
+            retry: Duration::from_secs(30),
+            status_interval: Duration::from_secs(60),
+            concurrency: 16,
+            aws_endpoint: None,
+            aws_simulate_endpoint: None,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+}
+
+/// Installs the aws-lc-rs rustls provider as the process default (idempotent).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}

@@ -1,0 +1,103 @@
+//! `cloud-credential-operator`: parses flags, sets up JSON logs and runs [`cco_operator::operator::run`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Reconciles CredentialsRequests into cloud credentials Secrets.
+#[derive(Debug, Parser)]
+#[command(name = "cloud-credential-operator", version)]
+struct Args {
+    /// Address of the metrics endpoint ("" disables it).
+    #[arg(long, env = "CCO_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    metrics_addr: String,
+    /// Take part in leader election on a Lease.
+    #[arg(long, env = "CCO_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    leader_elect: bool,
+    /// Namespace of the Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = cco_operator::status::OPERATOR_NAMESPACE)]
+    lease_namespace: String,
+    /// Identity in the Lease (defaults to the pod name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Seconds between periodic resyncs of each request.
+    #[arg(long, env = "CCO_RESYNC_SECONDS", default_value_t = 600)]
+    resync_seconds: u64,
+    /// Concurrent reconciles.
+    #[arg(long, env = "CCO_CONCURRENCY", default_value_t = 16)]
+    concurrency: u16,
+    /// IAM/STS endpoint override (e.g. an emulator). Defaults to AWS_ENDPOINT_URL.
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    aws_endpoint: Option<String>,
+    /// Endpoint for iam:SimulatePrincipalPolicy only.
+    #[arg(long, env = "CCO_AWS_SIMULATE_ENDPOINT")]
+    aws_simulate_endpoint: Option<String>,
+    /// Log format: json or text.
+    #[arg(long, env = "CCO_LOG_FORMAT", default_value = "json")]
+    log_format: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    if args.log_format == "json" {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+    cco_operator::install_crypto_provider();
+    let metrics_addr: Option<SocketAddr> = if args.metrics_addr.is_empty() {
+        None
+    } else {
+        Some(args.metrics_addr.parse()?)
+    };
+    let mut settings = cco_operator::Settings {
+        metrics_addr,
+        leader_election: args.leader_elect,
+        lease_namespace: args.lease_namespace,
+        resync: Duration::from_secs(args.resync_seconds),
+        concurrency: args.concurrency,
+        aws_endpoint: args.aws_endpoint.filter(|s| !s.is_empty()),
+        aws_simulate_endpoint: args.aws_simulate_endpoint.filter(|s| !s.is_empty()),
+        ..Default::default()
+    };
+    if let Some(id) = args.identity {
+        settings.identity = id;
+    }
+    if let Ok(v) = std::env::var("RELEASE_VERSION") {
+        settings.version = v;
+    }
+    let client = kube::Client::try_default().await?;
+    let metrics = Arc::new(cco_operator::metrics::Metrics::new());
+    cco_operator::operator::run(client, settings, metrics, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

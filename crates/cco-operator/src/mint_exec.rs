@@ -1,0 +1,243 @@
+//! Executes AWS mint plans through [`cco_aws::Minter`], and default-mode detection.
+//!
+//! [`sync`] observes IAM and the target Secret, asks [`plan_mint`] for steps, performs them and
+//! repeats (a new user must exist before its policy can name its ARN) until the plan is empty. A
+//! generated user name is recorded in `status.providerStatus` *before* the user is created, so a
+//! crash can never leave an IAM user the operator does not know about. [`deprovision`] deletes the
+//! user with its keys and policy. [`detect_capability`] runs `iam:SimulatePrincipalPolicy`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use cco_api::{Cloud, CredentialsRequest, ProviderSpec};
+use cco_aws::AwsError;
+use cco_core::secrets;
+use kube::api::{Api, Patch, PatchParams};
+use kube::ResourceExt;
+use serde_json::{json, Value};
+use tracing::info;
+
+use crate::cluster::{classify, Capability, ClusterView, RootSecret, AWS_MINT_ACTIONS};
+use crate::controller::{apply_secret, kube_err, Context, Error};
+use crate::mint_plan::{plan_mint, MintObserved, MintStep};
+use crate::plan::{AwsMint, Deprovision, TargetSecret, ANNOTATION_AWS_POLICY};
+
+/// Why minting failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MintError {
+    #[error("{0}")]
+    Aws(#[from] AwsError),
+    #[error("{0}")]
+    Root(String),
+    #[error("IAM user {user} did not converge after {rounds} rounds")]
+    NoConvergence { user: String, rounds: usize },
+    #[error(transparent)]
+    Kube(Error),
+}
+
+/// What a successful sync records.
+#[derive(Debug)]
+pub struct MintResult {
+    pub provider_status: Value,
+    pub orphaned: Option<String>,
+}
+
+fn provider_status(m: &AwsMint) -> Value {
+    json!({
+        "apiVersion": cco_api::API_VERSION,
+        "kind": "AWSProviderStatus",
+        "user": m.user,
+        "policy": m.policy_name,
+        "rootCredentialFingerprint": m.root_fingerprint,
+    })
+}
+
+/// Brings the request's IAM user and target Secret to the desired state.
+pub async fn sync(
+    ctx: &Context,
+    cr: &CredentialsRequest,
+    m: &AwsMint,
+    root: &RootSecret,
+    target: Option<&TargetSecret>,
+) -> Result<MintResult, MintError> {
+    if m.user_is_new {
+        // Record the name first: an IAM user is never created without the request knowing it.
+        let mut ps = provider_status(m);
+        if let Some(o) = ps.as_object_mut() {
+            o.remove("rootCredentialFingerprint");
+        }
+        let patch = json!({"status": {"providerStatus": ps}});
+        Api::<CredentialsRequest>::namespaced(
+            ctx.client.clone(),
+            &cr.namespace().unwrap_or_default(),
+        )
+        .patch_status(
+            &cr.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(|e| {
+            MintError::Kube(kube_err(
+                "record IAM user name in",
+                "CredentialsRequest",
+                &cr.namespace().unwrap_or_default(),
+                &cr.name_any(),
+            )(e))
+        })?;
+        info!(user = %m.user, "chose IAM user name");
+    }
+    let iam = ctx.minter(root, &m.region).await.map_err(MintError::Root)?;
+    let (mut secret_key_id, mut secret_complete) =
+        MintObserved::secret_fields(target.map(|t| &t.data));
+    let mut rotate = m.rotate;
+    let mut orphaned = None;
+    const ROUNDS: usize = 4;
+    for _ in 0..ROUNDS {
+        let user = iam.get_user(&m.user).await?;
+        let policy = match &user {
+            Some(_) => iam.get_user_policy(&m.user, &m.policy_name).await?,
+            None => None,
+        };
+        let keys = match &user {
+            Some(_) => iam.list_access_keys(&m.user).await?,
+            None => Vec::new(),
+        };
+        let obs = MintObserved {
+            user,
+            policy,
+            keys,
+            secret_key_id: secret_key_id.clone(),
+            secret_complete,
+        };
+        let req = AwsMint {
+            rotate,
+            ..m.clone()
+        };
+        let steps = plan_mint(&req, &obs);
+        if steps.is_empty() {
+            return Ok(MintResult {
+                provider_status: provider_status(m),
+                orphaned,
+            });
+        }
+        let mut after_new_key = false;
+        for step in steps {
+            match step {
+                MintStep::CreateUser { tags } => {
+                    iam.create_user(&m.user, &tags).await?;
+                    info!(user = %m.user, "created IAM user");
+                }
+                MintStep::TagUser { tags } => iam.tag_user(&m.user, &tags).await?,
+                MintStep::PutPolicy { document } => {
+                    iam.put_user_policy(&m.user, &m.policy_name, &document)
+                        .await?;
+                    info!(user = %m.user, policy = %m.policy_name, "set IAM user policy");
+                }
+                MintStep::CreateKeyAndWriteSecret => {
+                    let key = iam.create_access_key(&m.user).await?;
+                    let policy = iam
+                        .get_user_policy(&m.user, &m.policy_name)
+                        .await?
+                        .unwrap_or_default();
+                    let data = secrets::aws_access_key_data(&key.id, &key.secret);
+                    let ann = BTreeMap::from([(ANNOTATION_AWS_POLICY.to_string(), policy)]);
+                    apply_secret(&ctx.client, cr, &data, ann)
+                        .await
+                        .map_err(MintError::Kube)?;
+                    info!(user = %m.user, access_key_id = %key.id, "wrote new access key to target secret");
+                    secret_key_id = Some(key.id);
+                    secret_complete = true;
+                    rotate = false;
+                    after_new_key = true;
+                }
+                MintStep::DeleteKeys { ids } => {
+                    for id in ids {
+                        match iam.delete_access_key(&m.user, &id).await {
+                            Ok(()) => {
+                                info!(user = %m.user, access_key_id = %id, "deleted access key")
+                            }
+                            // The new key is already in place: report, do not fail.
+                            Err(e) if after_new_key => {
+                                orphaned =
+                                    Some(format!("access key {id} of IAM user {}: {e}", m.user));
+                            }
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Err(MintError::NoConvergence {
+        user: m.user.clone(),
+        rounds: ROUNDS,
+    })
+}
+
+/// Deletes the cloud identity of a request being deleted.
+pub async fn deprovision(
+    ctx: &Context,
+    view: &ClusterView,
+    root: Option<&RootSecret>,
+    d: &Deprovision,
+) -> Result<(), Error> {
+    let Deprovision::AwsUser { user } = d;
+    let fail = |message: String| Error::Deprovision {
+        what: format!("IAM user {user}"),
+        message,
+    };
+    let Some(root) = root else {
+        return Err(fail(format!(
+            "root credential {}/{} not found; restore it to clean up",
+            crate::cluster::ROOT_SECRET_NAMESPACE,
+            view.root_secret_name().unwrap_or("aws-creds")
+        )));
+    };
+    let iam = ctx.minter(root, &view.region()).await.map_err(fail)?;
+    iam.delete_user(user)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    Ok(())
+}
+
+/// Default-mode detection on AWS: can the root credential mint, or at least serve every request?
+pub async fn detect_capability(
+    ctx: &Context,
+    view: &ClusterView,
+    root: &RootSecret,
+    requests: &[std::sync::Arc<CredentialsRequest>],
+) -> Result<Capability, String> {
+    let iam = ctx.minter(root, &view.region()).await?;
+    let arn = iam.caller_arn().await.map_err(|e| e.to_string())?;
+    let mint_actions: Vec<String> = AWS_MINT_ACTIONS.iter().map(|s| s.to_string()).collect();
+    let mint = iam
+        .simulate(&arn, &mint_actions)
+        .await
+        .map_err(|e| e.to_string())?;
+    if classify(&mint, &[]) == Capability::CanMint {
+        return Ok(Capability::CanMint);
+    }
+    let needed: BTreeSet<String> = requests
+        .iter()
+        .filter_map(|cr| match cr.spec.provider() {
+            Ok(ProviderSpec::Aws(a)) => Some(a.statement_entries),
+            _ => None,
+        })
+        .flatten()
+        .filter(|e| e.effect == "Allow")
+        .flat_map(|e| e.action)
+        .collect();
+    let needed: Vec<String> = needed.into_iter().collect();
+    let pass = if needed.is_empty() {
+        Vec::new()
+    } else {
+        let mut out = Vec::new();
+        // SimulatePrincipalPolicy takes at most 128 actions per call.
+        for chunk in needed.chunks(100) {
+            out.extend(iam.simulate(&arn, chunk).await.map_err(|e| e.to_string())?);
+        }
+        out
+    };
+    let _ = Cloud::Aws;
+    Ok(classify(&mint, &pass))
+}

@@ -1,0 +1,326 @@
+//! Wiring: leader election, caches, the CredentialsRequest controller, the root-secret annotator, the
+//! ClusterOperator/metrics loop, the metrics endpoint and graceful shutdown.
+//!
+//! Everything stops when the shutdown future resolves or leadership is lost: the controller finishes
+//! the reconciles in flight, the loops exit, and the Lease is released.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cco_api::CredentialsRequest;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Controller;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::Client;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::cluster::{
+    desired_root_annotation, effective_mode, CredentialsMode, MODE_ANNOTATION,
+    ROOT_SECRET_NAMESPACE,
+};
+use crate::controller::{error_policy, now_string, reconcile, Context};
+use crate::leader::{Elector, LeaseConfig};
+use crate::metrics::Metrics;
+use crate::plan::{ANNOTATION_CREDENTIALS_REQUEST, LABEL_CREDENTIALS_REQUEST};
+use crate::status::{metric_counts, operator_conditions, write_cluster_operator};
+use crate::{state, Settings};
+
+/// Why the operator stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("leadership lost")]
+    LeadershipLost,
+    #[error("cluster caches never became ready")]
+    CachesNotReady,
+    #[error("metrics endpoint {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn wait_for(rx: &watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let mut rx = rx.clone();
+    async move {
+        let _ = rx.wait_for(|v| *v).await;
+    }
+}
+
+/// Runs the operator with `client` until `shutdown` resolves.
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    {
+        let tx = stop_tx.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            info!("shutdown requested");
+            let _ = tx.send(true);
+        });
+    }
+
+    if let Some(addr) = settings.metrics_addr {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| RunError::Bind { addr, source })?;
+        info!(addr = %listener.local_addr().unwrap_or(addr), "serving metrics");
+        tokio::spawn(crate::metrics::serve(
+            listener,
+            metrics.clone(),
+            wait_for(&stop_rx),
+        ));
+    }
+
+    let elector = settings.leader_election.then(|| {
+        Elector::new(
+            client.clone(),
+            LeaseConfig {
+                namespace: settings.lease_namespace.clone(),
+                name: settings.lease_name.clone(),
+                identity: settings.identity.clone(),
+                lease_duration: settings.lease_duration,
+                retry: settings.lease_retry,
+            },
+        )
+    });
+    let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let Some(e) = &elector {
+        tokio::select! {
+            _ = e.acquire() => {}
+            _ = wait_for(&stop_rx) => return Ok(()),
+        }
+        let (e, tx, lost, stop) = (e.clone(), stop_tx.clone(), lost.clone(), wait_for(&stop_rx));
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = e.hold() => {
+                    lost.store(true, std::sync::atomic::Ordering::SeqCst);
+                    let _ = tx.send(true);
+                }
+                _ = stop => {}
+            }
+        });
+    }
+
+    let (cluster, driver, changes) = state::start(&client, wait_for(&stop_rx));
+    tokio::spawn(driver);
+    tokio::select! {
+        r = cluster.wait_ready() => r.map_err(|_| RunError::CachesNotReady)?,
+        _ = wait_for(&stop_rx) => return Ok(()),
+    }
+    info!("cluster caches ready");
+
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        settings.clone(),
+        cluster,
+        metrics,
+    ));
+    let crs: Api<CredentialsRequest> = Api::all(client.clone());
+    let controller = Controller::new(crs, watcher::Config::default()).with_config(
+        kube::runtime::controller::Config::default().concurrency(settings.concurrency),
+    );
+    let store = controller.store();
+
+    // Classify and annotate the root credential before any request is processed, so that an
+    // annotation write never looks like a credential change to a request synced moments before.
+    annotate_root(&ctx, &store).await;
+
+    let trigger = {
+        let rx = changes.clone();
+        futures::stream::unfold(rx, |mut rx| async move {
+            rx.changed().await.ok()?;
+            Some(((), rx))
+        })
+    };
+    let ns_store = store.clone();
+    let (graceful_tx, graceful_rx) = futures::channel::oneshot::channel::<()>();
+    {
+        let stop = wait_for(&stop_rx);
+        tokio::spawn(async move {
+            stop.await;
+            let _ = graceful_tx.send(());
+        });
+    }
+    let running = controller
+        .watches(
+            Api::<Secret>::all(client.clone()),
+            watcher::Config::default().labels(&format!("{LABEL_CREDENTIALS_REQUEST}=true")),
+            |s| {
+                s.metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(ANNOTATION_CREDENTIALS_REQUEST))
+                    .and_then(|v| v.split_once('/'))
+                    .map(|(ns, name)| ObjectRef::new(name).within(ns))
+            },
+        )
+        .watches(
+            Api::<Namespace>::all(client.clone()),
+            watcher::Config::default(),
+            move |ns| {
+                let name = ns.metadata.name.unwrap_or_default();
+                ns_store
+                    .state()
+                    .into_iter()
+                    .filter(|cr| {
+                        cr.spec.secret_ref.namespace == name
+                            && !cr.status.as_ref().is_some_and(|s| s.provisioned)
+                    })
+                    .map(|cr| ObjectRef::from_obj(cr.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .reconcile_all_on(trigger)
+        .graceful_shutdown_on(futures::FutureExt::map(graceful_rx, |_| ()))
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|res| async move {
+            if let Err(error) = res {
+                tracing::debug!(%error, "controller event");
+            }
+        });
+
+    let annotator = tokio::spawn(annotator_loop(
+        ctx.clone(),
+        store.clone(),
+        changes.clone(),
+        wait_for(&stop_rx),
+    ));
+    let status = tokio::spawn(status_loop(ctx.clone(), store.clone(), wait_for(&stop_rx)));
+    info!("controllers started");
+    running.await;
+    let _ = stop_tx.send(true);
+    let _ = annotator.await;
+    let _ = status.await;
+    if let Some(e) = &elector {
+        if !lost.load(std::sync::atomic::Ordering::SeqCst) {
+            e.release().await;
+        }
+    }
+    info!("operator stopped");
+    if lost.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(RunError::LeadershipLost);
+    }
+    Ok(())
+}
+
+/// Sets the root Secret's mode annotation to what the mode and (in the default mode on AWS) the
+/// credential's permissions call for.
+async fn annotate_root(ctx: &Context, store: &Store<CredentialsRequest>) {
+    let start = Instant::now();
+    let view = ctx.state.view();
+    let Some(root) = ctx.state.root(&view) else {
+        return;
+    };
+    let mut capability = None;
+    if view.mode == CredentialsMode::Default && view.cloud() == Some(cco_api::Cloud::Aws) {
+        let fp = root.fingerprint();
+        let cached = ctx
+            .capability
+            .lock()
+            .await
+            .as_ref()
+            .filter(|(k, _)| *k == fp)
+            .map(|(_, c)| *c);
+        capability = match cached {
+            Some(c) => Some(c),
+            None => {
+                match crate::mint_exec::detect_capability(ctx, &view, &root, &store.state()).await {
+                    Ok(c) => {
+                        info!(capability = ?c, "classified the root credential");
+                        *ctx.capability.lock().await = Some((fp, c));
+                        Some(c)
+                    }
+                    Err(error) => {
+                        warn!(%error, "could not classify the root credential");
+                        None
+                    }
+                }
+            }
+        };
+    }
+    if let Some(want) = desired_root_annotation(&view, capability) {
+        if root.mode_annotation.as_deref() != Some(want) {
+            let patch = serde_json::json!({"metadata": {"annotations": {MODE_ANNOTATION: want}}});
+            match Api::<Secret>::namespaced(ctx.client.clone(), ROOT_SECRET_NAMESPACE)
+                .patch(&root.name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => info!(secret = %root.name, mode = want, "annotated root credential"),
+                Err(error) => {
+                    warn!(%error, secret = %root.name, "could not annotate root credential")
+                }
+            }
+        }
+    }
+    ctx.metrics
+        .observe_reconcile("secretannotator", start.elapsed().as_secs_f64());
+}
+
+async fn annotator_loop(
+    ctx: Arc<Context>,
+    store: Store<CredentialsRequest>,
+    mut changes: watch::Receiver<u64>,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            r = changes.changed() => if r.is_err() { return },
+            _ = tokio::time::sleep(ctx.settings.resync) => {}
+        }
+        annotate_root(&ctx, &store).await;
+    }
+}
+
+/// Recomputes the ClusterOperator and metrics after reconciles (debounced) and periodically.
+async fn status_loop(
+    ctx: Arc<Context>,
+    store: Store<CredentialsRequest>,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    if tokio::time::timeout(Duration::from_secs(5), store.wait_until_ready())
+        .await
+        .is_err()
+    {
+        tracing::debug!("request cache not ready after 5s; computing status anyway");
+    }
+    loop {
+        let start = Instant::now();
+        let view = ctx.state.view();
+        let root = ctx.state.root(&view);
+        let effective = effective_mode(&view, root.as_ref());
+        let crs = store.state();
+        let conds = operator_conditions(&effective, &view, root.is_some(), &crs);
+        let (by_cloud, by_cond) = metric_counts(&crs, view.mode == CredentialsMode::Manual);
+        ctx.metrics.set_counts(&by_cloud, &by_cond);
+        ctx.metrics.set_mode(effective.metric_label(root.is_some()));
+        match write_cluster_operator(&ctx.client, &conds, &ctx.settings.version, &now_string())
+            .await
+        {
+            Ok(true) => {
+                info!(conditions = ?conds.iter().map(|c| (c.type_, c.status, c.reason)).collect::<Vec<_>>(), "updated ClusterOperator")
+            }
+            Ok(false) => {}
+            Err(error) => warn!(%error, "could not update ClusterOperator"),
+        }
+        ctx.metrics
+            .observe_reconcile("status", start.elapsed().as_secs_f64());
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = ctx.status_changed.notified() => tokio::time::sleep(Duration::from_millis(500)).await,
+            _ = tokio::time::sleep(ctx.settings.status_interval) => {}
+        }
+    }
+}

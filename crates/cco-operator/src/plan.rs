@@ -1,0 +1,397 @@
+//! The reconcile decision for one CredentialsRequest, as plain data.
+//!
+//! [`decide`] is pure: it takes the request, the [`ClusterView`], the cached root Secret and what the
+//! reconciler observed about the target namespace and Secret, and returns a [`Decision`] naming
+//! every write to make. The reconciler executes it and maps the result to an
+//! [`Outcome`](crate::conditions::Outcome). The order of checks follows the reference operator:
+//! stale requests, deletion (finalizer), Manual mode, platform match, finalizer, target namespace,
+//! "already in sync", then the mode's way of producing the Secret.
+
+use std::time::Duration;
+
+use cco_api::{
+    AwsProviderSpec, Cloud, CredentialsRequest, ProviderSpec, StatementEntry, ANNOTATION_DELETE,
+};
+use cco_core::secrets::{self, PassthroughError, SecretData};
+use cco_core::DEFAULT_TOKEN_PATH;
+use kube::ResourceExt;
+
+use crate::cluster::{supports_passthrough, ClusterView, Effective, RootSecret};
+use crate::conditions::has_failure;
+
+/// Finalizer that guards cloud cleanup.
+pub const FINALIZER: &str = "cloudcredential.openshift.io/deprovision";
+/// Annotation on a target Secret naming its request (`<namespace>/<name>`).
+pub const ANNOTATION_CREDENTIALS_REQUEST: &str = "cloudcredential.openshift.io/credentials-request";
+/// Label on every target Secret (the operator watches Secrets by it).
+pub const LABEL_CREDENTIALS_REQUEST: &str = "cloudcredential.openshift.io/credentials-request";
+/// Annotation on a minted AWS Secret with the policy last applied.
+pub const ANNOTATION_AWS_POLICY: &str = "cloudcredential.openshift.io/aws-policy-last-applied";
+
+/// The target Secret as observed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TargetSecret {
+    pub data: SecretData,
+    /// Value of [`ANNOTATION_CREDENTIALS_REQUEST`].
+    pub owner: Option<String>,
+}
+
+/// Everything [`decide`] looks at.
+#[derive(Debug)]
+pub struct Inputs<'a> {
+    pub cr: &'a CredentialsRequest,
+    pub cluster: &'a ClusterView,
+    pub effective: &'a Effective,
+    pub root: Option<&'a RootSecret>,
+    pub target_namespace_exists: bool,
+    pub target: Option<&'a TargetSecret>,
+    /// Seconds since `status.lastSyncTimestamp`, if it parses.
+    pub since_last_sync: Option<Duration>,
+    pub sync_period: Duration,
+    /// Random suffix for a new IAM user name (5 lowercase alphanumerics).
+    pub random_suffix: &'a str,
+}
+
+/// Why provisioning cannot happen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Failure {
+    Provision(String),
+    Insufficient(String),
+}
+
+/// A request for an AWS IAM user, as the mint planner needs it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AwsMint {
+    pub user: String,
+    pub policy_name: String,
+    /// The user name was just generated and must be recorded in `status.providerStatus` first.
+    pub user_is_new: bool,
+    pub statements: Vec<StatementEntry>,
+    pub tags: Vec<(String, String)>,
+    /// The root credential changed since the last sync: issue a new key, remove the old ones.
+    pub rotate: bool,
+    pub region: String,
+    pub root_fingerprint: String,
+}
+
+/// How the target Secret gets its content.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Provision {
+    /// Write exactly this data (passthrough and short-term tokens).
+    Write(SecretData),
+    /// Make sure the IAM user exists, then write its key.
+    MintAws(AwsMint),
+    /// Minted earlier; the root credential was removed, so nothing can be checked or changed.
+    KeepMinted,
+    Fail(Failure),
+}
+
+/// Cloud cleanup on deletion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Deprovision {
+    AwsUser { user: String },
+}
+
+/// What to do with one request.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decision {
+    /// Not ours to touch.
+    LeaveAlone,
+    /// Manual mode and the request is marked for deletion: report it.
+    MarkStale,
+    /// The request is marked for deletion: delete it (the finalizer cleans up).
+    DeleteStale,
+    /// Being deleted: clean up, then drop the finalizer.
+    Finalize {
+        deprovision: Option<Deprovision>,
+        delete_secret: bool,
+    },
+    /// For another platform.
+    Ignore {
+        platform: String,
+    },
+    WaitForNamespace {
+        add_finalizer: bool,
+    },
+    /// Synced recently and nothing changed.
+    UpToDate,
+    Provision {
+        add_finalizer: bool,
+        how: Provision,
+    },
+}
+
+/// `status.providerStatus` of a minted AWS request.
+pub fn aws_provider_status(
+    cr: &CredentialsRequest,
+) -> (Option<String>, Option<String>, Option<String>) {
+    let ps = cr.status.as_ref().and_then(|s| s.provider_status.as_ref());
+    let get = |k: &str| {
+        ps.and_then(|p| p.get(k))
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    (get("user"), get("policy"), get("rootCredentialFingerprint"))
+}
+
+/// `<infra[..20]>-<name[..37]>-<suffix>`, the reference operator's user naming.
+pub fn aws_user_name(infra: Option<&str>, cr_name: &str, suffix: &str) -> String {
+    let cut = |s: &str, n: usize| s.chars().take(n).collect::<String>();
+    match infra {
+        Some(i) if !i.is_empty() => format!("{}-{}-{suffix}", cut(i, 20), cut(cr_name, 37)),
+        _ => format!("{}-{suffix}", cut(cr_name, 37)),
+    }
+}
+
+/// Tags every minted user carries.
+pub fn aws_user_tags(cluster: &ClusterView) -> Vec<(String, String)> {
+    let mut tags = Vec::new();
+    if let Some(i) = &cluster.infrastructure_name {
+        tags.push((format!("kubernetes.io/cluster/{i}"), "owned".to_string()));
+    }
+    tags.extend(cluster.aws_resource_tags.iter().cloned());
+    tags
+}
+
+fn token_path(cr: &CredentialsRequest) -> String {
+    cr.spec
+        .cloud_token_path
+        .clone()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| DEFAULT_TOKEN_PATH.to_string())
+}
+
+fn nonempty(v: &Option<String>) -> Option<&str> {
+    v.as_deref().filter(|s| !s.is_empty())
+}
+
+/// The short-term-token Secret for a request, when it carries its cloud's fields.
+pub fn token_secret(cr: &CredentialsRequest, spec: &ProviderSpec) -> Option<SecretData> {
+    let path = token_path(cr);
+    match spec {
+        ProviderSpec::Aws(a) => {
+            nonempty(&a.sts_iam_role_arn).map(|arn| secrets::aws_sts_data(arn, &path))
+        }
+        ProviderSpec::Gcp(g) => match (nonempty(&g.service_account_email), nonempty(&g.audience)) {
+            (Some(email), Some(aud)) => {
+                Some(secrets::gcp_workload_identity_data(aud, email, &path))
+            }
+            _ => None,
+        },
+        ProviderSpec::Azure(z) => match (
+            nonempty(&z.azure_client_id),
+            nonempty(&z.azure_tenant_id),
+            nonempty(&z.azure_region),
+            nonempty(&z.azure_subscription_id),
+        ) {
+            (Some(c), Some(t), Some(r), Some(s)) => {
+                Some(secrets::azure_workload_identity_data(c, t, r, s, &path))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn is_stale(cr: &CredentialsRequest) -> bool {
+    cr.annotations().get(ANNOTATION_DELETE).map(String::as_str) == Some("true")
+}
+
+fn has_finalizer(cr: &CredentialsRequest) -> bool {
+    cr.finalizers().iter().any(|f| f == FINALIZER)
+}
+
+fn cr_ref(cr: &CredentialsRequest) -> String {
+    format!("{}/{}", cr.namespace().unwrap_or_default(), cr.name_any())
+}
+
+/// Decides what to do with `inp.cr`.
+pub fn decide(inp: &Inputs<'_>) -> Decision {
+    let cr = inp.cr;
+    let deleting = cr.metadata.deletion_timestamp.is_some();
+    let manual = matches!(inp.effective, Effective::Manual | Effective::Token);
+
+    if deleting {
+        if !has_finalizer(cr) {
+            return Decision::LeaveAlone;
+        }
+        let (user, _, _) = aws_provider_status(cr);
+        // In Manual mode there is no root credential to clean up with: let the request go.
+        let deprovision = match (user, manual) {
+            (Some(user), false) => Some(Deprovision::AwsUser { user }),
+            _ => None,
+        };
+        let delete_secret = inp
+            .target
+            .is_some_and(|t| t.owner.as_deref() == Some(cr_ref(cr).as_str()));
+        return Decision::Finalize {
+            deprovision,
+            delete_secret,
+        };
+    }
+    if is_stale(cr) {
+        return if manual {
+            Decision::MarkStale
+        } else {
+            Decision::DeleteStale
+        };
+    }
+    if *inp.effective == Effective::Manual {
+        return Decision::LeaveAlone;
+    }
+
+    // Platform match. A request whose kind we do not know is never for this platform.
+    let cloud = inp.cluster.cloud();
+    let kind_cloud = cr.spec.provider_kind().and_then(Cloud::from_kind);
+    if cloud.is_none() || kind_cloud != cloud {
+        return Decision::Ignore {
+            platform: inp.cluster.platform.clone(),
+        };
+    }
+    let Some(cloud) = cloud else {
+        return Decision::LeaveAlone;
+    };
+    let spec = match cr.spec.provider() {
+        Ok(s) => s,
+        Err(e) => {
+            return Decision::Provision {
+                add_finalizer: !has_finalizer(cr),
+                how: Provision::Fail(Failure::Provision(format!("invalid providerSpec: {e}"))),
+            }
+        }
+    };
+
+    let how = match inp.effective {
+        Effective::Token => match token_secret(cr, &spec) {
+            Some(data) => Provision::Write(data),
+            // Without its token fields a request is the administrator's business (Manual mode).
+            None => return Decision::LeaveAlone,
+        },
+        Effective::Passthrough => passthrough(cloud, inp.root, inp.cluster),
+        Effective::Mint => mint(cloud, &spec, inp),
+        Effective::Insufficient => Provision::Fail(Failure::Insufficient(
+            "the root credential can neither mint nor be passed through".into(),
+        )),
+        Effective::Undetermined => Provision::Fail(Failure::Provision(
+            "waiting for the root credential's permissions to be classified".into(),
+        )),
+        Effective::Manual => return Decision::LeaveAlone,
+    };
+    let add_finalizer = !has_finalizer(cr);
+
+    if !inp.target_namespace_exists {
+        return Decision::WaitForNamespace { add_finalizer };
+    }
+    if !add_finalizer && in_sync(inp) {
+        return Decision::UpToDate;
+    }
+    Decision::Provision { add_finalizer, how }
+}
+
+/// Provisioned, same generation, same root credential, synced within the period, no failure, and
+/// the Secret still there.
+fn in_sync(inp: &Inputs<'_>) -> bool {
+    let Some(status) = inp.cr.status.as_ref() else {
+        return false;
+    };
+    let root_same = match inp.root {
+        Some(r) => {
+            status
+                .last_sync_cloud_creds_secret_resource_version
+                .as_deref()
+                == Some(r.resource_version.as_str())
+        }
+        None => true,
+    };
+    status.provisioned
+        && status.last_sync_generation == inp.cr.metadata.generation.unwrap_or(0)
+        && root_same
+        && inp.since_last_sync.is_some_and(|d| d < inp.sync_period)
+        && !has_failure(status)
+        && inp.target.is_some()
+}
+
+fn passthrough(cloud: Cloud, root: Option<&RootSecret>, cluster: &ClusterView) -> Provision {
+    if !supports_passthrough(cloud) {
+        return Provision::Fail(Failure::Provision(format!(
+            "platform {} supports only Manual mode",
+            cluster.platform
+        )));
+    }
+    let Some(root) = root else {
+        return Provision::Fail(Failure::Provision(format!(
+            "root credential {}/{} not found",
+            crate::cluster::ROOT_SECRET_NAMESPACE,
+            cluster.root_secret_name().unwrap_or("<none>")
+        )));
+    };
+    match secrets::passthrough_data(cloud, &root.data) {
+        Ok(d) => Provision::Write(d),
+        Err(e @ PassthroughError::Unsupported { .. }) => {
+            Provision::Fail(Failure::Provision(e.to_string()))
+        }
+        Err(e) => Provision::Fail(Failure::Insufficient(e.to_string())),
+    }
+}
+
+fn mint(cloud: Cloud, spec: &ProviderSpec, inp: &Inputs<'_>) -> Provision {
+    let aws: &AwsProviderSpec =
+        match (cloud, spec) {
+            (Cloud::Aws, ProviderSpec::Aws(a)) => a,
+            (Cloud::Gcp, _) => return Provision::Fail(Failure::Provision(
+                "Mint mode on GCP is not implemented by this operator; use Passthrough or Manual"
+                    .into(),
+            )),
+            _ => {
+                return Provision::Fail(Failure::Provision(format!(
+                    "Mint mode is not supported on platform {}",
+                    inp.cluster.platform
+                )))
+            }
+        };
+    let (user, policy, fingerprint) = aws_provider_status(inp.cr);
+    let Some(root) = inp.root else {
+        let provisioned = inp.cr.status.as_ref().is_some_and(|s| s.provisioned);
+        return if user.is_some() && provisioned && inp.target.is_some() {
+            Provision::KeepMinted
+        } else {
+            Provision::Fail(Failure::Provision(format!(
+                "root credential {}/aws-creds not found: cannot mint (mint mode with the root credential removed keeps existing credentials only)",
+                crate::cluster::ROOT_SECRET_NAMESPACE
+            )))
+        };
+    };
+    let user_is_new = user.is_none();
+    let user = user.unwrap_or_else(|| {
+        aws_user_name(
+            inp.cluster.infrastructure_name.as_deref(),
+            &inp.cr.name_any(),
+            inp.random_suffix,
+        )
+    });
+    let last_rv = inp
+        .cr
+        .status
+        .as_ref()
+        .and_then(|s| s.last_sync_cloud_creds_secret_resource_version.clone());
+    let root_fp = root.fingerprint();
+    // A new resourceVersion alone (e.g. an annotation) is not a new credential: compare contents too.
+    let rotate = !user_is_new
+        && last_rv.is_some_and(|rv| rv != root.resource_version)
+        && fingerprint.as_deref() != Some(root_fp.as_str());
+    Provision::MintAws(AwsMint {
+        policy_name: policy.unwrap_or_else(|| format!("{user}-policy")),
+        user,
+        user_is_new,
+        statements: aws.statement_entries.clone(),
+        tags: aws_user_tags(inp.cluster),
+        rotate,
+        region: inp.cluster.region(),
+        root_fingerprint: root_fp,
+    })
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

@@ -1,0 +1,293 @@
+//! The deployment manifests: the CredentialsRequest CRD is generated from cco-api and committed up
+//! to date, every manifest applies to a real API server, every corpus request is accepted by our CRD,
+//! and the ServiceAccount's RBAC is least privilege (checked with SubjectAccessReview).
+//!
+//! Regenerate the CRD with `CCO_UPDATE_CRD=1 cargo test -p cco-operator --test deploy`.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+
+use cco_api::CredentialsRequest;
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
+use kube::api::{Api, PostParams};
+use kube::CustomResourceExt;
+
+const CRD_FILE: &str = "01-crd-credentialsrequests.yaml";
+
+fn generated_crd() -> String {
+    let crd = CredentialsRequest::crd();
+    format!(
+        "# Generated from crates/cco-api by `CCO_UPDATE_CRD=1 cargo test -p cco-operator --test deploy`.\n{}",
+        serde_yaml::to_string(&crd).unwrap()
+    )
+}
+
+#[test]
+fn credentials_request_crd_is_generated_and_up_to_date() {
+    let path = common::deploy_dir().join(CRD_FILE);
+    let want = generated_crd();
+    if std::env::var_os("CCO_UPDATE_CRD").is_some() {
+        std::fs::write(&path, &want).unwrap();
+    }
+    let have = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        have == want,
+        "{} is stale; run CCO_UPDATE_CRD=1 cargo test -p cco-operator --test deploy",
+        path.display()
+    );
+}
+
+fn corpus_requests() -> Vec<serde_json::Value> {
+    let dir = cco_testsupport::corpus_dir().join("credreqs");
+    let mut out = Vec::new();
+    let mut clouds: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+    clouds.sort_by_key(|e| e.path());
+    for cloud in clouds.into_iter().filter(|e| e.path().is_dir()) {
+        let mut files: Vec<_> = std::fs::read_dir(cloud.path()).unwrap().flatten().collect();
+        files.sort_by_key(|e| e.path());
+        for f in files {
+            let p = f.path();
+            if p.extension().and_then(|e| e.to_str()) != Some("yaml") {
+                continue;
+            }
+            let v: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&p).unwrap())
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            out.push(serde_json::to_value(v).unwrap());
+        }
+    }
+    out
+}
+
+async fn can(
+    admin: &kube::Client,
+    verb: &str,
+    group: &str,
+    resource: &str,
+    namespace: Option<&str>,
+    name: Option<&str>,
+) -> bool {
+    let sar = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(format!(
+                "system:serviceaccount:{}:{}",
+                common::OPERATOR_NS,
+                common::OPERATOR_SA
+            )),
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some(verb.into()),
+                group: Some(group.into()),
+                resource: Some(resource.split('/').next().unwrap().into()),
+                subresource: resource.split('/').nth(1).map(str::to_string),
+                namespace: namespace.map(str::to_string),
+                name: name.map(str::to_string),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let out = Api::<SubjectAccessReview>::all(admin.clone())
+        .create(&PostParams::default(), &sar)
+        .await
+        .unwrap();
+    out.status.map(|s| s.allowed).unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manifests_apply_and_accept_every_corpus_request_with_least_privilege_rbac(
+) -> anyhow::Result<()> {
+    let env = common::start().await?;
+    // Applying again is a no-op: the manifests are declarative.
+    env.kube
+        .install_manifests_dir(&common::deploy_dir())
+        .await?;
+
+    // Every corpus request is accepted by our CRD, as the upstream CRD accepts it.
+    let reqs = corpus_requests();
+    assert!(reqs.len() >= 58, "corpus has {} requests", reqs.len());
+    for v in reqs {
+        let ns = v["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("default")
+            .to_string();
+        common::create_namespace(&env.admin, &ns).await?;
+        let name = v["metadata"]["name"].as_str().unwrap().to_string();
+        let cr: CredentialsRequest = serde_json::from_value(v)
+            .unwrap_or_else(|e| panic!("corpus request {name} does not deserialize: {e}"));
+        Api::<CredentialsRequest>::namespaced(env.admin.clone(), &ns)
+            .create(&PostParams::default(), &cr)
+            .await
+            .unwrap_or_else(|e| panic!("corpus request {ns}/{name} rejected: {e}"));
+    }
+
+    // What the operator needs, it has.
+    let a = &env.admin;
+    let ccg = "cloudcredential.openshift.io";
+    for verb in ["get", "list", "watch", "patch", "delete"] {
+        assert!(
+            can(a, verb, ccg, "credentialsrequests", Some("any-ns"), None).await,
+            "{verb} credentialsrequests"
+        );
+    }
+    assert!(
+        can(
+            a,
+            "patch",
+            ccg,
+            "credentialsrequests/status",
+            Some("x"),
+            None
+        )
+        .await
+    );
+    for verb in ["get", "list", "watch", "create", "patch", "delete"] {
+        assert!(
+            can(a, verb, "", "secrets", Some("any-ns"), None).await,
+            "{verb} secrets"
+        );
+    }
+    assert!(can(a, "watch", "", "namespaces", None, None).await);
+    assert!(
+        can(
+            a,
+            "watch",
+            "operator.openshift.io",
+            "cloudcredentials",
+            None,
+            None
+        )
+        .await
+    );
+    assert!(
+        can(
+            a,
+            "watch",
+            "config.openshift.io",
+            "infrastructures",
+            None,
+            None
+        )
+        .await
+    );
+    assert!(
+        can(
+            a,
+            "watch",
+            "config.openshift.io",
+            "authentications",
+            None,
+            None
+        )
+        .await
+    );
+    assert!(
+        can(
+            a,
+            "create",
+            "config.openshift.io",
+            "clusteroperators",
+            None,
+            None
+        )
+        .await
+    );
+    assert!(
+        can(
+            a,
+            "patch",
+            "config.openshift.io",
+            "clusteroperators/status",
+            None,
+            Some("cloud-credential")
+        )
+        .await
+    );
+    assert!(
+        can(
+            a,
+            "update",
+            "coordination.k8s.io",
+            "leases",
+            Some(common::OPERATOR_NS),
+            None
+        )
+        .await
+    );
+
+    // What it does not need, it does not have.
+    assert!(
+        !can(
+            a,
+            "patch",
+            "config.openshift.io",
+            "clusteroperators/status",
+            None,
+            Some("kube-apiserver")
+        )
+        .await
+    );
+    assert!(
+        !can(
+            a,
+            "update",
+            "coordination.k8s.io",
+            "leases",
+            Some("kube-system"),
+            None
+        )
+        .await
+    );
+    assert!(!can(a, "delete", "", "namespaces", None, Some("kube-system")).await);
+    assert!(
+        !can(
+            a,
+            "create",
+            ccg,
+            "credentialsrequests",
+            Some("any-ns"),
+            None
+        )
+        .await
+    );
+    assert!(
+        !can(
+            a,
+            "update",
+            ccg,
+            "credentialsrequests",
+            Some("any-ns"),
+            None
+        )
+        .await
+    );
+    assert!(
+        !can(
+            a,
+            "update",
+            "config.openshift.io",
+            "infrastructures",
+            None,
+            Some("cluster")
+        )
+        .await
+    );
+    assert!(!can(a, "list", "", "configmaps", Some("kube-system"), None).await);
+    assert!(!can(a, "create", "", "pods", Some(common::OPERATOR_NS), None).await);
+    assert!(
+        !can(
+            a,
+            "escalate",
+            "rbac.authorization.k8s.io",
+            "clusterroles",
+            None,
+            None
+        )
+        .await
+    );
+    let _ = Path::new(CRD_FILE);
+    Ok(())
+}

@@ -1,0 +1,214 @@
+//! Passthrough mode on every cloud that has it (AWS, GCP, Azure, OpenStack, vSphere, oVirt, KubeVirt),
+//! in the seeds/002 formats, against a real API server with the operator running as its own
+//! ServiceAccount. Also: the root Secret's mode annotation, root credential changes reaching the
+//! target Secret, InsufficientCloudCreds for a root credential missing a key, the Degraded
+//! ClusterOperator that follows, and a request marked for removal being deleted.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use cco_api::CredentialsRequest;
+use common::*;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use serde_json::json;
+
+fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+struct Cloud {
+    platform: &'static str,
+    root: &'static str,
+    kind: &'static str,
+    root_data: Vec<(&'static str, &'static str)>,
+    want: Vec<(&'static str, &'static str)>,
+}
+
+fn clouds() -> Vec<Cloud> {
+    let sa = r#"{"type":"service_account","project_id":"p","private_key_id":"k","client_email":"a@p.iam.gserviceaccount.com"}"#;
+    let azure = vec![
+        ("azure_subscription_id", "sub"),
+        ("azure_client_id", "client"),
+        ("azure_client_secret", "azure-secret-value"),
+        ("azure_tenant_id", "tenant"),
+        ("azure_resource_prefix", "mycluster-2mpcn"),
+        ("azure_resourcegroup", "mycluster-2mpcn-rg"),
+        ("azure_region", "eastus"),
+    ];
+    let ovirt = vec![
+        ("ovirt_url", "https://engine/ovirt-engine/api"),
+        ("ovirt_username", "admin@internal"),
+        ("ovirt_password", "ovirt-password-value"),
+        ("ovirt_insecure", "false"),
+        ("ovirt_ca_bundle", "-----BEGIN CERTIFICATE-----"),
+    ];
+    let vsphere = vec![
+        (
+            "vsphere.openshift.example.com.username",
+            "administrator@vsphere.local",
+        ),
+        (
+            "vsphere.openshift.example.com.password",
+            "vsphere-password-value",
+        ),
+    ];
+    vec![
+        Cloud {
+            platform: "AWS",
+            root: "aws-creds",
+            kind: "AWSProviderSpec",
+            root_data: vec![("aws_access_key_id", "AKIAROOT"), ("aws_secret_access_key", "root-secret-value")],
+            want: vec![
+                ("aws_access_key_id", "AKIAROOT"),
+                ("aws_secret_access_key", "root-secret-value"),
+                ("credentials", "[default]\naws_access_key_id = AKIAROOT\naws_secret_access_key = root-secret-value"),
+            ],
+        },
+        Cloud { platform: "GCP", root: "gcp-credentials", kind: "GCPProviderSpec", root_data: vec![("service_account.json", sa)], want: vec![("service_account.json", sa)] },
+        Cloud { platform: "Azure", root: "azure-credentials", kind: "AzureProviderSpec", root_data: azure.clone(), want: azure },
+        Cloud {
+            platform: "OpenStack",
+            root: "openstack-credentials",
+            kind: "OpenStackProviderSpec",
+            root_data: vec![("clouds.yaml", "clouds:\n  openstack:\n    auth: {}\n"), ("clouds.conf", "[Global]\n")],
+            want: vec![("clouds.yaml", "clouds:\n  openstack:\n    auth: {}\n"), ("clouds.conf", "[Global]\n")],
+        },
+        Cloud { platform: "VSphere", root: "vsphere-creds", kind: "VSphereProviderSpec", root_data: vsphere.clone(), want: vsphere },
+        Cloud { platform: "oVirt", root: "ovirt-credentials", kind: "OvirtProviderSpec", root_data: ovirt.clone(), want: ovirt },
+        Cloud {
+            platform: "KubeVirt",
+            root: "kubevirt-credentials",
+            kind: "KubevirtProviderSpec",
+            root_data: vec![("kubeconfig", "apiVersion: v1\nkind: Config\n")],
+            want: vec![("kubeconfig", "apiVersion: v1\nkind: Config\n")],
+        },
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passthrough_copies_each_clouds_root_credential_in_its_format() -> anyhow::Result<()> {
+    let env = start().await?;
+    set_cluster(&env.admin, "Passthrough", "AWS", "").await?;
+    create_namespace(&env.admin, "components").await?;
+    let op = spawn_operator(operator_client(&env).await?, test_settings());
+
+    for c in clouds() {
+        set_platform(&env.admin, c.platform).await?;
+        put_root_secret(&env.admin, c.root, &c.root_data).await?;
+        let name = format!("pt-{}", c.platform.to_lowercase());
+        create_cr(
+            &env.admin,
+            OPERATOR_NS,
+            cr_json(&name, "components", &name, json!({"kind": c.kind})),
+        )
+        .await?;
+        let got = wait_secret(&env.admin, "components", &name).await?;
+        assert_eq!(got, map(&c.want), "{} passthrough format", c.platform);
+        wait_cr(&env.admin, &name, "provisioned", |cr| {
+            cr.status.as_ref().is_some_and(|s| s.provisioned)
+        })
+        .await?;
+        // The root Secret is annotated with the mode.
+        wait_until(Duration::from_secs(10), || async {
+            let s = Api::<Secret>::namespaced(env.admin.clone(), "kube-system")
+                .get(c.root)
+                .await?;
+            Ok(s.metadata
+                .annotations
+                .unwrap_or_default()
+                .get("cloudcredential.openshift.io/mode")
+                .map(String::as_str)
+                == Some("passthrough"))
+        })
+        .await?;
+    }
+
+    // A root credential change reaches the target Secret (KubeVirt is the current platform).
+    put_root_secret(
+        &env.admin,
+        "kubevirt-credentials",
+        &[("kubeconfig", "rotated")],
+    )
+    .await?;
+    wait_until(Duration::from_secs(20), || async {
+        Ok(wait_secret(&env.admin, "components", "pt-kubevirt")
+            .await?
+            .get("kubeconfig")
+            .map(String::as_str)
+            == Some("rotated"))
+    })
+    .await?;
+
+    // A root credential missing a key: InsufficientCloudCreds, and the operator is Degraded.
+    set_platform(&env.admin, "oVirt").await?;
+    put_root_secret(
+        &env.admin,
+        "ovirt-credentials",
+        &[
+            ("ovirt_url", "https://e"),
+            ("ovirt_username", "u"),
+            ("ovirt_insecure", "true"),
+        ],
+    )
+    .await?;
+    create_cr(
+        &env.admin,
+        OPERATOR_NS,
+        cr_json(
+            "pt-ovirt-bad",
+            "components",
+            "pt-ovirt-bad",
+            json!({"kind": "OvirtProviderSpec"}),
+        ),
+    )
+    .await?;
+    let cr = wait_cr(&env.admin, "pt-ovirt-bad", "InsufficientCloudCreds", |c| {
+        condition(c, "InsufficientCloudCreds").is_some_and(|(s, _)| s == "True")
+    })
+    .await?;
+    assert!(!cr.status.unwrap().provisioned);
+    wait_until(Duration::from_secs(20), || async {
+        let api: Api<cco_operator::openshift::ClusterOperator> = Api::all(env.admin.clone());
+        Ok(api
+            .get_opt("cloud-credential")
+            .await?
+            .and_then(|c| c.status)
+            .is_some_and(|s| {
+                s.conditions.iter().any(|c| {
+                    c.type_ == "Degraded"
+                        && c.status == "True"
+                        && c.reason.as_deref() == Some("CredentialsFailing")
+                })
+            }))
+    })
+    .await?;
+
+    // A request removed from the release payload is deleted (and its Secret with it).
+    let mut stale = cr_json(
+        "pt-stale",
+        "components",
+        "pt-stale",
+        json!({"kind": "KubevirtProviderSpec"}),
+    );
+    stale["metadata"]["annotations"] = json!({"release.openshift.io/delete": "true"});
+    create_cr(&env.admin, OPERATOR_NS, stale).await?;
+    wait_until(Duration::from_secs(20), || async {
+        Ok(
+            Api::<CredentialsRequest>::namespaced(env.admin.clone(), OPERATOR_NS)
+                .get_opt("pt-stale")
+                .await?
+                .is_none(),
+        )
+    })
+    .await?;
+
+    op.stop().await?;
+    Ok(())
+}
