@@ -1,5 +1,6 @@
 //! `ccoctl aws …`: read inputs, plan, then render (`--dry-run`) or execute through `cco_aws`.
 
+use crate::output::{write_authentication_manifest, write_dry_run_files};
 use std::path::Path;
 
 use anyhow::{bail, Context};
@@ -11,7 +12,6 @@ use cco_core::aws::{
 };
 use cco_core::fsutil::{ensure_dir, write_atomic, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE};
 use cco_core::keys;
-use cco_core::oidc::{authentication_manifest, AUTHENTICATION_MANIFEST};
 use cco_core::reader::{read_dir, ReadOptions};
 
 use crate::cli::{
@@ -44,23 +44,6 @@ fn idp_options(issuer: &IssuerArgs) -> anyhow::Result<IdpOptions> {
         issuer_ca_pem,
         prune_old_keys: issuer.prune_old_keys,
     })
-}
-
-fn write_dry_run_files(out: &Path, files: &[(String, String)]) -> anyhow::Result<()> {
-    for (name, contents) in files {
-        let path = out.join(name);
-        write_atomic(&path, contents.as_bytes(), 0o644)?;
-        println!("Saved {}", path.display());
-    }
-    Ok(())
-}
-
-fn write_authentication_manifest(out: &Path, issuer: &str) -> anyhow::Result<()> {
-    ensure_dir(&out.join("manifests"), PRIVATE_DIR_MODE)?;
-    let path = out.join(AUTHENTICATION_MANIFEST);
-    write_atomic(&path, authentication_manifest(issuer).as_bytes(), 0o644)?;
-    println!("Saved Authentication manifest to {}", path.display());
-    Ok(())
 }
 
 /// What every create step needs to know about the run.

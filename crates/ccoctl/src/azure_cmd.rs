@@ -3,6 +3,7 @@
 //! no call at all) or converge the cloud through `cco_azure`, writing files atomically as results
 //! arrive.
 
+use crate::output::write_authentication_manifest;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -17,10 +18,7 @@ use cco_core::azure::{
 };
 use cco_core::fsutil::{ensure_dir, write_atomic, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE};
 use cco_core::keys;
-use cco_core::oidc::{
-    authentication_manifest, discovery_document, to_pretty, Flavour, AUTHENTICATION_MANIFEST,
-    AZURE_KEYS_PATH, DISCOVERY_PATH,
-};
+use cco_core::oidc::{discovery_document, to_pretty, Flavour, AZURE_KEYS_PATH, DISCOVERY_PATH};
 use cco_core::reader::{read_dir, ReadOptions};
 use clap::{Args, Subcommand};
 use futures::StreamExt;
@@ -269,21 +267,8 @@ impl DryRun {
     }
 
     fn write(&self, out: &Path) -> anyhow::Result<()> {
-        for (name, contents) in &self.files {
-            let path = out.join(name);
-            write_atomic(&path, contents.as_bytes(), 0o644)?;
-            println!("Saved {}", path.display());
-        }
-        Ok(())
+        crate::output::write_dry_run_files(out, &self.files)
     }
-}
-
-fn write_authentication_manifest(out: &Path, issuer: &str) -> anyhow::Result<()> {
-    ensure_dir(&out.join("manifests"), PRIVATE_DIR_MODE)?;
-    let path = out.join(AUTHENTICATION_MANIFEST);
-    write_atomic(&path, authentication_manifest(issuer).as_bytes(), 0o644)?;
-    println!("Saved Authentication manifest to {}", path.display());
-    Ok(())
 }
 
 async fn issuer(

@@ -2,6 +2,7 @@
 //! (`cco_core::gcp`), then either write the numbered gcloud/gsutil scripts (`--dry-run`) or converge
 //! the cloud through `cco_gcp`, writing files atomically as results arrive.
 
+use crate::output::write_authentication_manifest;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -13,7 +14,7 @@ use cco_core::gcp::{
     KeyStorage, ServiceAccountPlan,
 };
 use cco_core::keys;
-use cco_core::oidc::{authentication_manifest, to_pretty, AUTHENTICATION_MANIFEST};
+use cco_core::oidc::to_pretty;
 use cco_core::reader::{read_dir, LoadedRequest, ReadOptions};
 use cco_gcp::{Endpoints, Gcp, ProviderSpec};
 use clap::{Args, Subcommand, ValueEnum};
@@ -226,14 +227,6 @@ fn write_files(out: &Path, files: &[(String, String)]) -> anyhow::Result<()> {
         write_atomic(&path, contents.as_bytes(), mode)?;
         println!("Saved {}", path.display());
     }
-    Ok(())
-}
-
-fn write_authentication_manifest(out: &Path, issuer: &str) -> anyhow::Result<()> {
-    ensure_dir(&out.join("manifests"), PRIVATE_DIR_MODE)?;
-    let path = out.join(AUTHENTICATION_MANIFEST);
-    write_atomic(&path, authentication_manifest(issuer).as_bytes(), 0o644)?;
-    println!("Saved Authentication manifest to {}", path.display());
     Ok(())
 }
 

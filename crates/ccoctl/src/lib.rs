@@ -11,6 +11,7 @@ pub mod gcp_cmd;
 pub mod ibm_cmd;
 pub mod keypair;
 pub mod nutanix_cmd;
+pub mod output;
 
 use std::process::ExitCode;
 
