@@ -88,17 +88,4 @@ impl Aws {
             .map(str::to_owned)
             .ok_or_else(|| AwsError::Unexpected("GetCallerIdentity returned no account".into()))
     }
-
-    /// The account the credentials belong to.
-    pub async fn account_id(&self) -> Result<String, AwsError> {
-        let out = self
-            .sts
-            .get_caller_identity()
-            .send()
-            .await
-            .map_err(|e| AwsError::call("sts:GetCallerIdentity", "caller", e))?;
-        out.account()
-            .map(str::to_owned)
-            .ok_or_else(|| AwsError::Unexpected("GetCallerIdentity returned no account".into()))
-    }
 }
