@@ -67,7 +67,16 @@ pub async fn access_token(http: &reqwest::Client) -> Result<String, GcpError> {
     let text = text.ok_or_else(|| GcpError::Credentials {
         message: format!("cannot read the credentials file {what}"),
     })?;
-    let creds: Value = serde_json::from_str(&text).map_err(|e| GcpError::Credentials {
+    access_token_from_json(http, &what, &text).await
+}
+
+/// Exchanges the credentials file `text` (described as `what` in messages) for an access token.
+pub async fn access_token_from_json(
+    http: &reqwest::Client,
+    what: &str,
+    text: &str,
+) -> Result<String, GcpError> {
+    let creds: Value = serde_json::from_str(text).map_err(|e| GcpError::Credentials {
         message: format!("{what} is not a JSON credentials file: {e}"),
     })?;
     let bad = |m: &str| GcpError::Credentials {

@@ -19,6 +19,7 @@ mod accounts;
 mod auth;
 mod error;
 mod issuer;
+mod mint;
 mod policy;
 
 use std::time::Duration;
@@ -26,6 +27,7 @@ use std::time::Duration;
 pub use accounts::*;
 pub use error::GcpError;
 pub use issuer::*;
+pub use mint::*;
 pub use policy::*;
 use serde_json::Value;
 
@@ -109,6 +111,30 @@ impl Gcp {
         };
         let number = gcp.project_number().await?;
         Ok((gcp, number))
+    }
+
+    /// Like [`Gcp::connect`], with the token from the credentials file `credentials_json` (a
+    /// service-account key, as the operator's root credential holds) instead of the environment.
+    pub async fn connect_with_credentials(
+        project: &str,
+        endpoints: Endpoints,
+        credentials_json: &str,
+        user_agent: &str,
+    ) -> Result<Gcp, GcpError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .user_agent(user_agent)
+            .build()
+            .map_err(|e| GcpError::Local(format!("cannot build the HTTP client: {e}")))?;
+        let token =
+            auth::access_token_from_json(&http, "the root credential", credentials_json).await?;
+        Ok(Gcp {
+            http,
+            token,
+            endpoints,
+            project: project.to_string(),
+        })
     }
 
     /// The project number, which federated principals and audiences name.

@@ -257,7 +257,7 @@ pub enum Capability {
 }
 
 /// The value the root Secret's mode annotation should have, or `None` to leave it alone.
-/// `capability` is only consulted in the default mode on AWS (where it is detected).
+/// `capability` is only consulted in the default mode on AWS and GCP (where it is detected).
 pub fn desired_root_annotation(
     view: &ClusterView,
     capability: Option<Capability>,
@@ -267,7 +267,7 @@ pub fn desired_root_annotation(
         CredentialsMode::Mint => Some(ANNOTATION_MINT),
         CredentialsMode::Passthrough => Some(ANNOTATION_PASSTHROUGH),
         CredentialsMode::Default => match view.cloud() {
-            Some(Cloud::Aws) => capability.map(|c| match c {
+            Some(Cloud::Aws) | Some(Cloud::Gcp) => capability.map(|c| match c {
                 Capability::CanMint => ANNOTATION_MINT,
                 Capability::CanPassthrough => ANNOTATION_PASSTHROUGH,
                 Capability::Insufficient => ANNOTATION_INSUFFICIENT,

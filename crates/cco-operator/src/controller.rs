@@ -96,6 +96,9 @@ pub struct Context {
     pub(crate) minter: Mutex<Option<(String, cco_aws::Minter)>>,
     /// Default-mode classification of the root credential (keyed by its fingerprint).
     pub(crate) capability: Mutex<Option<(String, Capability)>>,
+    /// GCP connection for the current root credential (keyed by its fingerprint, with its age).
+    #[allow(clippy::type_complexity)]
+    pub(crate) gcp: Mutex<Option<(String, Instant, Arc<cco_gcp::Gcp>)>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -119,6 +122,7 @@ impl Context {
             status_changed: Arc::new(Notify::new()),
             minter: Mutex::new(None),
             capability: Mutex::new(None),
+            gcp: Mutex::new(None),
         }
     }
 
@@ -316,8 +320,12 @@ async fn reconcile_inner(cr: &CredentialsRequest, ctx: &Context) -> Result<Actio
                     write_status(ctx, &crs, cr, &outcome, &marks).await?;
                     return Err(e);
                 }
-                let Deprovision::AwsUser { user } = &d;
-                info!(user = %user, "deprovisioned IAM user");
+                match &d {
+                    Deprovision::AwsUser { user } => info!(user = %user, "deprovisioned IAM user"),
+                    Deprovision::GcpServiceAccount { account_id, .. } => {
+                        info!(account = %account_id, "deprovisioned GCP service account")
+                    }
+                }
             }
             if delete_secret {
                 match Api::<Secret>::namespaced(ctx.client.clone(), &tns)
@@ -359,6 +367,23 @@ async fn reconcile_inner(cr: &CredentialsRequest, ctx: &Context) -> Result<Actio
                         return Ok(Action::requeue(ctx.settings.retry));
                     };
                     match crate::mint_exec::sync(ctx, cr, &m, root, target.as_ref()).await {
+                        Ok(r) => {
+                            marks.provider_status = Some(r.provider_status);
+                            Outcome::Provisioned {
+                                orphaned: r.orphaned,
+                            }
+                        }
+                        Err(crate::mint_exec::MintError::Kube(e)) => return Err(e),
+                        Err(e) => Outcome::ProvisionFailed {
+                            message: e.to_string(),
+                        },
+                    }
+                }
+                Provision::MintGcp(m) => {
+                    let Some(root) = root.as_ref() else {
+                        return Ok(Action::requeue(ctx.settings.retry));
+                    };
+                    match crate::mint_gcp::sync(ctx, cr, &m, root, target.as_ref()).await {
                         Ok(r) => {
                             marks.provider_status = Some(r.provider_status);
                             Outcome::Provisioned {

@@ -10,7 +10,8 @@
 //! Layout, from pure to effectful:
 //! - [`cluster`], [`plan`], [`mint_plan`], [`conditions`], [`status`] (its pure half): plain data in,
 //!   plain data out, unit-tested without a cluster;
-//! - [`controller`] and [`mint_exec`] execute plans against the API server and AWS;
+//! - [`controller`], [`mint_exec`] and [`mint_gcp`] execute plans against the API server, AWS and
+//!   GCP;
 //! - [`state`] caches cluster-wide objects, [`leader`] holds the Lease, [`metrics`] exposes
 //!   Prometheus metrics, [`operator`] wires it all and handles shutdown.
 
@@ -20,6 +21,7 @@ pub mod controller;
 pub mod leader;
 pub mod metrics;
 pub mod mint_exec;
+pub mod mint_gcp;
 pub mod mint_plan;
 pub mod openshift;
 pub mod operator;
@@ -56,6 +58,10 @@ pub struct Settings {
     pub aws_endpoint: Option<String>,
     /// Endpoint for `iam:SimulatePrincipalPolicy` only; `None`: same as `aws_endpoint`.
     pub aws_simulate_endpoint: Option<String>,
+    /// GCP IAM endpoint override (a fake); `None`: `GCP_IAM_ENDPOINT` or Google.
+    pub gcp_iam_endpoint: Option<String>,
+    /// GCP Resource Manager endpoint override; `None`: `GCP_RESOURCEMANAGER_ENDPOINT` or Google.
+    pub gcp_resource_manager_endpoint: Option<String>,
     /// Version reported on the ClusterOperator.
     pub version: String,
 }
@@ -77,6 +83,8 @@ impl Default for Settings {
             concurrency: 16,
             aws_endpoint: None,
             aws_simulate_endpoint: None,
+            gcp_iam_endpoint: None,
+            gcp_resource_manager_endpoint: None,
             version: env!("CARGO_PKG_VERSION").to_string(),
         }
     }

@@ -27,6 +27,8 @@ pub enum MintError {
     #[error("{0}")]
     Aws(#[from] AwsError),
     #[error("{0}")]
+    Gcp(#[from] cco_gcp::GcpError),
+    #[error("{0}")]
     Root(String),
     #[error("IAM user {user} did not converge after {rounds} rounds")]
     NoConvergence { user: String, rounds: usize },
@@ -181,7 +183,12 @@ pub async fn deprovision(
     root: Option<&RootSecret>,
     d: &Deprovision,
 ) -> Result<(), Error> {
-    let Deprovision::AwsUser { user } = d;
+    let user = match d {
+        Deprovision::AwsUser { user } => user,
+        Deprovision::GcpServiceAccount { .. } => {
+            return crate::mint_gcp::deprovision(ctx, view, root, d).await
+        }
+    };
     let fail = |message: String| Error::Deprovision {
         what: format!("IAM user {user}"),
         message,

@@ -102,31 +102,43 @@ pub fn plan_mint(req: &AwsMint, obs: &MintObserved) -> Vec<MintStep> {
             document: desired.to_string(),
         });
     }
-    let current = obs
-        .secret_key_id
-        .as_ref()
-        .filter(|id| obs.keys.contains(id));
-    let need_new = req.rotate || current.is_none() || !obs.secret_complete;
-    // Keys the Secret does not use are of no use to anyone.
-    let unused: Vec<String> = obs
-        .keys
+    steps.extend(key_steps(
+        req.rotate,
+        &obs.keys,
+        obs.secret_key_id.as_deref(),
+        obs.secret_complete,
+    ));
+    steps
+}
+
+/// Key handling shared by AWS and GCP: keep exactly one key, the one in the Secret. A new key is
+/// made when the root credential changed (`rotate`) or the Secret lacks a valid key; keys the Secret
+/// does not use are removed first (AWS allows two keys, GCP ten), and the replaced key after the new
+/// one is written, so consumers never see a gap.
+pub fn key_steps(
+    rotate: bool,
+    keys: &[String],
+    secret_key_id: Option<&str>,
+    secret_complete: bool,
+) -> Vec<MintStep> {
+    let mut steps = Vec::new();
+    let current = secret_key_id.filter(|id| keys.iter().any(|k| k == id));
+    let need_new = rotate || current.is_none() || !secret_complete;
+    let unused: Vec<String> = keys
         .iter()
-        .filter(|k| Some(*k) != current)
+        .filter(|k| Some(k.as_str()) != current)
         .cloned()
         .collect();
+    if !unused.is_empty() {
+        steps.push(MintStep::DeleteKeys { ids: unused });
+    }
     if need_new {
-        // IAM allows two keys per user: make room before creating one.
-        if !unused.is_empty() {
-            steps.push(MintStep::DeleteKeys { ids: unused });
-        }
         steps.push(MintStep::CreateKeyAndWriteSecret);
         if let Some(old) = current {
             steps.push(MintStep::DeleteKeys {
-                ids: vec![old.clone()],
+                ids: vec![old.to_string()],
             });
         }
-    } else if !unused.is_empty() {
-        steps.push(MintStep::DeleteKeys { ids: unused });
     }
     steps
 }
@@ -273,6 +285,31 @@ mod tests {
         assert_eq!(
             MintObserved::secret_fields(Some(&bad)),
             (Some("AK".into()), false)
+        );
+    }
+
+    #[test]
+    fn key_steps_keep_exactly_the_secret_key() {
+        let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(key_steps(false, &ids(&["k1"]), Some("k1"), true).is_empty());
+        assert_eq!(
+            key_steps(true, &ids(&["k1", "k0"]), Some("k1"), true),
+            vec![
+                MintStep::DeleteKeys { ids: ids(&["k0"]) },
+                MintStep::CreateKeyAndWriteSecret,
+                MintStep::DeleteKeys { ids: ids(&["k1"]) },
+            ]
+        );
+        assert_eq!(
+            key_steps(false, &ids(&["k1"]), Some("gone"), true),
+            vec![
+                MintStep::DeleteKeys { ids: ids(&["k1"]) },
+                MintStep::CreateKeyAndWriteSecret,
+            ]
+        );
+        assert_eq!(
+            key_steps(false, &[], None, false),
+            vec![MintStep::CreateKeyAndWriteSecret]
         );
     }
 }

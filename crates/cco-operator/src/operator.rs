@@ -222,7 +222,11 @@ async fn annotate_root(ctx: &Context, store: &Store<CredentialsRequest>) {
         return;
     };
     let mut capability = None;
-    if view.mode == CredentialsMode::Default && view.cloud() == Some(cco_api::Cloud::Aws) {
+    let detect = matches!(
+        view.cloud(),
+        Some(cco_api::Cloud::Aws) | Some(cco_api::Cloud::Gcp)
+    );
+    if view.mode == CredentialsMode::Default && detect {
         let fp = root.fingerprint();
         let cached = ctx
             .capability
@@ -234,7 +238,12 @@ async fn annotate_root(ctx: &Context, store: &Store<CredentialsRequest>) {
         capability = match cached {
             Some(c) => Some(c),
             None => {
-                match crate::mint_exec::detect_capability(ctx, &view, &root, &store.state()).await {
+                let detected = if view.cloud() == Some(cco_api::Cloud::Gcp) {
+                    crate::mint_gcp::detect_capability(ctx, &root, &store.state()).await
+                } else {
+                    crate::mint_exec::detect_capability(ctx, &view, &root, &store.state()).await
+                };
+                match detected {
                     Ok(c) => {
                         info!(capability = ?c, "classified the root credential");
                         *ctx.capability.lock().await = Some((fp, c));

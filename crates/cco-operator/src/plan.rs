@@ -10,7 +10,8 @@
 use std::time::Duration;
 
 use cco_api::{
-    AwsProviderSpec, Cloud, CredentialsRequest, ProviderSpec, StatementEntry, ANNOTATION_DELETE,
+    AwsProviderSpec, Cloud, CredentialsRequest, GcpProviderSpec, ProviderSpec, StatementEntry,
+    ANNOTATION_DELETE,
 };
 use cco_core::secrets::{self, PassthroughError, SecretData};
 use cco_core::DEFAULT_TOKEN_PATH;
@@ -74,6 +75,48 @@ pub struct AwsMint {
     pub root_fingerprint: String,
 }
 
+/// A request for a GCP service account, as the GCP mint executor needs it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GcpMint {
+    /// The project of the root credential (`project_id` of its key file).
+    pub project: String,
+    /// Service account id (`<infra≤12>-<request≤11>-<suffix>`, at most 30 characters).
+    pub account_id: String,
+    /// The id was just generated and must be recorded in `status.providerStatus` first.
+    pub account_is_new: bool,
+    /// `<infra≤50>-<request≤49>`, as `ccoctl gcp` names service accounts: a service account with
+    /// this display name and [`GcpMint::description`] is adopted instead of creating another.
+    pub display_name: String,
+    pub description: String,
+    /// Custom role holding `permissions`, when the request lists any.
+    pub role_id: Option<String>,
+    /// A custom role recorded earlier that the request no longer needs (to delete).
+    pub stale_role_id: Option<String>,
+    /// Sorted, unique.
+    pub permissions: Vec<String>,
+    /// Sorted, unique.
+    pub predefined_roles: Vec<String>,
+    /// The root credential changed since the last sync: issue a new key, remove the old ones.
+    pub rotate: bool,
+    pub root_fingerprint: String,
+}
+
+impl GcpMint {
+    /// The service account's email.
+    pub fn email(&self) -> String {
+        cco_core::gcp::service_account_email(&self.account_id, &self.project)
+    }
+
+    /// Every project role the service account holds: predefined ones, then the custom role.
+    pub fn project_roles(&self) -> Vec<String> {
+        let mut roles = self.predefined_roles.clone();
+        if let Some(id) = &self.role_id {
+            roles.push(cco_core::gcp::role_name(&self.project, id));
+        }
+        roles
+    }
+}
+
 /// How the target Secret gets its content.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Provision {
@@ -81,6 +124,8 @@ pub enum Provision {
     Write(SecretData),
     /// Make sure the IAM user exists, then write its key.
     MintAws(AwsMint),
+    /// Make sure the GCP service account, its role and bindings exist, then write its key.
+    MintGcp(GcpMint),
     /// Minted earlier; the root credential was removed, so nothing can be checked or changed.
     KeepMinted,
     Fail(Failure),
@@ -89,7 +134,14 @@ pub enum Provision {
 /// Cloud cleanup on deletion.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Deprovision {
-    AwsUser { user: String },
+    AwsUser {
+        user: String,
+    },
+    /// A minted GCP service account, with its project bindings and custom role.
+    GcpServiceAccount {
+        account_id: String,
+        role_id: Option<String>,
+    },
 }
 
 /// What to do with one request.
@@ -133,6 +185,48 @@ pub fn aws_provider_status(
             .map(str::to_owned)
     };
     (get("user"), get("policy"), get("rootCredentialFingerprint"))
+}
+
+/// `status.providerStatus` of a minted GCP request: service account id, custom role id, root
+/// credential fingerprint.
+pub fn gcp_provider_status(
+    cr: &CredentialsRequest,
+) -> (Option<String>, Option<String>, Option<String>) {
+    let ps = cr.status.as_ref().and_then(|s| s.provider_status.as_ref());
+    let get = |k: &str| {
+        ps.and_then(|p| p.get(k))
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    (
+        get("serviceAccountID"),
+        get("roleID"),
+        get("rootCredentialFingerprint"),
+    )
+}
+
+/// `<infra≤12>-<name≤11>-<suffix>` in `[a-z0-9-]`, starting with a letter: a GCP service account id
+/// (6 to 30 characters).
+pub fn gcp_account_id(infra: Option<&str>, cr_name: &str, suffix: &str) -> String {
+    let clean = |s: &str, n: usize| -> String {
+        s.chars()
+            .map(|c| c.to_ascii_lowercase())
+            .map(|c| {
+                if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .take(n)
+            .collect()
+    };
+    let mut prefix = clean(infra.filter(|i| !i.is_empty()).unwrap_or("cco"), 12);
+    if !prefix.starts_with(|c: char| c.is_ascii_lowercase()) {
+        prefix = format!("c{}", clean(&prefix, 11));
+    }
+    format!("{prefix}-{}-{suffix}", clean(cr_name, 11))
 }
 
 /// `<infra[..20]>-<name[..37]>-<suffix>`, the reference operator's user naming.
@@ -217,10 +311,16 @@ pub fn decide(inp: &Inputs<'_>) -> Decision {
             return Decision::LeaveAlone;
         }
         let (user, _, _) = aws_provider_status(cr);
+        let (account, role, _) = gcp_provider_status(cr);
         // In Manual mode there is no root credential to clean up with: let the request go.
-        let deprovision = match (user, manual) {
-            (Some(user), false) => Some(Deprovision::AwsUser { user }),
-            _ => None,
+        let deprovision = match (user, account, manual) {
+            (_, _, true) => None,
+            (Some(user), _, false) => Some(Deprovision::AwsUser { user }),
+            (None, Some(account_id), false) => Some(Deprovision::GcpServiceAccount {
+                account_id,
+                role_id: role,
+            }),
+            (None, None, false) => None,
         };
         let delete_secret = inp
             .target
@@ -336,20 +436,130 @@ fn passthrough(cloud: Cloud, root: Option<&RootSecret>, cluster: &ClusterView) -
 }
 
 fn mint(cloud: Cloud, spec: &ProviderSpec, inp: &Inputs<'_>) -> Provision {
-    let aws: &AwsProviderSpec =
-        match (cloud, spec) {
-            (Cloud::Aws, ProviderSpec::Aws(a)) => a,
-            (Cloud::Gcp, _) => return Provision::Fail(Failure::Provision(
-                "Mint mode on GCP is not implemented by this operator; use Passthrough or Manual"
-                    .into(),
-            )),
-            _ => {
-                return Provision::Fail(Failure::Provision(format!(
-                    "Mint mode is not supported on platform {}",
-                    inp.cluster.platform
-                )))
-            }
-        };
+    match (cloud, spec) {
+        (Cloud::Aws, ProviderSpec::Aws(a)) => mint_aws(a, inp),
+        (Cloud::Gcp, ProviderSpec::Gcp(g)) => mint_gcp(g, inp),
+        _ => Provision::Fail(Failure::Provision(format!(
+            "Mint mode is not supported on platform {}",
+            inp.cluster.platform
+        ))),
+    }
+}
+
+/// The root credential changed since the last sync (a new resourceVersion alone, e.g. an
+/// annotation, is not a new credential: the contents are compared too).
+fn root_changed(inp: &Inputs<'_>, root: &RootSecret, fingerprint: Option<&str>) -> bool {
+    let last_rv = inp
+        .cr
+        .status
+        .as_ref()
+        .and_then(|s| s.last_sync_cloud_creds_secret_resource_version.clone());
+    last_rv.is_some_and(|rv| rv != root.resource_version)
+        && fingerprint != Some(root.fingerprint().as_str())
+}
+
+/// Minted earlier and the root credential is gone: keep what exists, refuse anything new.
+fn without_root(inp: &Inputs<'_>, minted: bool) -> Provision {
+    let provisioned = inp.cr.status.as_ref().is_some_and(|s| s.provisioned);
+    if minted && provisioned && inp.target.is_some() {
+        Provision::KeepMinted
+    } else {
+        Provision::Fail(Failure::Provision(format!(
+            "root credential {}/{} not found: cannot mint (mint mode with the root credential removed keeps existing credentials only)",
+            crate::cluster::ROOT_SECRET_NAMESPACE,
+            inp.cluster.root_secret_name().unwrap_or("<none>")
+        )))
+    }
+}
+
+/// The `project_id` of a GCP root credential's key file.
+pub fn gcp_root_project(root: &RootSecret) -> Result<String, String> {
+    let raw = root
+        .data
+        .get_str(secrets::GCP_SERVICE_ACCOUNT_JSON)
+        .ok_or_else(|| {
+            format!(
+                "root credential {} lacks key {}",
+                root.name,
+                secrets::GCP_SERVICE_ACCOUNT_JSON
+            )
+        })?;
+    let v: serde_json::Value = serde_json::from_str(raw).map_err(|e| {
+        format!(
+            "root credential {}: {} is not JSON (line {} column {})",
+            root.name,
+            secrets::GCP_SERVICE_ACCOUNT_JSON,
+            e.line(),
+            e.column()
+        )
+    })?;
+    v["project_id"]
+        .as_str()
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            format!(
+                "root credential {}: {} has no project_id",
+                root.name,
+                secrets::GCP_SERVICE_ACCOUNT_JSON
+            )
+        })
+}
+
+fn mint_gcp(spec: &GcpProviderSpec, inp: &Inputs<'_>) -> Provision {
+    let (account, recorded_role, fingerprint) = gcp_provider_status(inp.cr);
+    let Some(root) = inp.root else {
+        return without_root(inp, account.is_some());
+    };
+    let project = match gcp_root_project(root) {
+        Ok(p) => p,
+        Err(e) => return Provision::Fail(Failure::Insufficient(e)),
+    };
+    let infra = inp.cluster.infrastructure_name.as_deref();
+    let name = inp.cr.name_any();
+    let account_is_new = account.is_none();
+    let account_id = account.unwrap_or_else(|| gcp_account_id(infra, &name, inp.random_suffix));
+    let permissions: Vec<String> = spec
+        .permissions
+        .iter()
+        .cloned()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let predefined_roles: Vec<String> = spec
+        .predefined_roles
+        .iter()
+        .cloned()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let infra_or = infra.unwrap_or("cco");
+    let role_id = (!permissions.is_empty()).then(|| {
+        recorded_role
+            .clone()
+            .unwrap_or_else(|| cco_core::gcp::role_id(infra_or, &name).replace('.', "_"))
+    });
+    let stale_role_id = recorded_role.filter(|_| role_id.is_none());
+    let rotate = !account_is_new && root_changed(inp, root, fingerprint.as_deref());
+    Provision::MintGcp(GcpMint {
+        project,
+        account_id,
+        account_is_new,
+        display_name: cco_core::gcp::display_name(infra_or, &name),
+        description: format!(
+            "Created by cloud-credential-operator for CredentialsRequest {}",
+            cr_ref(inp.cr)
+        ),
+        role_id,
+        stale_role_id,
+        permissions,
+        predefined_roles,
+        rotate,
+        root_fingerprint: root.fingerprint(),
+    })
+}
+
+fn mint_aws(aws: &AwsProviderSpec, inp: &Inputs<'_>) -> Provision {
     let (user, policy, fingerprint) = aws_provider_status(inp.cr);
     let Some(root) = inp.root else {
         let provisioned = inp.cr.status.as_ref().is_some_and(|s| s.provisioned);

@@ -492,3 +492,155 @@ fn user_names_are_cut_like_the_reference_operator() {
     assert_eq!(n.len(), 20 + 1 + 37 + 1 + 5);
     assert_eq!(aws_user_name(None, "x", "abcde"), "x-abcde");
 }
+
+fn gcp_root(rv: &str, key: &str) -> RootSecret {
+    RootSecret {
+        name: "gcp-credentials".into(),
+        resource_version: rv.into(),
+        data: SecretData::from_strings([(
+            secrets::GCP_SERVICE_ACCOUNT_JSON,
+            json!({"type": "service_account", "project_id": "proj-1", "private_key_id": key})
+                .to_string(),
+        )]),
+        mode_annotation: None,
+    }
+}
+
+fn gcp_mint(d: Decision) -> GcpMint {
+    match d {
+        Decision::Provision {
+            how: Provision::MintGcp(m),
+            ..
+        } => m,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn gcp_mint_names_the_account_and_role_and_rotates_only_on_a_new_credential() {
+    let c = with_finalizer(cr(json!({"kind": "GCPProviderSpec",
+        "predefinedRoles": ["roles/b", "roles/a", "roles/b"],
+        "permissions": ["x.y.z", "a.b.c", "x.y.z"]})));
+    let m = gcp_mint(run(case(
+        &c,
+        view(CredentialsMode::Mint, "GCP", None),
+        Some(gcp_root("1", "k1")),
+    )));
+    assert_eq!(m.project, "proj-1");
+    assert_eq!(m.account_id, "infra-x1-my-cr-abcde");
+    assert!(m.account_is_new && !m.rotate);
+    assert_eq!(m.display_name, "infra-x1-my-cr");
+    assert_eq!(m.role_id.as_deref(), Some("infra_x1_my_cr"));
+    assert_eq!(m.permissions, vec!["a.b.c", "x.y.z"]);
+    assert_eq!(
+        m.project_roles(),
+        vec!["roles/a", "roles/b", "projects/proj-1/roles/infra_x1_my_cr"]
+    );
+    assert_eq!(
+        m.email(),
+        "infra-x1-my-cr-abcde@proj-1.iam.gserviceaccount.com"
+    );
+
+    let root = gcp_root("1", "k1");
+    let mut synced = c.clone();
+    synced.status = Some(CredentialsRequestStatus {
+        provisioned: true,
+        last_sync_generation: 1,
+        last_sync_cloud_creds_secret_resource_version: Some("1".into()),
+        provider_status: Some(json!({"serviceAccountID": "sa-1", "roleID": "old_role",
+            "rootCredentialFingerprint": root.fingerprint()})),
+        ..Default::default()
+    });
+    let m = gcp_mint(run(case(
+        &synced,
+        view(CredentialsMode::Mint, "GCP", None),
+        Some(gcp_root("2", "k1")),
+    )));
+    assert_eq!(
+        (m.account_id.as_str(), m.account_is_new, m.rotate),
+        ("sa-1", false, false)
+    );
+    assert_eq!(m.role_id.as_deref(), Some("old_role"));
+    let m = gcp_mint(run(case(
+        &synced,
+        view(CredentialsMode::Mint, "GCP", None),
+        Some(gcp_root("3", "k2")),
+    )));
+    assert!(m.rotate);
+
+    // Permissions dropped: the recorded role is stale.
+    let mut no_perms = synced.clone();
+    no_perms.spec.provider_spec =
+        Some(json!({"kind": "GCPProviderSpec", "predefinedRoles": ["roles/a"]}));
+    let m = gcp_mint(run(case(
+        &no_perms,
+        view(CredentialsMode::Mint, "GCP", None),
+        Some(gcp_root("3", "k2")),
+    )));
+    assert_eq!(
+        (m.role_id, m.stale_role_id.as_deref()),
+        (None, Some("old_role"))
+    );
+
+    // A root credential without a project is insufficient.
+    let mut bad = gcp_root("1", "k1");
+    bad.data = SecretData::from_strings([(secrets::GCP_SERVICE_ACCOUNT_JSON, "{}".to_string())]);
+    assert!(matches!(
+        run(case(
+            &c,
+            view(CredentialsMode::Mint, "GCP", None),
+            Some(bad)
+        )),
+        Decision::Provision {
+            how: Provision::Fail(Failure::Insufficient(_)),
+            ..
+        }
+    ));
+}
+
+#[test]
+fn gcp_account_ids_are_valid_for_any_names() {
+    for (infra, name) in [
+        (
+            Some("9lives-cluster-abcdef"),
+            "openshift.image-registry.gcs",
+        ),
+        (None, "x"),
+        (Some("Infra"), "UPPER_case"),
+    ] {
+        let id = gcp_account_id(infra, name, "b2c4d");
+        assert!((6..=30).contains(&id.len()), "{id}");
+        assert!(id.starts_with(|c: char| c.is_ascii_lowercase()), "{id}");
+        assert!(
+            id.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+            "{id}"
+        );
+    }
+}
+
+#[test]
+fn deleting_a_gcp_minted_request_deprovisions_its_service_account() {
+    let mut c = with_finalizer(cr(json!({"kind": "GCPProviderSpec"})));
+    c.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::now(),
+    ));
+    c.status = Some(CredentialsRequestStatus {
+        provider_status: Some(json!({"serviceAccountID": "sa-1", "roleID": "r"})),
+        ..Default::default()
+    });
+    assert_eq!(
+        run(case(
+            &c,
+            view(CredentialsMode::Mint, "GCP", None),
+            Some(gcp_root("1", "k1"))
+        )),
+        Decision::Finalize {
+            deprovision: Some(Deprovision::GcpServiceAccount {
+                account_id: "sa-1".into(),
+                role_id: Some("r".into())
+            }),
+            delete_secret: false
+        }
+    );
+}

@@ -4,7 +4,11 @@
 //! - OAuth 2.0 token endpoint `POST /token` (JWT-bearer grant of a service-account key, and the
 //!   refresh-token grant of user credentials);
 //! - Resource Manager v1: `GET /v1/projects/{id}`, `POST /v1/projects/{id}:getIamPolicy|:setIamPolicy`;
-//! - IAM v1: service accounts (list, create, get, delete, `:getIamPolicy`, `:setIamPolicy`), project
+//! - `POST /v1/projects/{id}:testIamPermissions`, answering with the permissions the caller holds
+//!   (every permission unless [`GcpFake::set_caller_permissions`] restricted them);
+//! - IAM v1: service accounts (list, create, get, delete, `:getIamPolicy`, `:setIamPolicy`), their
+//!   user-managed keys (`keys` create with a base64 JSON key file in `privateKeyData`, list, get,
+//!   delete; the keys go with their account), project
 //!   custom roles (list, create, get, patch, delete, `:undelete`), workload identity pools and OIDC
 //!   providers (create, get, list, patch, delete, `:undelete`) with long-running operations;
 //! - Cloud Storage bucket IAM (`GET|PUT /storage/v1/b/{bucket}/iam`), which `fake-gcs-server` lacks;
@@ -21,14 +25,16 @@
 //! `setIamPolicy` (404) and to project bindings (400) for the next [`SA_INVISIBLE_CALLS`] such calls,
 //! and a new bucket's IAM policy answers 404 once.
 //!
-//! Not modelled: permissions of the caller (every valid token is an owner), conditions in bindings,
-//! policy versions beyond echoing them, service-account keys, disabling, organisation policies,
+//! Not modelled: permissions of the caller beyond `testIamPermissions` (every valid token may call
+//! everything), conditions in bindings, policy versions beyond echoing them, system-managed keys and
+//! the 10-key limit, key expiry, disabling, organisation policies,
 //! quotas and rate limits, the 30-day purge of deleted pools and the 7-day purge of deleted roles,
 //! real JWT signature checks (any well-formed assertion gets a token), and STS token exchange.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
+use base64::Engine as _;
 use serde_json::{json, Value};
 
 use crate::fake_http::{FakeServer, Request, Response, Upstream};
@@ -45,6 +51,8 @@ struct Sa {
     json: Value,
     policy: Value,
     invisible: u32,
+    /// key id → key (without `privateKeyData`).
+    keys: BTreeMap<String, Value>,
 }
 
 #[derive(Default)]
@@ -60,6 +68,10 @@ struct State {
     /// operation name → response, returned done on the first poll.
     operations: BTreeMap<String, Value>,
     buckets: BTreeSet<String>,
+    /// What `testIamPermissions` grants; `None`: everything.
+    caller_permissions: Option<BTreeSet<String>>,
+    /// This fake's endpoint (the `token_uri` of the keys it issues).
+    endpoint: String,
     /// bucket → (policy, first read still to fail).
     bucket_policies: BTreeMap<String, (Value, bool)>,
 }
@@ -139,6 +151,9 @@ impl GcpFake {
                 observer,
             }),
         )?;
+        if let Ok(mut s) = state.lock() {
+            s.endpoint = server.endpoint.clone();
+        }
         Ok(GcpFake { server, state })
     }
 
@@ -161,6 +176,23 @@ impl GcpFake {
 
     fn read<T: Default>(&self, f: impl FnOnce(&State) -> T) -> T {
         self.state.lock().map(|s| f(&s)).unwrap_or_default()
+    }
+
+    /// Restricts what `testIamPermissions` says the caller holds (`None`: every permission).
+    pub fn set_caller_permissions(&self, permissions: Option<&[&str]>) {
+        if let Ok(mut s) = self.state.lock() {
+            s.caller_permissions = permissions.map(|p| p.iter().map(|x| x.to_string()).collect());
+        }
+    }
+
+    /// Ids of the user-managed keys of a service account (empty when it does not exist).
+    pub fn service_account_keys(&self, email: &str) -> Vec<String> {
+        self.read(|s| {
+            s.sas
+                .get(email)
+                .map(|a| a.keys.keys().cloned().collect())
+                .unwrap_or_default()
+        })
     }
 
     /// All service accounts.
@@ -231,6 +263,7 @@ impl GcpFake {
                     json: sa,
                     policy: json!({"version": 1, "etag": "ACAB"}),
                     invisible: 0,
+                    keys: BTreeMap::new(),
                 },
             );
         }
@@ -328,6 +361,7 @@ fn handle(s: &mut State, r: &Request) -> Response {
         ),
         ("POST", Some("getIamPolicy"), []) => Response::json(200, &s.project_policy),
         ("POST", Some("setIamPolicy"), []) => set_project_policy(s, r),
+        ("POST", Some("testIamPermissions"), []) => test_permissions(s, r),
         (_, None, ["serviceAccounts", ..]) => service_accounts(s, r, &rest[1..]),
         (_, None, ["roles", ..]) => roles(s, r, &rest[1..]),
         (_, None, ["locations", "global", "workloadIdentityPools", ..]) => pools(s, r, &rest[3..]),
@@ -496,10 +530,12 @@ fn service_accounts(s: &mut State, r: &Request, rest: &[&str]) -> Response {
                     json: sa.clone(),
                     policy: json!({"version": 1, "etag": "ACAB"}),
                     invisible: SA_INVISIBLE_CALLS,
+                    keys: BTreeMap::new(),
                 },
             );
             Response::json(200, &sa)
         }
+        (method, [email, "keys", more @ ..]) => keys(s, r, method, email, more),
         (method, [target]) => {
             let (email, verb) = match target.split_once(':') {
                 Some((e, v)) => (e, Some(v)),
@@ -543,6 +579,97 @@ fn service_accounts(s: &mut State, r: &Request, rest: &[&str]) -> Response {
                 _ => not_found(&r.path),
             }
         }
+        _ => not_found(&r.path),
+    }
+}
+
+fn test_permissions(s: &mut State, r: &Request) -> Response {
+    let b = match body(r) {
+        Ok(b) => b,
+        Err(e) => return e,
+    };
+    let asked: Vec<String> = b["permissions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.as_str().map(str::to_owned))
+        .collect();
+    if asked.len() > 100 {
+        return err(
+            400,
+            "INVALID_ARGUMENT",
+            "No more than 100 permissions can be tested at once.",
+        );
+    }
+    if let Some(bad) = asked.iter().find(|p| !valid_permission(p)) {
+        return err(
+            400,
+            "INVALID_ARGUMENT",
+            &format!("Permission {bad} is not valid."),
+        );
+    }
+    let held: Vec<&String> = asked
+        .iter()
+        .filter(|p| s.caller_permissions.as_ref().is_none_or(|c| c.contains(*p)))
+        .collect();
+    // Like the API, an empty answer is `{}`.
+    if held.is_empty() {
+        Response::json(200, &json!({}))
+    } else {
+        Response::json(200, &json!({"permissions": held}))
+    }
+}
+
+fn keys(s: &mut State, r: &Request, method: &str, email: &str, rest: &[&str]) -> Response {
+    let n = s.next();
+    let endpoint = s.endpoint.clone();
+    let Some(sa) = s.sas.get_mut(email) else {
+        return not_found(&format!("projects/{PROJECT_ID}/serviceAccounts/{email}"));
+    };
+    let key_name = |id: &str| format!("projects/{PROJECT_ID}/serviceAccounts/{email}/keys/{id}");
+    match (method, rest) {
+        ("GET", []) => {
+            let types = r.query("keyTypes").unwrap_or("");
+            let keys: Vec<Value> = sa
+                .keys
+                .values()
+                .filter(|k| types.is_empty() || types.split(',').any(|t| k["keyType"] == t))
+                .cloned()
+                .collect();
+            Response::json(200, &json!({"keys": keys}))
+        }
+        ("POST", []) => {
+            if sa.invisible > 0 {
+                sa.invisible -= 1;
+                return not_found(&format!("projects/{PROJECT_ID}/serviceAccounts/{email}"));
+            }
+            let id = format!("{:040x}", 0x5eed_0000_u64 + n);
+            let pem = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256)
+                .map(|k| k.serialize_pem())
+                .unwrap_or_default();
+            let file = json!({"type": "service_account", "project_id": PROJECT_ID,
+                "private_key_id": id, "private_key": pem, "client_email": email,
+                "client_id": sa.json["uniqueId"],
+                "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+                "token_uri": format!("{endpoint}/token")});
+            let key = json!({"name": key_name(&id), "keyAlgorithm": "KEY_ALG_RSA_2048",
+                "keyOrigin": "GOOGLE_PROVIDED", "keyType": "USER_MANAGED",
+                "validAfterTime": "2024-01-01T00:00:00Z", "validBeforeTime": "9999-12-31T23:59:59Z"});
+            sa.keys.insert(id, key.clone());
+            let mut out = key;
+            out["privateKeyType"] = Value::String("TYPE_GOOGLE_CREDENTIALS_FILE".into());
+            out["privateKeyData"] =
+                Value::String(base64::engine::general_purpose::STANDARD.encode(file.to_string()));
+            Response::json(200, &out)
+        }
+        ("GET", [id]) => match sa.keys.get(*id) {
+            Some(k) => Response::json(200, k),
+            None => not_found(&key_name(id)),
+        },
+        ("DELETE", [id]) => match sa.keys.remove(*id) {
+            Some(_) => Response::json(200, &json!({})),
+            None => not_found(&key_name(id)),
+        },
         _ => not_found(&r.path),
     }
 }

@@ -336,3 +336,97 @@ async fn storage_goes_to_fake_gcs_server_and_bucket_iam_is_served_here() {
     assert!(t.f.buckets().is_empty());
     assert_eq!(t.call("GET", "/storage/v1/b/b-oidc", None).await.0, 404);
 }
+
+#[tokio::test]
+async fn service_account_keys_are_created_listed_and_deleted_with_their_account() {
+    use base64::Engine as _;
+    let t = start().await;
+    t.f.insert_service_account("keyed-sa-1", "keyed", "d");
+    let email = format!("keyed-sa-1@{PROJECT_ID}.iam.gserviceaccount.com");
+    let base = format!("/v1/projects/{PROJECT_ID}/serviceAccounts/{email}/keys");
+    let (status, key) = t
+        .call(
+            "POST",
+            &base,
+            Some(json!({"privateKeyType": "TYPE_GOOGLE_CREDENTIALS_FILE"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{key}");
+    let name = key["name"].as_str().expect("name");
+    let id = name.rsplit('/').next().expect("id").to_string();
+    assert!(name.starts_with(&format!(
+        "projects/{PROJECT_ID}/serviceAccounts/{email}/keys/"
+    )));
+    let file: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(key["privateKeyData"].as_str().expect("privateKeyData"))
+            .expect("base64"),
+    )
+    .expect("json key file");
+    assert_eq!(file["type"], "service_account");
+    assert_eq!(file["private_key_id"], id.as_str());
+    assert_eq!(file["client_email"], email.as_str());
+    assert!(file["private_key"]
+        .as_str()
+        .is_some_and(|k| k.contains("PRIVATE KEY")));
+    assert_eq!(file["token_uri"], format!("{}/token", t.f.endpoint()));
+
+    let (status, list) = t
+        .call("GET", &format!("{base}?keyTypes=USER_MANAGED"), None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(list["keys"].as_array().expect("keys").len(), 1);
+    assert!(list["keys"][0].get("privateKeyData").is_none());
+    assert_eq!(t.f.service_account_keys(&email), vec![id.clone()]);
+
+    let (status, _) = t.call("DELETE", &format!("{base}/{id}"), None).await;
+    assert_eq!(status, 200);
+    let (status, e) = t.call("DELETE", &format!("{base}/{id}"), None).await;
+    assert_eq!(
+        (status, e["error"]["status"].as_str()),
+        (404, Some("NOT_FOUND"))
+    );
+    let (_, list) = t.call("GET", &base, None).await;
+    assert_eq!(list["keys"], json!([]));
+
+    // Keys go with their account.
+    t.call("POST", &base, Some(json!({}))).await;
+    let (status, _) = t
+        .call(
+            "DELETE",
+            &format!("/v1/projects/{PROJECT_ID}/serviceAccounts/{email}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(t.f.service_account_keys(&email).is_empty());
+    let (status, _) = t.call("GET", &base, None).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn test_iam_permissions_answers_with_what_the_caller_holds() {
+    let t = start().await;
+    let path = format!("/v1/projects/{PROJECT_ID}:testIamPermissions");
+    let ask =
+        json!({"permissions": ["iam.serviceAccounts.create", "iam.serviceAccountKeys.create"]});
+    let (status, v) = t.call("POST", &path, Some(ask.clone())).await;
+    assert_eq!((status, &v["permissions"]), (200, &ask["permissions"]));
+    t.f.set_caller_permissions(Some(&["iam.serviceAccounts.create"]));
+    let (_, v) = t.call("POST", &path, Some(ask.clone())).await;
+    assert_eq!(v["permissions"], json!(["iam.serviceAccounts.create"]));
+    t.f.set_caller_permissions(Some(&[]));
+    let (status, v) = t.call("POST", &path, Some(ask)).await;
+    assert_eq!((status, v), (200, json!({})));
+    let (status, e) = t
+        .call(
+            "POST",
+            &path,
+            Some(json!({"permissions": ["not a permission"]})),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"]["status"].as_str()),
+        (400, Some("INVALID_ARGUMENT"))
+    );
+}
