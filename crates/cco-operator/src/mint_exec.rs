@@ -91,7 +91,19 @@ pub async fn sync(
     let iam = ctx.minter(root, &m.region).await.map_err(MintError::Root)?;
     let (mut secret_key_id, mut secret_complete) =
         MintObserved::secret_fields(target.map(|t| &t.data));
+    // The request may come from a cache that has not seen the status our last sync wrote: before
+    // rotating, make sure the key was not already made under this root credential (otherwise two
+    // reconciles in a row would rotate twice).
     let mut rotate = m.rotate;
+    if rotate {
+        let (ns, name) = (cr.namespace().unwrap_or_default(), cr.name_any());
+        let fresh = Api::<CredentialsRequest>::namespaced(ctx.client.clone(), &ns)
+            .get(&name)
+            .await
+            .map_err(|e| MintError::Kube(kube_err("get", "CredentialsRequest", &ns, &name)(e)))?;
+        let (_, _, fingerprint) = crate::plan::aws_provider_status(&fresh);
+        rotate = fingerprint.as_deref() != Some(m.root_fingerprint.as_str());
+    }
     let mut orphaned = None;
     const ROUNDS: usize = 4;
     for _ in 0..ROUNDS {
