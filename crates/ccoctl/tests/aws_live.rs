@@ -705,9 +705,9 @@ async fn migration_flow_identity_provider_then_roles_from_its_printed_arn() {
             .expect("pem"),
     )
     .expect("write");
-    ok(&ccoctl(
-        Some(&moto),
-        &[
+    // Publishes `new_pub` through create-identity-provider with `extra` flags.
+    let publish = |extra: &[&str]| {
+        let mut args = vec![
             "aws",
             "create-identity-provider",
             "--output-dir",
@@ -720,32 +720,18 @@ async fn migration_flow_identity_provider_then_roles_from_its_printed_arn() {
             THUMBPRINT,
             "--public-key-file",
             new_pub.to_str().expect("utf8"),
-        ],
-    ));
+        ];
+        args.extend_from_slice(extra);
+        ok(&ccoctl(Some(&moto), &args));
+    };
+    publish(&[]);
     let keys = get_json(&c, "newsts-oidc", "keys.json").await;
     assert_eq!(
         keys["keys"].as_array().expect("keys").len(),
         2,
         "old and new keys side by side"
     );
-    ok(&ccoctl(
-        Some(&moto),
-        &[
-            "aws",
-            "create-identity-provider",
-            "--output-dir",
-            dir.to_str().expect("utf8"),
-            "--name",
-            "newsts",
-            "--region",
-            "us-east-2",
-            "--issuer-thumbprint",
-            THUMBPRINT,
-            "--public-key-file",
-            new_pub.to_str().expect("utf8"),
-            "--prune-old-keys",
-        ],
-    ));
+    publish(&["--prune-old-keys"]);
     let keys = get_json(&c, "newsts-oidc", "keys.json").await;
     assert_eq!(keys["keys"].as_array().expect("keys").len(), 1);
     assert_eq!(
