@@ -15,6 +15,7 @@ pub mod keys;
 pub mod nutanix;
 pub mod oidc;
 pub mod reader;
+pub mod report;
 pub mod secrets;
 
 /// Where ServiceAccount tokens are projected unless a request says otherwise.

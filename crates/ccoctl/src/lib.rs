@@ -12,12 +12,15 @@ pub mod ibm_cmd;
 pub mod keypair;
 pub mod nutanix_cmd;
 pub mod output;
+pub mod report_out;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-/// Parses arguments, runs the command, prints errors. Exit codes: 0 success, 1 failure, 2 usage.
+/// Parses arguments, runs the command, prints errors. Exit codes: 0 success, 1 failure, 2 usage;
+/// `verify` exits 1 when a check fails and `plan` exits 2 when there are changes
+/// ([`report_out::ExitWith`]).
 pub fn run() -> ExitCode {
     let cli = cli::Cli::parse();
     init_logging(cli.log_level.as_deref());
@@ -35,6 +38,9 @@ pub fn run() -> ExitCode {
     };
     match rt.block_on(dispatch(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<report_out::ExitWith>().is_some() => {
+            ExitCode::from(e.downcast_ref::<report_out::ExitWith>().map_or(1, |x| x.0))
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
