@@ -109,7 +109,14 @@ pub fn plan(
 
     Decision::Inject(Injection {
         cloud: Cloud::Azure,
-        volume: projected_token_volume(pod, VOLUME_NAME, AUDIENCE, expiration, VOLUME_NAME, vec![]),
+        volume: projected_token_volume(
+            pod,
+            VOLUME_NAME,
+            &cfg.audience,
+            expiration,
+            VOLUME_NAME,
+            vec![],
+        ),
         mount_path: MOUNT_PATH.to_string(),
         env,
         skip_containers: parse_container_list(pod.annotation(SKIP_CONTAINERS_ANNOTATION)),

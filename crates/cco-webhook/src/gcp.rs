@@ -8,11 +8,10 @@
 //! Other ServiceAccount annotations:
 //! - `cloud.google.com/service-account-email`: impersonated Google service account; without it
 //!   the configuration uses the federated identity directly (no impersonation URL).
-//! - `cloud.google.com/audience`: audience of the projected token. Default
-//!   `https://iam.googleapis.com/<provider>`, which is the audience a workload identity provider
-//!   accepts when it was created without an explicit `allowed-audiences` list.
-//! - `cloud.google.com/token-expiration`: token lifetime, default `--gcp-token-expiration`
-//!   (3600 s), clamped up to 600 s. Pod annotation `cloud.google.com/skip-containers` as for AWS.
+//! - `cloud.google.com/audience`: audience of the projected token, default `--token-audience`
+//!   (`sts.googleapis.com`, as the reference webhook).
+//! - `cloud.google.com/token-expiration`: token lifetime, default `--token-expiration` (24 h),
+//!   clamped up to 600 s. Pod annotation `cloud.google.com/skip-containers` as for AWS.
 //!
 //! # No init container
 //!
@@ -150,7 +149,7 @@ pub fn plan(
         .get(AUDIENCE_ANNOTATION)
         .map(|a| a.trim().to_string())
         .filter(|a| !a.is_empty())
-        .unwrap_or_else(|| format!("https://iam.googleapis.com/{provider}"));
+        .unwrap_or_else(|| cfg.audience.clone());
     let expiration = match sa_annotations.get(EXPIRATION_ANNOTATION) {
         None => cfg.token_expiration,
         Some(v) => parse_seconds(EXPIRATION_ANNOTATION, v).unwrap_or_else(|msg| {
@@ -261,7 +260,7 @@ mod tests {
         let sources = &inj.volume["projected"]["sources"];
         assert_eq!(
             sources[0]["serviceAccountToken"]["audience"],
-            format!("https://iam.googleapis.com/{PROVIDER}")
+            "sts.googleapis.com"
         );
         assert_eq!(
             sources[1]["downwardAPI"]["items"][0]["fieldRef"]["fieldPath"],

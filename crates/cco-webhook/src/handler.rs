@@ -104,6 +104,10 @@ pub fn pod_service_account(req: &AdmissionRequest<DynamicObject>) -> Option<(Str
     Some((namespace, name.to_string()))
 }
 
+fn on_azure(cfg: &WebhookConfig) -> bool {
+    cfg.clouds.contains(&Cloud::Azure)
+}
+
 fn is_pod_create(req: &AdmissionRequest<DynamicObject>) -> bool {
     req.kind.group.is_empty()
         && req.kind.kind == "Pod"
@@ -145,20 +149,21 @@ pub fn admit(
         .unwrap_or(&empty);
 
     let mut warnings = Vec::new();
-    if service_account.is_none() && pod.label(azure::USE_LABEL) == Some("true") {
+    if service_account.is_none() && on_azure(cfg) && pod.label(azure::USE_LABEL) == Some("true") {
         warnings.push(format!(
             "ServiceAccount {:?} was not found; workload identity not injected",
             pod.service_account_name()
         ));
     }
 
+    let on = |c: Cloud| cfg.clouds.contains(&c);
     let decisions = [
-        aws::plan(&pod, sa_annotations, &cfg.aws, &mut warnings),
-        azure::plan(&pod, sa_annotations, &cfg.azure, &mut warnings),
-        gcp::plan(&pod, sa_annotations, &cfg.gcp, &mut warnings),
+        on(Cloud::Aws).then(|| aws::plan(&pod, sa_annotations, &cfg.aws, &mut warnings)),
+        on(Cloud::Azure).then(|| azure::plan(&pod, sa_annotations, &cfg.azure, &mut warnings)),
+        on(Cloud::Gcp).then(|| gcp::plan(&pod, sa_annotations, &cfg.gcp, &mut warnings)),
     ];
     let mut injections = Vec::new();
-    for decision in decisions {
+    for decision in decisions.into_iter().flatten() {
         match decision {
             Decision::Skip => {}
             Decision::Inject(i) => injections.push(i),

@@ -26,6 +26,8 @@
 pub mod aws;
 pub mod azure;
 pub mod config;
+pub mod csr;
+pub mod flags;
 pub mod gcp;
 pub mod handler;
 pub mod metrics;
@@ -42,9 +44,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::net::TcpListener;
-use tracing::info;
+use tracing::{info, warn};
 
-pub use config::{Args, ServerConfig, WebhookConfig};
+pub use config::{Args, Profile, ServerConfig, Settings, WebhookConfig};
 pub use handler::{admit, Decision, Outcome, Verdict};
 
 /// Install aws-lc-rs as the process-wide rustls provider (no-op if one is installed already).
@@ -52,9 +54,13 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
-/// Build a Kubernetes client from `kubeconfig`, or the in-cluster/inferred configuration.
-pub async fn kube_client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
-    let config = match kubeconfig {
+/// Build a Kubernetes client from `kubeconfig`, or the inferred configuration (`KUBECONFIG`,
+/// ~/.kube/config, in-cluster), with the server URL replaced by `api_url` when given.
+pub async fn kube_client(
+    kubeconfig: Option<&std::path::Path>,
+    api_url: Option<&str>,
+) -> anyhow::Result<kube::Client> {
+    let mut config = match kubeconfig {
         Some(path) => {
             let kc = Kubeconfig::read_from(path)
                 .with_context(|| format!("reading kubeconfig {}", path.display()))?;
@@ -64,8 +70,13 @@ pub async fn kube_client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result
         }
         None => kube::Config::infer()
             .await
-            .context("inferring Kubernetes client configuration")?,
+            .context("inferring Kubernetes client configuration (set KUBECONFIG or --kubeconfig, or run in a pod)")?,
     };
+    if let Some(url) = api_url {
+        config.cluster_url = url
+            .parse()
+            .with_context(|| format!("--kube-api {url:?} is not a URL"))?;
+    }
     kube::Client::try_from(config).context("building Kubernetes client")
 }
 
@@ -93,65 +104,111 @@ async fn shutdown_signal() {
     }
 }
 
-/// Run the webhook until SIGINT/SIGTERM.
-pub async fn run(args: Args) -> anyhow::Result<()> {
+/// Run the webhook with resolved `settings` until SIGINT/SIGTERM.
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
     install_crypto_provider();
-    let server_cfg = ServerConfig::from(&args);
-    let config = args.webhook_config();
+    for notice in &settings.notices {
+        warn!("{notice}");
+    }
+    let server_cfg = settings.server;
     let metrics = Arc::new(metrics::Metrics::new());
+    let client = kube_client(server_cfg.kubeconfig.as_deref(), server_cfg.kube_api.as_deref()).await?;
 
-    let resolver = tls::ReloadingCertResolver::new(
-        &server_cfg.tls_cert,
-        &server_cfg.tls_key,
-        Duration::from_secs(1),
-    )
-    .context("loading the serving certificate")?
-    .with_metrics(metrics.clone());
+    let (resolver, ready): (Arc<dyn rustls::server::ResolvesServerCert>, server::Readiness) =
+        match &server_cfg.certs {
+            config::CertSource::Files { cert, key } => {
+                let resolver = tls::ReloadingCertResolver::new(cert, key, Duration::from_secs(1))
+                    .context("loading the serving certificate")?
+                    .with_metrics(metrics.clone());
+                (Arc::new(resolver), Arc::new(|| true))
+            }
+            config::CertSource::Csr(csr_cfg) => {
+                let shared = Arc::new(csr::SharedCert::default());
+                tokio::spawn(csr::run(
+                    client.clone(),
+                    csr_cfg.clone(),
+                    shared.clone(),
+                    metrics.clone(),
+                ));
+                let probe = shared.clone();
+                (shared, Arc::new(move || probe.ready()))
+            }
+        };
     let tls_config = Arc::new(tls::server_config(
-        Arc::new(resolver),
+        resolver,
         server_cfg.tls_min_version,
+        server_cfg.tls12_cipher_suites.as_deref(),
     )?);
 
-    let client = kube_client(server_cfg.kubeconfig.as_deref()).await?;
     let (service_accounts, watch) =
         sa_cache::KubeServiceAccounts::new(client, server_cfg.grace_period);
     tokio::spawn(watch);
 
     let app = Arc::new(server::App {
-        config,
+        config: settings.webhook,
         service_accounts,
         metrics: metrics.clone(),
     });
-    let tls_listener = TcpListener::bind((server_cfg.bind_address, server_cfg.port))
-        .await
-        .with_context(|| format!("binding TLS port {}", server_cfg.port))?;
-    let metrics_listener = TcpListener::bind((server_cfg.bind_address, server_cfg.metrics_port))
-        .await
-        .with_context(|| format!("binding metrics port {}", server_cfg.metrics_port))?;
-    info!(
-        port = server_cfg.port,
-        metrics_port = server_cfg.metrics_port,
-        "pod identity webhook listening"
-    );
-
+    let bind = |addr: std::net::SocketAddr, what: &'static str| async move {
+        TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the {what} listener on {addr}"))
+    };
+    let tls_listener = bind(server_cfg.webhook_addr, "webhook").await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
     let wait = |mut rx: tokio::sync::watch::Receiver<()>| async move {
         let _ = rx.changed().await;
     };
-    let tls_task = tokio::spawn(server::serve_tls(
+    let mut tasks = vec![tokio::spawn(server::serve_tls(
         tls_listener,
         tls_config,
         app,
         wait(stop_rx.clone()),
-    ));
-    let metrics_task = tokio::spawn(server::serve_metrics(
-        metrics_listener,
-        metrics,
-        wait(stop_rx),
-    ));
+    ))];
+    let mut plain: Vec<(std::net::SocketAddr, server::PlainRoutes)> = Vec::new();
+    if let Some(addr) = server_cfg.metrics_addr {
+        plain.push((
+            addr,
+            server::PlainRoutes {
+                metrics: Some(metrics.clone()),
+                health: true,
+                ready: ready.clone(),
+            },
+        ));
+    }
+    if let Some(addr) = server_cfg.health_addr {
+        match plain.iter_mut().find(|(a, _)| *a == addr) {
+            Some((_, routes)) => routes.health = true,
+            None => plain.push((
+                addr,
+                server::PlainRoutes {
+                    metrics: None,
+                    health: true,
+                    ready: ready.clone(),
+                },
+            )),
+        }
+    }
+    for (addr, routes) in plain {
+        let listener = bind(addr, "metrics/health").await?;
+        tasks.push(tokio::spawn(server::serve_plain(
+            listener,
+            routes,
+            wait(stop_rx.clone()),
+        )));
+    }
+    info!(
+        profile = ?settings.profile,
+        webhook = %server_cfg.webhook_addr,
+        metrics = ?server_cfg.metrics_addr,
+        health = ?server_cfg.health_addr,
+        "pod identity webhook listening"
+    );
     shutdown_signal().await;
     info!("shutting down");
     let _ = stop_tx.send(());
-    let _ = tokio::join!(tls_task, metrics_task);
+    for t in tasks {
+        let _ = t.await;
+    }
     Ok(())
 }

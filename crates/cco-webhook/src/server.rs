@@ -142,8 +142,8 @@ async fn route<S: ServiceAccountSource>(
     app: Arc<App<S>>,
 ) -> Result<Response<Body>, Infallible> {
     match (req.method(), req.uri().path()) {
-        (&Method::GET, "/healthz") => Ok(text(StatusCode::OK, "ok")),
-        (&Method::POST, "/mutate") => {
+        (&Method::GET, "/healthz" | "/readyz") => Ok(text(StatusCode::OK, "ok")),
+        (&Method::POST, "/mutate" | "/mutate-v1-pod") => {
             let json = req
                 .headers()
                 .get(header::CONTENT_TYPE)
@@ -179,12 +179,35 @@ async fn route<S: ServiceAccountSource>(
     }
 }
 
-async fn metrics_route(
+/// Whether the webhook can serve admissions (a certificate is available).
+pub type Readiness = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// What a plain-HTTP listener serves.
+#[derive(Clone)]
+pub struct PlainRoutes {
+    /// `/metrics` when set.
+    pub metrics: Option<Arc<Metrics>>,
+    /// `/healthz` and `/readyz`.
+    pub health: bool,
+    /// Readiness for `/readyz`.
+    pub ready: Readiness,
+}
+
+impl std::fmt::Debug for PlainRoutes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlainRoutes")
+            .field("metrics", &self.metrics.is_some())
+            .field("health", &self.health)
+            .finish()
+    }
+}
+
+async fn plain_route(
     req: Request<Incoming>,
-    metrics: Arc<Metrics>,
+    routes: PlainRoutes,
 ) -> Result<Response<Body>, Infallible> {
-    match (req.method(), req.uri().path()) {
-        (&Method::GET, "/metrics") => {
+    match (req.method(), req.uri().path(), &routes.metrics) {
+        (&Method::GET, "/metrics", Some(metrics)) => {
             let mut r = Response::new(Full::new(Bytes::from(metrics.render())));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -194,7 +217,15 @@ async fn metrics_route(
             );
             Ok(r)
         }
-        (&Method::GET, "/healthz") => Ok(text(StatusCode::OK, "ok")),
+        (&Method::GET, "/healthz", _) if routes.health => Ok(text(StatusCode::OK, "ok")),
+        (&Method::GET, "/readyz", _) if routes.health => Ok(if (routes.ready)() {
+            text(StatusCode::OK, "ok")
+        } else {
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "no serving certificate yet",
+            )
+        }),
         _ => Ok(text(StatusCode::NOT_FOUND, "not found")),
     }
 }
@@ -257,6 +288,20 @@ pub async fn serve_metrics(
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()>,
 ) {
+    let routes = PlainRoutes {
+        metrics: Some(metrics),
+        health: true,
+        ready: Arc::new(|| true),
+    };
+    serve_plain(listener, routes, shutdown).await;
+}
+
+/// Serve `routes` over plain HTTP until `shutdown` resolves.
+pub async fn serve_plain(
+    listener: TcpListener,
+    routes: PlainRoutes,
+    shutdown: impl Future<Output = ()>,
+) {
     let graceful = GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
     let mut shutdown = std::pin::pin!(shutdown);
@@ -272,15 +317,15 @@ pub async fn serve_metrics(
                 }
             },
         };
-        let metrics = metrics.clone();
-        let service = service_fn(move |req| metrics_route(req, metrics.clone()));
+        let routes = routes.clone();
+        let service = service_fn(move |req| plain_route(req, routes.clone()));
         let conn = builder
             .serve_connection(TokioIo::new(tcp), service)
             .into_owned();
         let fut = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(error) = fut.await {
-                debug!(%error, "metrics connection closed with error");
+                debug!(%error, "plain HTTP connection closed with error");
             }
         });
     }

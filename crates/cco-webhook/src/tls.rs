@@ -226,16 +226,126 @@ impl ResolvesServerCert for ReloadingCertResolver {
     }
 }
 
-/// A rustls server configuration around `resolver`, offering HTTP/2 and HTTP/1.1.
+/// Go (IANA) and OpenSSL names of the TLS 1.2 suites rustls offers, with their rustls ids.
+const TLS12_SUITES: &[(&str, &str, rustls::CipherSuite)] = &[
+    (
+        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    ),
+    (
+        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    ),
+    (
+        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    ),
+    (
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        rustls::CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    ),
+    (
+        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        rustls::CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    ),
+    (
+        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+        rustls::CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    ),
+];
+
+/// Names Go knows but rustls does not implement (CBC, RSA key exchange, 3DES, RC4), and the
+/// TLS 1.3 suites (always on in Go and here): accepted and skipped.
+const KNOWN_ELSEWHERE: &[&str] = &[
+    "TLS_AES_128_GCM_SHA256",
+    "TLS_AES_256_GCM_SHA384",
+    "TLS_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
+    "TLS_RSA_WITH_RC4_128_SHA",
+    "TLS_RSA_WITH_3DES_EDE_CBC_SHA",
+    "TLS_RSA_WITH_AES_128_CBC_SHA",
+    "TLS_RSA_WITH_AES_256_CBC_SHA",
+    "TLS_RSA_WITH_AES_128_CBC_SHA256",
+    "TLS_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_RC4_128_SHA",
+    "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256",
+    "AES128-SHA",
+    "AES256-SHA",
+    "AES128-SHA256",
+    "AES128-GCM-SHA256",
+    "AES256-GCM-SHA384",
+    "DES-CBC3-SHA",
+    "ECDHE-ECDSA-AES128-SHA",
+    "ECDHE-ECDSA-AES256-SHA",
+    "ECDHE-RSA-AES128-SHA",
+    "ECDHE-RSA-AES256-SHA",
+    "ECDHE-ECDSA-AES128-SHA256",
+    "ECDHE-RSA-AES128-SHA256",
+];
+
+/// Turn a `--tls-cipher-suites` list into the TLS 1.2 suites to offer. Names rustls does not
+/// implement are skipped with a notice; unknown names are an error, as for the EKS webhook.
+pub fn cipher_suites_from_names(
+    list: &str,
+    notices: &mut Vec<String>,
+) -> Result<Vec<rustls::CipherSuite>, crate::config::ConfigError> {
+    let mut out = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        if let Some((_, _, id)) = TLS12_SUITES
+            .iter()
+            .find(|(go, openssl, _)| *go == name || *openssl == name)
+        {
+            if !out.contains(id) {
+                out.push(*id);
+            }
+        } else if KNOWN_ELSEWHERE.contains(&name) {
+            notices.push(format!(
+                "--tls-cipher-suites: {name} is not offered (TLS 1.3 suites are always on; \
+                 CBC, RSA key exchange, 3DES and RC4 are not implemented)"
+            ));
+        } else {
+            return Err(crate::config::ConfigError(format!(
+                "--tls-cipher-suites: unsupported cipher suite: {name}"
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// A rustls server configuration around `resolver`, offering HTTP/2 and HTTP/1.1; with
+/// `tls12_suites`, TLS 1.2 is limited to those suites (TLS 1.3 suites stay on, as in Go).
 pub fn server_config(
-    resolver: Arc<ReloadingCertResolver>,
+    resolver: Arc<dyn ResolvesServerCert>,
     min_version: TlsVersion,
+    tls12_suites: Option<&[rustls::CipherSuite]>,
 ) -> Result<rustls::ServerConfig, TlsError> {
     let versions: &[&'static rustls::SupportedProtocolVersion] = match min_version {
         TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
         TlsVersion::Tls13 => &[&rustls::version::TLS13],
     };
-    let mut cfg = rustls::ServerConfig::builder_with_provider(resolver.provider())
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    if let Some(allowed) = tls12_suites {
+        provider.cipher_suites.retain(|s| match s {
+            rustls::SupportedCipherSuite::Tls12(_) => allowed.contains(&s.suite()),
+            rustls::SupportedCipherSuite::Tls13(_) => true,
+        });
+    }
+    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
         .with_protocol_versions(versions)?
         .with_no_client_auth()
         .with_cert_resolver(resolver);
@@ -307,6 +417,25 @@ pub(crate) mod tests {
         // Rotation completes: picked up.
         let second = write_pair(dir.path(), "second", 4);
         assert_eq!(r.current().cert[0].as_ref(), second.as_slice());
+    }
+
+    #[test]
+    fn cipher_suite_names_map_to_tls12_suites() {
+        let mut notices = vec![];
+        let suites = cipher_suites_from_names(
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, ECDHE-ECDSA-AES256-GCM-SHA384,TLS_AES_128_GCM_SHA256,TLS_RSA_WITH_AES_128_CBC_SHA",
+            &mut notices,
+        )
+        .expect("known names");
+        assert_eq!(
+            suites,
+            [
+                rustls::CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+                rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+            ]
+        );
+        assert_eq!(notices.len(), 2);
+        assert!(cipher_suites_from_names("TLS_BOGUS", &mut notices).is_err());
     }
 
     #[test]

@@ -97,7 +97,7 @@ fn deployment_arguments_are_accepted_by_the_binary() {
         std::iter::once("cco-pod-identity-webhook".to_string()).chain(args),
     )
     .expect("arguments parse");
-    assert_eq!(parsed.port, 9443);
+    assert_eq!(parsed.port, Some(9443));
     assert!(parsed.sts_regional_endpoint);
 }
 

@@ -98,7 +98,7 @@ pub async fn start_webhook<S: ServiceAccountSource>(
         .expect("certificate loads")
         .with_metrics(metrics.clone());
     let tls = Arc::new(
-        server_config(Arc::new(resolver), cco_webhook::config::TlsVersion::Tls12)
+        server_config(Arc::new(resolver), cco_webhook::config::TlsVersion::Tls12, None)
             .expect("tls config"),
     );
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
