@@ -615,7 +615,9 @@ impl Settings {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
         let mut notices = Vec::new();
-        let fs_root = env(FS_ROOT_ENV).filter(|s| !s.is_empty()).map(PathBuf::from);
+        let fs_root = env(FS_ROOT_ENV)
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from);
         let fs_root = fs_root.as_deref();
 
         // ---- handler configuration ----
@@ -632,8 +634,11 @@ impl Settings {
                 })?,
             }
         };
-        let gcp_expiration = match (is_gcp, a.token_expiration.as_deref(), a.gcp_token_expiration)
-        {
+        let gcp_expiration = match (
+            is_gcp,
+            a.token_expiration.as_deref(),
+            a.gcp_token_expiration,
+        ) {
             (true, Some(s), _) => i64::try_from(
                 parse_go_duration(s)
                     .map_err(|e| ConfigError(format!("--token-expiration: {e}")))?
@@ -728,9 +733,7 @@ impl Settings {
             Profile::Azure | Profile::Gcp => 9443,
         });
         let webhook_addr = SocketAddr::new(a.bind_address, port);
-        let aws_metrics = a
-            .metrics_port
-            .map(|p| SocketAddr::new(a.bind_address, p));
+        let aws_metrics = a.metrics_port.map(|p| SocketAddr::new(a.bind_address, p));
         let (metrics_addr, health_addr) = match profile {
             Profile::Cco | Profile::Aws => (
                 Some(aws_metrics.unwrap_or(SocketAddr::new(a.bind_address, 9999))),
@@ -772,8 +775,12 @@ impl Settings {
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("/certs")),
             Profile::Gcp => a.webhook_cert_dir.clone().unwrap_or_else(|| {
-                PathBuf::from(env("TMPDIR").filter(|t| !t.is_empty()).unwrap_or("/tmp".into()))
-                    .join("k8s-webhook-server/serving-certs")
+                PathBuf::from(
+                    env("TMPDIR")
+                        .filter(|t| !t.is_empty())
+                        .unwrap_or("/tmp".into()),
+                )
+                .join("k8s-webhook-server/serving-certs")
             }),
             Profile::Cco | Profile::Aws => a
                 .webhook_cert_dir
@@ -792,11 +799,15 @@ impl Settings {
             CertSource::Files {
                 cert: rebase(
                     fs_root,
-                    a.tls_cert.clone().unwrap_or_else(|| cert_dir.join("tls.crt")),
+                    a.tls_cert
+                        .clone()
+                        .unwrap_or_else(|| cert_dir.join("tls.crt")),
                 ),
                 key: rebase(
                     fs_root,
-                    a.tls_key.clone().unwrap_or_else(|| cert_dir.join("tls.key")),
+                    a.tls_key
+                        .clone()
+                        .unwrap_or_else(|| cert_dir.join("tls.key")),
                 ),
             }
         };
@@ -807,7 +818,11 @@ impl Settings {
                     .into(),
             );
         }
-        let default_min = if profile == Profile::Azure { "1.3" } else { "1.2" };
+        let default_min = if profile == Profile::Azure {
+            "1.3"
+        } else {
+            "1.2"
+        };
         let tls_min_version = parse_tls_version(
             a.tls_min_version.as_deref().unwrap_or(default_min),
             &mut notices,
@@ -817,12 +832,17 @@ impl Settings {
             Some(list) => Some(crate::tls::cipher_suites_from_names(list, &mut notices)?),
         };
         for (set, name) in [
-            (a.resync_period != Duration::from_secs(60), "--resync-period"),
+            (
+                a.resync_period != Duration::from_secs(60),
+                "--resync-period",
+            ),
             (a.vmodule.is_some(), "--vmodule"),
             (a.log_backtrace_at.is_some(), "--log_backtrace_at"),
         ] {
             if set {
-                notices.push(format!("{name} is accepted for compatibility and has no effect"));
+                notices.push(format!(
+                    "{name} is accepted for compatibility and has no effect"
+                ));
             }
         }
 

@@ -26,10 +26,9 @@ fn resolve(argv: &[&str], env: &[(&str, &str)]) -> Settings {
 }
 
 fn reference_deployments() -> Vec<Value> {
-    let data: Value = serde_json::from_str(include_str!(
-        "../tests/data/reference-deployments.json"
-    ))
-    .expect("json");
+    let data: Value =
+        serde_json::from_str(include_str!("../tests/data/reference-deployments.json"))
+            .expect("json");
     data["deployments"].as_array().expect("list").clone()
 }
 
@@ -133,7 +132,10 @@ fn the_aws_profile_defaults_to_in_cluster_certificates() {
 #[test]
 fn azure_reads_its_tenant_and_cloud_from_the_environment() {
     let s = resolve(
-        &["/usr/bin/azure-workload-identity-webhook", "--log-level=info"],
+        &[
+            "/usr/bin/azure-workload-identity-webhook",
+            "--log-level=info",
+        ],
         &[
             ("AZURE_TENANT_ID", "t-1"),
             ("AZURE_ENVIRONMENT", "AzureUSGovernmentCloud"),
@@ -266,7 +268,10 @@ fn bad_values_name_the_flag() {
             &["webhook", "--token-expiration=soon"][..],
             "--token-expiration",
         ),
-        (&["webhook", "--tls-min-version=2.0"][..], "--tls-min-version"),
+        (
+            &["webhook", "--tls-min-version=2.0"][..],
+            "--tls-min-version",
+        ),
         (
             &["webhook", "--tls-cipher-suites=NOPE"][..],
             "--tls-cipher-suites",

@@ -200,10 +200,9 @@ mod tests {
     use rstest::rstest;
 
     fn norm(args: &[&str]) -> Normalized {
-        normalize(
-            args.iter().map(|s| s.to_string()),
-            |n| matches!(n, "in-cluster" | "logtostderr" | "b"),
-        )
+        normalize(args.iter().map(|s| s.to_string()), |n| {
+            matches!(n, "in-cluster" | "logtostderr" | "b")
+        })
         .expect("normalizes")
     }
 

@@ -112,28 +112,34 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     let server_cfg = settings.server;
     let metrics = Arc::new(metrics::Metrics::new());
-    let client = kube_client(server_cfg.kubeconfig.as_deref(), server_cfg.kube_api.as_deref()).await?;
+    let client = kube_client(
+        server_cfg.kubeconfig.as_deref(),
+        server_cfg.kube_api.as_deref(),
+    )
+    .await?;
 
-    let (resolver, ready): (Arc<dyn rustls::server::ResolvesServerCert>, server::Readiness) =
-        match &server_cfg.certs {
-            config::CertSource::Files { cert, key } => {
-                let resolver = tls::ReloadingCertResolver::new(cert, key, Duration::from_secs(1))
-                    .context("loading the serving certificate")?
-                    .with_metrics(metrics.clone());
-                (Arc::new(resolver), Arc::new(|| true))
-            }
-            config::CertSource::Csr(csr_cfg) => {
-                let shared = Arc::new(csr::SharedCert::default());
-                tokio::spawn(csr::run(
-                    client.clone(),
-                    csr_cfg.clone(),
-                    shared.clone(),
-                    metrics.clone(),
-                ));
-                let probe = shared.clone();
-                (shared, Arc::new(move || probe.ready()))
-            }
-        };
+    let (resolver, ready): (
+        Arc<dyn rustls::server::ResolvesServerCert>,
+        server::Readiness,
+    ) = match &server_cfg.certs {
+        config::CertSource::Files { cert, key } => {
+            let resolver = tls::ReloadingCertResolver::new(cert, key, Duration::from_secs(1))
+                .context("loading the serving certificate")?
+                .with_metrics(metrics.clone());
+            (Arc::new(resolver), Arc::new(|| true))
+        }
+        config::CertSource::Csr(csr_cfg) => {
+            let shared = Arc::new(csr::SharedCert::default());
+            tokio::spawn(csr::run(
+                client.clone(),
+                csr_cfg.clone(),
+                shared.clone(),
+                metrics.clone(),
+            ));
+            let probe = shared.clone();
+            (shared, Arc::new(move || probe.ready()))
+        }
+    };
     let tls_config = Arc::new(tls::server_config(
         resolver,
         server_cfg.tls_min_version,

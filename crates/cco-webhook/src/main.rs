@@ -7,14 +7,14 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let (args, profile, ignored) = cco_webhook::Args::parse_compat();
-    let settings =
-        match cco_webhook::Settings::resolve(&args, profile, &|k| std::env::var(k).ok()) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        };
+    let settings = match cco_webhook::Settings::resolve(&args, profile, &|k| std::env::var(k).ok())
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if let Err(e) = init_logging(&settings.log) {
         eprintln!("error: {e:#}");
         return ExitCode::from(2);

@@ -69,6 +69,26 @@ impl Pki {
     }
 }
 
+impl Pki {
+    /// Issue a serving certificate for 127.0.0.1/localhost into `dir/tls.crt` and `dir/tls.key`.
+    pub fn write_leaf_to(&self, dir: &Path) {
+        std::fs::create_dir_all(dir).expect("cert dir");
+        let params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .expect("params");
+        let key = KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &self.issuer).expect("sign");
+        put(&dir.join("tls.crt"), cert.pem(), 1);
+        put(&dir.join("tls.key"), key.serialize_pem(), 1);
+    }
+
+    /// Sign a PEM certificate request with the CA (the test acting as a CSR signer).
+    pub fn sign_request(&self, request_pem: &str) -> String {
+        let csr =
+            rcgen::CertificateSigningRequestParams::from_pem(request_pem).expect("CSR parses");
+        csr.signed_by(&self.issuer).expect("signs").pem()
+    }
+}
+
 fn put(path: &Path, contents: impl AsRef<[u8]>, generation: u64) {
     std::fs::write(path, contents).expect("write");
     let f = std::fs::File::options()
@@ -98,8 +118,12 @@ pub async fn start_webhook<S: ServiceAccountSource>(
         .expect("certificate loads")
         .with_metrics(metrics.clone());
     let tls = Arc::new(
-        server_config(Arc::new(resolver), cco_webhook::config::TlsVersion::Tls12, None)
-            .expect("tls config"),
+        server_config(
+            Arc::new(resolver),
+            cco_webhook::config::TlsVersion::Tls12,
+            None,
+        )
+        .expect("tls config"),
     );
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -143,6 +167,18 @@ pub async fn https_request(
     path: &str,
     body: Vec<u8>,
 ) -> Reply {
+    https_request_as(addr, "127.0.0.1", ca_pem, method, path, body).await
+}
+
+/// One HTTPS request to `addr`, verifying the certificate for `server_name`.
+pub async fn https_request_as(
+    addr: SocketAddr,
+    server_name: &str,
+    ca_pem: &str,
+    method: &str,
+    path: &str,
+    body: Vec<u8>,
+) -> Reply {
     cco_webhook::install_crypto_provider();
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
@@ -154,7 +190,10 @@ pub async fn https_request(
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = TcpStream::connect(addr).await.expect("connect");
     let tls = connector
-        .connect(ServerName::try_from("127.0.0.1").expect("name"), tcp)
+        .connect(
+            ServerName::try_from(server_name.to_string()).expect("name"),
+            tcp,
+        )
         .await
         .expect("TLS handshake");
     let peer_cert = tls

@@ -1,0 +1,474 @@
+//! The binary started exactly as the reference Deployments start theirs
+//! (`tests/data/reference-deployments.json`: OpenShift's AWS, Azure and GCP webhook Deployments
+//! and the EKS webhook's own), registered with a real kube-apiserver, serving and mutating pods.
+//!
+//! The process gets the Deployment's command (`argv[0]` through a symlink named like the
+//! reference binary) and arguments unchanged, and its environment: `KUBECONFIG` stands in for
+//! the in-cluster ServiceAccount, `CCO_WEBHOOK_FS_ROOT` for the container's file system (the
+//! certificate directories of the Deployments, `/certs`, `/var/run/app/certs`, … are looked up
+//! under a temp dir). The reference ports are fixed (9443, 8081, …), so the deployments run one
+//! after the other under a cross-process lock.
+//!
+//! The second test runs `--in-cluster`: the webhook asks for its certificate with a
+//! CertificateSigningRequest; the test approves and signs it like a signer controller would
+//! (there is no kube-controller-manager), and checks the Secret and the served certificate.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+use base64::Engine as _;
+use cco_testsupport::kube_env::{KubeEnv, KubeEnvOptions};
+use common::{http_get, https_request_as, Pki};
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, ServiceAccount};
+use kube::api::{Api, DeleteParams, PostParams};
+use kube::Client;
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cco-pod-identity-webhook");
+
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Serializes the use of the reference ports across test processes on this machine: a lock
+/// directory holding the owner's pid, taken over when that process is gone.
+struct PortLock(PathBuf);
+
+impl Drop for PortLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn port_lock() -> PortLock {
+    let dir = std::env::temp_dir().join("cco-webhook-reference-ports.lock");
+    loop {
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {
+                std::fs::write(dir.join("pid"), std::process::id().to_string()).expect("pid");
+                return PortLock(dir);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let owner = std::fs::read_to_string(dir.join("pid")).unwrap_or_default();
+                let alive = !owner.is_empty() && Path::new("/proc").join(owner.trim()).exists();
+                if !alive && !owner.is_empty() {
+                    let _ = std::fs::remove_dir_all(&dir);
+                    continue;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => panic!("lock {}: {e}", dir.display()),
+        }
+    }
+}
+
+/// Start `command` (reference argv) with `env`, `argv[0]` named like the reference binary.
+fn spawn(command: &[String], env: &[(String, String)], work: &Path) -> Result<Process> {
+    let name = Path::new(&command[0])
+        .file_name()
+        .context("command name")?
+        .to_owned();
+    let link = work.join("bin").join(name);
+    std::fs::create_dir_all(link.parent().unwrap())?;
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(BIN, &link)?;
+    let log = std::fs::File::create(work.join("webhook.log"))?;
+    let child = Command::new(&link)
+        .args(&command[1..])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting {}", link.display()))?;
+    Ok(Process(child))
+}
+
+async fn wait_port(port: u16, proc: &mut Process, work: &Path) -> Result<()> {
+    for _ in 0..300 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        if let Some(status) = proc.0.try_wait()? {
+            let log = std::fs::read_to_string(work.join("webhook.log")).unwrap_or_default();
+            bail!("webhook exited with {status}:\n{log}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("port {port} never opened")
+}
+
+async fn create_ns(client: &Client, name: &str) -> Result<()> {
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}}))?;
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await?;
+    Ok(())
+}
+
+async fn create_sa(client: &Client, ns: &str, name: &str, annotations: Value) -> Result<()> {
+    let sa: ServiceAccount = serde_json::from_value(json!({
+        "metadata": {"name": name, "annotations": annotations}
+    }))?;
+    Api::<ServiceAccount>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &sa)
+        .await?;
+    Ok(())
+}
+
+/// The SA annotations and pod labels that make each profile's cloud inject.
+fn identity(profile: &str) -> (Value, Value) {
+    match profile {
+        "aws" => (
+            json!({"eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/app"}),
+            json!({}),
+        ),
+        "azure" => (
+            json!({"azure.workload.identity/client-id": "client-1"}),
+            json!({"azure.workload.identity/use": "true"}),
+        ),
+        _ => (
+            json!({
+                "cloud.google.com/workload-identity-provider":
+                    "projects/42/locations/global/workloadIdentityPools/pool/providers/prov",
+                "cloud.google.com/service-account-email": "app@proj.iam.gserviceaccount.com",
+            }),
+            json!({}),
+        ),
+    }
+}
+
+/// The variable that proves each cloud injected, and its expected value.
+fn proof(profile: &str) -> (&'static str, Option<&'static str>) {
+    match profile {
+        "aws" => ("AWS_ROLE_ARN", Some("arn:aws:iam::111122223333:role/app")),
+        "azure" => ("AZURE_TENANT_ID", Some("tenant-from-secret")),
+        _ => ("GOOGLE_APPLICATION_CREDENTIALS", None),
+    }
+}
+
+async fn mutated_pod(client: &Client, ns: &str, labels: &Value) -> Result<Option<Value>> {
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"generateName": "probe-", "labels": labels},
+        "spec": {"serviceAccountName": "app", "containers": [{"name": "app", "image": "x"}]}
+    }))?;
+    let pp = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    match Api::<Pod>::namespaced(client.clone(), ns)
+        .create(&pp, &pod)
+        .await
+    {
+        Ok(p) => Ok(Some(serde_json::to_value(p)?)),
+        Err(_) => Ok(None),
+    }
+}
+
+fn env_value(pod: &Value, name: &str) -> Option<String> {
+    pod["spec"]["containers"][0]["env"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name)
+        .and_then(|e| e["value"].as_str())
+        .map(String::from)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reference_deployment_arguments_start_the_binary_and_it_mutates() -> Result<()> {
+    let data: Value =
+        serde_json::from_str(include_str!("data/reference-deployments.json")).unwrap();
+    let kube = KubeEnv::start(KubeEnvOptions::default()).await?;
+    let client = kube.client().await?;
+    let pki = Pki::new();
+    let _lock = port_lock();
+
+    for d in data["deployments"].as_array().unwrap() {
+        let name = d["name"].as_str().unwrap();
+        let profile = d["profile"].as_str().unwrap();
+        let command: Vec<String> = serde_json::from_value(d["command"].clone())?;
+        let port = u16::try_from(d["webhook_port"].as_u64().unwrap())?;
+        let work = tempfile::tempdir()?;
+        let root = work.path().join("root");
+        let cert_dir = root.join(d["cert_dir"].as_str().unwrap().trim_start_matches('/'));
+        pki.write_leaf_to(&cert_dir);
+
+        let mut env: Vec<(String, String)> =
+            serde_json::from_value::<std::collections::BTreeMap<String, String>>(d["env"].clone())?
+                .into_iter()
+                .collect();
+        env.push((
+            "KUBECONFIG".into(),
+            kube.kubeconfig_path().display().to_string(),
+        ));
+        env.push(("CCO_WEBHOOK_FS_ROOT".into(), root.display().to_string()));
+        env.push(("TMPDIR".into(), "/tmp".into()));
+        let mut proc = spawn(&command, &env, work.path())?;
+        wait_port(port, &mut proc, work.path()).await?;
+
+        // Health and metrics where the Deployment's probes and scrapers look.
+        for key in ["health_port", "metrics_port"] {
+            if let Some(p) = d[key].as_u64() {
+                let addr: SocketAddr = ([127, 0, 0, 1], u16::try_from(p)?).into();
+                wait_port(addr.port(), &mut proc, work.path()).await?;
+                let path = if key == "health_port" {
+                    "/readyz"
+                } else {
+                    "/metrics"
+                };
+                let (status, _) = http_get(addr, path).await;
+                assert_eq!(status, 200, "{name}: {path} on {p}");
+            }
+        }
+
+        // Register it exactly where the reference MutatingWebhookConfiguration points.
+        let ns = format!("ref-{name}");
+        create_ns(&client, &ns).await?;
+        let (sa_annotations, labels) = identity(profile);
+        create_sa(&client, &ns, "app", sa_annotations).await?;
+        let versions = if profile == "aws" {
+            json!(["v1beta1"])
+        } else {
+            json!(["v1", "v1beta1"])
+        };
+        let mwc: MutatingWebhookConfiguration = serde_json::from_value(json!({
+            "metadata": {"name": format!("ref-{name}")},
+            "webhooks": [{
+                "name": format!("{name}.pod-identity.test"),
+                "clientConfig": {
+                    "url": format!("https://127.0.0.1:{port}{}", d["path"].as_str().unwrap()),
+                    "caBundle": base64::engine::general_purpose::STANDARD.encode(&pki.ca_pem),
+                },
+                "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                           "resources": ["pods"]}],
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}},
+                "failurePolicy": "Fail",
+                "sideEffects": "None",
+                "admissionReviewVersions": versions,
+                "timeoutSeconds": 10
+            }]
+        }))?;
+        let mwcs = Api::<MutatingWebhookConfiguration>::all(client.clone());
+        mwcs.create(&PostParams::default(), &mwc).await?;
+
+        let (var, expected) = proof(profile);
+        let mut mutated = None;
+        for _ in 0..150 {
+            if let Some(p) = mutated_pod(&client, &ns, &labels).await? {
+                if env_value(&p, var).is_some() {
+                    mutated = Some(p);
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let log = std::fs::read_to_string(work.path().join("webhook.log")).unwrap_or_default();
+        let pod = mutated.with_context(|| format!("{name}: pod never mutated; log:\n{log}"))?;
+        if let Some(v) = expected {
+            assert_eq!(env_value(&pod, var).as_deref(), Some(v), "{name}");
+        }
+        // Only the profile's cloud is served.
+        for other in [
+            "AWS_ROLE_ARN",
+            "AZURE_CLIENT_ID",
+            "GOOGLE_APPLICATION_CREDENTIALS",
+        ] {
+            if other != var && !(profile == "azure" && other == "AZURE_CLIENT_ID") {
+                assert!(env_value(&pod, other).is_none(), "{name}: {other} injected");
+            }
+        }
+        mwcs.delete(&format!("ref-{name}"), &DeleteParams::default())
+            .await?;
+        drop(proc);
+    }
+    Ok(())
+}
+
+async fn wait_ready(addr: SocketAddr) -> Result<()> {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok()
+            && http_get(addr, "/readyz").await.0 == 200
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("{addr}/readyz never answered 200")
+}
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Approve and sign every pending CSR of `signer` with the test CA, as a signer controller.
+async fn approve_and_sign(client: &Client, pki: &Pki, signer: &str) -> Result<Vec<String>> {
+    let api = Api::<CertificateSigningRequest>::all(client.clone());
+    let mut signed = Vec::new();
+    for csr in api.list(&Default::default()).await? {
+        let name = csr.metadata.name.clone().unwrap_or_default();
+        if csr.spec.signer_name != signer
+            || csr
+                .status
+                .as_ref()
+                .and_then(|s| s.certificate.as_ref())
+                .is_some()
+        {
+            continue;
+        }
+        let approval = json!({"status": {"conditions": [{
+            "type": "Approved", "status": "True", "reason": "Test", "message": "approved by the test"
+        }]}});
+        api.patch_approval(
+            &name,
+            &Default::default(),
+            &kube::api::Patch::Merge(&approval),
+        )
+        .await?;
+        let request = String::from_utf8(csr.spec.request.0.clone())?;
+        let cert = pki.sign_request(&request);
+        let status = json!({"status": {
+            "conditions": [{"type": "Approved", "status": "True", "reason": "Test", "message": "approved by the test"}],
+            "certificate": base64::engine::general_purpose::STANDARD.encode(cert),
+        }});
+        api.patch_status(
+            &name,
+            &Default::default(),
+            &kube::api::Patch::Merge(&status),
+        )
+        .await?;
+        signed.push(name);
+    }
+    Ok(signed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_cluster_mode_gets_its_certificate_through_a_csr() -> Result<()> {
+    let kube = KubeEnv::start(KubeEnvOptions::default()).await?;
+    let client = kube.client().await?;
+    let pki = Pki::new();
+    create_ns(&client, "eks").await?;
+    let work = tempfile::tempdir()?;
+    let port = free_port();
+    let metrics_port = free_port();
+    let signer = "example.com/webhook-serving";
+    let command: Vec<String> = [
+        "/webhook",
+        "--in-cluster",
+        "--namespace",
+        "eks",
+        "--service-name=pod-identity-webhook",
+        "-tls-secret=pod-identity-webhook",
+        &format!("--port={port}"),
+        &format!("--metrics-port={metrics_port}"),
+        &format!("--csr-signer-name={signer}"),
+        "--logtostderr",
+        "-v=2",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let env = vec![(
+        "KUBECONFIG".to_string(),
+        kube.kubeconfig_path().display().to_string(),
+    )];
+    let mut proc = spawn(&command, &env, work.path())?;
+    wait_port(port, &mut proc, work.path()).await?;
+
+    let mut signed = Vec::new();
+    for _ in 0..100 {
+        signed = approve_and_sign(&client, &pki, signer).await?;
+        if !signed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(signed.len(), 1, "one CSR per webhook start");
+    let csr = Api::<CertificateSigningRequest>::all(client.clone())
+        .get(&signed[0])
+        .await?;
+    assert_eq!(
+        csr.spec.usages.clone().unwrap_or_default(),
+        ["digital signature", "key encipherment", "server auth"]
+    );
+
+    // The pair lands in the Secret, and the webhook serves it for its Service name.
+    let secrets = Api::<Secret>::namespaced(client.clone(), "eks");
+    let mut stored = None;
+    for _ in 0..100 {
+        if let Some(s) = secrets.get_opt("pod-identity-webhook").await? {
+            stored = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stored = stored.context("Secret pod-identity-webhook never written")?;
+    assert_eq!(stored.type_.as_deref(), Some("kubernetes.io/tls"));
+    let data = stored.data.unwrap_or_default();
+    assert!(data.contains_key("tls.key"));
+    let served_cert = data["tls.crt"].0.clone();
+
+    let metrics_addr: SocketAddr = ([127, 0, 0, 1], metrics_port).into();
+    wait_ready(metrics_addr).await?;
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let mut reply = None;
+    for _ in 0..50 {
+        let r = tokio::time::timeout(
+            Duration::from_secs(5),
+            https_request_as(
+                addr,
+                "pod-identity-webhook.eks.svc",
+                &pki.ca_pem,
+                "GET",
+                "/healthz",
+                vec![],
+            ),
+        )
+        .await;
+        if let Ok(r) = r {
+            reply = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let reply = reply.context("no TLS answer")?;
+    assert_eq!(reply.status, 200);
+    let pem = String::from_utf8(served_cert)?;
+    let der = rustls::pki_types::pem::PemObject::from_pem_slice(pem.as_bytes())
+        .map(|c: rustls::pki_types::CertificateDer<'static>| c.as_ref().to_vec())?;
+    assert_eq!(
+        reply.peer_cert, der,
+        "serves the certificate from the Secret"
+    );
+
+    // A restart reuses the stored certificate instead of asking again.
+    drop(proc);
+    let mut proc = spawn(&command, &env, work.path())?;
+    wait_port(port, &mut proc, work.path()).await?;
+    wait_ready(metrics_addr).await?;
+    let csrs = Api::<CertificateSigningRequest>::all(client.clone())
+        .list(&Default::default())
+        .await?;
+    assert_eq!(csrs.items.len(), 1, "no new CSR after a restart");
+    Ok(())
+}
