@@ -13,10 +13,16 @@
 //! - [`controller`], [`mint_exec`] and [`mint_gcp`] execute plans against the API server, AWS and
 //!   GCP;
 //! - [`state`] caches cluster-wide objects, [`leader`] holds the Lease, [`metrics`] exposes
-//!   Prometheus metrics, [`operator`] wires it all and handles shutdown.
+//!   Prometheus metrics, [`operator`] wires it all and handles shutdown;
+//! - [`upgrade`] (the Upgradeable gate, pure) reads ClusterVersion and APIServer through
+//!   [`config_watch`] ([`clusterconfig`] types); [`co_merge`] folds such extra ClusterOperator
+//!   conditions into the request conditions as the reference's status controller does.
 
 pub mod cluster;
+pub mod clusterconfig;
+pub mod co_merge;
 pub mod conditions;
+pub mod config_watch;
 pub mod controller;
 pub mod leader;
 pub mod metrics;
@@ -28,6 +34,7 @@ pub mod operator;
 pub mod plan;
 pub mod state;
 pub mod status;
+pub mod upgrade;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -22,6 +22,7 @@ use crate::cluster::{
     desired_root_annotation, effective_mode, CredentialsMode, MODE_ANNOTATION,
     ROOT_SECRET_NAMESPACE,
 };
+use crate::co_merge::merge_worst;
 use crate::controller::{error_policy, now_string, reconcile, Context};
 use crate::leader::{Elector, LeaseConfig};
 use crate::metrics::Metrics;
@@ -113,6 +114,9 @@ pub async fn run(
 
     let (cluster, driver, changes) = state::start(&client, wait_for(&stop_rx));
     tokio::spawn(driver);
+    let (config_watch, config_driver, config_changes) =
+        crate::config_watch::start(&client, wait_for(&stop_rx));
+    tokio::spawn(config_driver);
     tokio::select! {
         r = cluster.wait_ready() => r.map_err(|_| RunError::CachesNotReady)?,
         _ = wait_for(&stop_rx) => return Ok(()),
@@ -195,7 +199,15 @@ pub async fn run(
         changes.clone(),
         wait_for(&stop_rx),
     ));
-    let status = tokio::spawn(status_loop(ctx.clone(), store.clone(), wait_for(&stop_rx)));
+    let status = tokio::spawn(status_loop(
+        ctx.clone(),
+        store.clone(),
+        StatusSources {
+            config: config_watch.clone(),
+            config_changes: config_changes.clone(),
+        },
+        wait_for(&stop_rx),
+    ));
     info!("controllers started");
     running.await;
     let _ = stop_tx.send(true);
@@ -292,10 +304,17 @@ async fn annotator_loop(
     }
 }
 
+/// What the ClusterOperator status is computed from besides the requests and the cluster view.
+struct StatusSources {
+    config: crate::config_watch::ConfigWatch,
+    config_changes: watch::Receiver<u64>,
+}
+
 /// Recomputes the ClusterOperator and metrics after reconciles (debounced) and periodically.
 async fn status_loop(
     ctx: Arc<Context>,
     store: Store<CredentialsRequest>,
+    mut sources: StatusSources,
     stop: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(stop);
@@ -305,18 +324,35 @@ async fn status_loop(
     {
         tracing::debug!("request cache not ready after 5s; computing status anyway");
     }
+    if tokio::time::timeout(Duration::from_secs(2), sources.config.wait_ready())
+        .await
+        .is_err()
+    {
+        tracing::debug!(
+            "ClusterVersion/APIServer caches not ready after 2s; computing status anyway"
+        );
+    }
     loop {
         let start = Instant::now();
         let view = ctx.state.view();
         let root = ctx.state.root(&view);
         let effective = effective_mode(&view, root.as_ref());
         let crs = store.state();
-        let conds = operator_conditions(&effective, &view, root.is_some(), &crs);
+        let conds = operator_conditions(&effective, &view, &crs);
+        let upgradeable =
+            crate::upgrade::current(&ctx.state, &sources.config, &view, root.is_some());
+        let conds = merge_worst(conds, upgradeable.as_slice());
         let (by_cloud, by_cond) = metric_counts(&crs, view.mode == CredentialsMode::Manual);
         ctx.metrics.set_counts(&by_cloud, &by_cond);
         ctx.metrics.set_mode(effective.metric_label(root.is_some()));
-        match write_cluster_operator(&ctx.client, &conds, &ctx.settings.version, &now_string())
-            .await
+        match write_cluster_operator(
+            &ctx.client,
+            &conds,
+            &[],
+            &ctx.settings.version,
+            &now_string(),
+        )
+        .await
         {
             Ok(true) => {
                 info!(conditions = ?conds.iter().map(|c| (c.type_, c.status, c.reason)).collect::<Vec<_>>(), "updated ClusterOperator")
@@ -329,6 +365,7 @@ async fn status_loop(
         tokio::select! {
             _ = &mut stop => return,
             _ = ctx.status_changed.notified() => tokio::time::sleep(Duration::from_millis(500)).await,
+            r = sources.config_changes.changed() => if r.is_err() { return },
             _ = tokio::time::sleep(ctx.settings.status_interval) => {}
         }
     }

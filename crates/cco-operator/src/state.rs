@@ -64,6 +64,16 @@ impl ClusterState {
         ClusterView::from_objects(cc.as_deref(), infra.as_deref(), auth.as_deref())
     }
 
+    /// CloudCredential `cluster`, if present (annotations and log level are read from it).
+    pub fn cloud_credential(&self) -> Option<Arc<CloudCredential>> {
+        named(&self.cloud_credentials, "cluster")
+    }
+
+    /// Infrastructure `cluster`, if present (topology is read from it).
+    pub fn infrastructure(&self) -> Option<Arc<Infrastructure>> {
+        named(&self.infrastructures, "cluster")
+    }
+
     /// The root credential of the cluster's cloud, if present.
     pub fn root(&self, view: &ClusterView) -> Option<RootSecret> {
         let name = view.root_secret_name()?;

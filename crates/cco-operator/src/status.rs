@@ -1,9 +1,9 @@
 //! The ClusterOperator `cloud-credential` and the aggregate metrics, both computed from the cached
 //! CredentialsRequests.
 //!
-//! [`operator_conditions`] is pure: from the effective mode, the cluster view, whether the root
-//! credential exists and the requests, it derives Available, Progressing, Degraded and Upgradeable
-//! with the reference operator's reasons. [`merge_conditions`] keeps `lastTransitionTime` when a
+//! [`operator_conditions`] is pure: from the effective mode, the cluster view and the requests, it
+//! derives Available, Progressing and Degraded with the reference operator's reasons (Upgradeable
+//! is left at its default; the upgrade gate in [`crate::upgrade`] is merged in by the caller). [`merge_conditions`] keeps `lastTransitionTime` when a
 //! status does not flip. [`write_cluster_operator`] creates the object if needed and patches status.
 
 use std::collections::BTreeMap;
@@ -13,7 +13,7 @@ use cco_api::{Cloud, ConditionType, CredentialsRequest};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::Client;
 
-use crate::cluster::{ClusterView, Effective, ROOT_SECRET_NAMESPACE};
+use crate::cluster::{ClusterView, Effective};
 use crate::conditions::FAILURE_TYPES;
 use crate::openshift::{
     ClusterOperator, ClusterOperatorCondition, ClusterOperatorSpec, OperandVersion, RelatedObject,
@@ -67,7 +67,6 @@ fn managed<'a>(
 pub fn operator_conditions(
     effective: &Effective,
     view: &ClusterView,
-    root_present: bool,
     crs: &[Arc<CredentialsRequest>],
 ) -> Vec<CoCondition> {
     let ok = |type_, status| CoCondition {
@@ -93,7 +92,7 @@ pub fn operator_conditions(
     let mut available = ok("Available", true);
     let mut degraded = ok("Degraded", false);
     let mut progressing = ok("Progressing", false);
-    let mut upgradeable = ok("Upgradeable", true);
+    let upgradeable = ok("Upgradeable", true);
 
     if let Some(e) = &view.config_error {
         degraded = CoCondition {
@@ -140,20 +139,13 @@ pub fn operator_conditions(
                 ),
             };
         }
-        let needs_root = !matches!(effective, Effective::Token);
-        if needs_root && !root_present {
-            if let Some(name) = view.root_secret_name() {
-                upgradeable = CoCondition {
-                    type_: "Upgradeable",
-                    status: false,
-                    reason: "MissingRootCredential",
-                    message: format!(
-                        "Parent credentials secret must be restored prior to upgrade: {ROOT_SECRET_NAMESPACE}/{name}"
-                    ),
-                };
-            }
-        }
     }
+    if *effective == Effective::Token {
+        // Token mode is Manual mode: the reference reports the operator as disabled by the admin.
+        available.reason = "OperatorDisabledByAdmin";
+        available.message = "Credential minting is disabled by cluster admin".into();
+    }
+    // Upgradeable comes from the upgrade gate ([`crate::upgrade`]), merged by the caller.
     vec![available, degraded, progressing, upgradeable]
 }
 
@@ -178,8 +170,9 @@ pub fn merge_conditions(
                 type_: c.type_.to_string(),
                 status: status.to_string(),
                 last_transition_time: ltt,
-                reason: Some(c.reason.to_string()),
-                message: Some(c.message.clone()),
+                // The reference's no-op actuator reports Upgradeable with neither (Go omits them).
+                reason: Some(c.reason.to_string()).filter(|r| !r.is_empty()),
+                message: Some(c.message.clone()).filter(|m| !m.is_empty()),
             }
         })
         .collect();
@@ -231,6 +224,7 @@ pub fn metric_counts(
 pub async fn write_cluster_operator(
     client: &Client,
     conditions: &[CoCondition],
+    extra_related: &[RelatedObject],
     version: &str,
     now: &str,
 ) -> Result<bool, kube::Error> {
@@ -267,6 +261,7 @@ pub async fn write_cluster_operator(
             name: String::new(),
         },
     ];
+    status.related_objects.extend(extra_related.iter().cloned());
     if status == old {
         return Ok(false);
     }
@@ -332,7 +327,6 @@ mod tests {
         let c = operator_conditions(
             &Effective::Passthrough,
             &v,
-            true,
             &[cr("AWSProviderSpec", true, None)],
         );
         assert!(c.iter().all(|c| c.reason == "AsExpected"), "{c:?}");
@@ -355,7 +349,7 @@ mod tests {
                 Some("CredentialsProvisionFailure"),
             ),
         ];
-        let c = operator_conditions(&Effective::Passthrough, &v, true, &crs);
+        let c = operator_conditions(&Effective::Passthrough, &v, &crs);
         let d = find(&c, "Degraded");
         assert_eq!((d.status, d.reason), (true, "CredentialsFailing"));
         assert_eq!(
@@ -370,11 +364,12 @@ mod tests {
     }
 
     #[test]
-    fn missing_root_credential_blocks_upgrades() {
-        let v = view("AWS", CredentialsMode::Mint);
-        let c = operator_conditions(&Effective::Mint, &v, false, &[]);
-        let u = find(&c, "Upgradeable");
-        assert_eq!((u.status, u.reason), (false, "MissingRootCredential"));
+    fn token_mode_is_reported_as_disabled_by_the_admin() {
+        let v = view("AWS", CredentialsMode::Manual);
+        let c = operator_conditions(&Effective::Token, &v, &[]);
+        let a = find(&c, "Available");
+        assert_eq!((a.status, a.reason), (true, "OperatorDisabledByAdmin"));
+        assert_eq!(a.message, "Credential minting is disabled by cluster admin");
     }
 
     #[test]
@@ -383,7 +378,6 @@ mod tests {
         let c = operator_conditions(
             &Effective::Manual,
             &v,
-            false,
             &[cr("AWSProviderSpec", false, Some("StaleCredentials"))],
         );
         assert_eq!(find(&c, "Available").reason, "OperatorDisabledByAdmin");
@@ -394,7 +388,7 @@ mod tests {
     #[test]
     fn transition_times_survive_unchanged_statuses() {
         let v = view("AWS", CredentialsMode::Passthrough);
-        let c = operator_conditions(&Effective::Passthrough, &v, true, &[]);
+        let c = operator_conditions(&Effective::Passthrough, &v, &[]);
         let first = merge_conditions(&[], &c, "t1");
         let second = merge_conditions(&first, &c, "t2");
         assert!(second.iter().all(|c| c.last_transition_time == "t1"));

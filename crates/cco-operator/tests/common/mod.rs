@@ -139,6 +139,7 @@ pub async fn set_cluster(c: &Client, mode: &str, platform: &str, issuer: &str) -
             "metadata": {"name": "cluster"}, "spec": {"serviceAccountIssuer": issuer}}),
     )
     .await?;
+    set_cluster_version(c, "4.15.3").await?;
     set_platform(c, platform).await
 }
 
@@ -353,5 +354,64 @@ pub fn spawn_operator(client: Client, settings: Settings) -> Running {
         stop: Some(tx),
         handle,
         metrics,
+    }
+}
+
+/// Creates or updates ClusterVersion `version` so that `completed` is the version the cluster runs
+/// (newest first in `status.history`, state Completed), as the cluster-version operator records it.
+pub async fn set_cluster_version(c: &Client, completed: &str) -> Result<()> {
+    apply(
+        c,
+        serde_json::json!({"apiVersion": "config.openshift.io/v1", "kind": "ClusterVersion",
+            "metadata": {"name": "version"}, "spec": {"clusterID": "00000000-0000-0000-0000-000000000001"}}),
+    )
+    .await?;
+    let gvk = kube::core::GroupVersionKind::gvk("config.openshift.io", "v1", "ClusterVersion");
+    let (ar, _) = kube::discovery::pinned_kind(c, &gvk).await?;
+    let api: Api<DynamicObject> = Api::all_with(c.clone(), &ar);
+    let image = format!("quay.io/openshift-release-dev/ocp-release:{completed}");
+    let status = serde_json::json!({"status": {
+        "desired": {"image": image, "version": completed},
+        "observedGeneration": 1, "versionHash": "test", "availableUpdates": [],
+        "history": [{"state": "Completed", "version": completed, "image": image, "verified": false,
+                     "startedTime": "2024-01-01T00:00:00Z", "completionTime": "2024-01-01T01:00:00Z"}]}});
+    api.patch_status("version", &PatchParams::default(), &Patch::Merge(&status))
+        .await?;
+    Ok(())
+}
+
+/// The ClusterOperator condition `type_` as (status, reason, message), once it satisfies `f`.
+pub async fn wait_co_condition(
+    c: &Client,
+    type_: &str,
+    f: impl Fn(&str, Option<&str>, Option<&str>) -> bool,
+) -> Result<(String, Option<String>, Option<String>)> {
+    let api: Api<cco_operator::openshift::ClusterOperator> = Api::all(c.clone());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = None;
+    loop {
+        if let Some(s) = api
+            .get_opt("cloud-credential")
+            .await?
+            .and_then(|c| c.status)
+        {
+            if let Some(cond) = s.conditions.iter().find(|x| x.type_ == type_) {
+                let v = (
+                    cond.status.clone(),
+                    cond.reason.clone(),
+                    cond.message.clone(),
+                );
+                if f(&v.0, v.1.as_deref(), v.2.as_deref()) {
+                    return Ok(v);
+                }
+                last = Some(v);
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(anyhow!(
+                "ClusterOperator condition {type_}: timed out; last: {last:?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
