@@ -9,9 +9,11 @@
 //! Kubernetes service account's principal. Everything `ccoctl` creates carries the description
 //! [`CREATED_BY`]; `delete` removes only what carries it.
 
+mod converge;
 mod plan;
 mod script;
 
+pub use converge::*;
 pub use plan::*;
 pub use script::*;
 
