@@ -293,6 +293,45 @@ impl Gcp {
             .await
     }
 
+    /// Creates the issuer bucket (uniform access, labelled `created-by: ccoctl`). A 409 is fine when
+    /// the bucket turns out to be ours (created concurrently); otherwise its name is taken.
+    pub async fn create_bucket(
+        &self,
+        bucket: &str,
+        region: &str,
+        name: &str,
+    ) -> Result<(), GcpError> {
+        let url = format!(
+            "{}/storage/v1/b?project={}",
+            self.endpoints.storage,
+            enc(&self.project)
+        );
+        let body = json!({"name": bucket, "location": region,
+            "iamConfiguration": {"uniformBucketLevelAccess": {"enabled": true}},
+            "labels": {"created-by": "ccoctl", "ccoctl-name": name}});
+        match self
+            .call(
+                "storage.buckets.insert",
+                bucket,
+                Method::POST,
+                &url,
+                Some(&body),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some(409) => {
+                if self.get_bucket(bucket).await?.is_none() {
+                    return Err(GcpError::Local(format!(
+                        "bucket {bucket} exists and belongs to someone else; bucket names are global, so choose another --name"
+                    )));
+                }
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Creates the issuer bucket (uniform access, labelled) unless it exists, and lets `allUsers`
     /// read its objects.
     pub async fn ensure_public_bucket(
@@ -304,35 +343,8 @@ impl Gcp {
         let change = if self.get_bucket(bucket).await?.is_some() {
             Change::Unchanged
         } else {
-            let url = format!(
-                "{}/storage/v1/b?project={}",
-                self.endpoints.storage,
-                enc(&self.project)
-            );
-            let body = json!({"name": bucket, "location": region,
-                "iamConfiguration": {"uniformBucketLevelAccess": {"enabled": true}},
-                "labels": {"created-by": "ccoctl", "ccoctl-name": name}});
-            match self
-                .call(
-                    "storage.buckets.insert",
-                    bucket,
-                    Method::POST,
-                    &url,
-                    Some(&body),
-                )
-                .await
-            {
-                Ok(_) => Change::Created,
-                Err(e) if e.code() == Some(409) => {
-                    if self.get_bucket(bucket).await?.is_none() {
-                        return Err(GcpError::Local(format!(
-                            "bucket {bucket} exists and belongs to someone else; bucket names are global, so choose another --name"
-                        )));
-                    }
-                    Change::Unchanged
-                }
-                Err(e) => return Err(e),
-            }
+            self.create_bucket(bucket, region, name).await?;
+            Change::Created
         };
         let target = PolicyTarget::Bucket(bucket.to_string());
         let public = self

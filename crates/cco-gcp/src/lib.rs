@@ -17,6 +17,7 @@
 
 mod accounts;
 mod auth;
+mod converge;
 mod error;
 mod issuer;
 mod mint;
@@ -25,6 +26,7 @@ mod policy;
 use std::time::Duration;
 
 pub use accounts::*;
+pub use converge::*;
 pub use error::GcpError;
 pub use issuer::*;
 pub use mint::*;

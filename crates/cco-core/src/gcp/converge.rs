@@ -393,6 +393,17 @@ fn issuer_steps(d: &GcpDesired<'_>, o: &GcpObserved, steps: &mut Vec<GcpStep>) {
     }
 }
 
+/// The email of each plan's service account, when exactly one has its display name.
+pub fn account_emails(d: &GcpDesired<'_>, o: &GcpObserved) -> Vec<Option<String>> {
+    d.plans
+        .iter()
+        .map(|p| match o.accounts_named(&p.display_name).as_slice() {
+            [a] => Some(a.email.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Computes every step `create-*` takes, in order. Pure: the same inputs give the same steps.
 pub fn plan_changes(d: &GcpDesired<'_>, o: &GcpObserved) -> Result<Vec<GcpStep>, ConvergeError> {
     let mut steps = Vec::new();

@@ -38,8 +38,20 @@ fn load(docs: &[String]) -> Vec<LoadedRequest> {
 
 fn plans() -> Vec<ServiceAccountPlan> {
     let reqs = load(&[
-        req("ccm", "ns-a", &["ccm"], &["roles/compute.viewer"], &["compute.a.get"]),
-        req("ingress", "ns-b", &["ing", "ing2"], &["roles/dns.admin"], &[]),
+        req(
+            "ccm",
+            "ns-a",
+            &["ccm"],
+            &["roles/compute.viewer"],
+            &["compute.a.get"],
+        ),
+        req(
+            "ingress",
+            "ns-b",
+            &["ing", "ing2"],
+            &["roles/dns.admin"],
+            &[],
+        ),
     ]);
     plan_service_accounts(&reqs, "c1").expect("plans")
 }
@@ -119,7 +131,13 @@ fn nothing_exists_so_everything_is_created_in_dependency_order() {
     let steps = plan_changes(&d, &o).expect("plan");
     let kinds: Vec<String> = steps
         .iter()
-        .map(|s| format!("{s:?}").split([' ', '(', '{']).next().unwrap_or("").to_string())
+        .map(|s| {
+            format!("{s:?}")
+                .split([' ', '(', '{'])
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
         .collect();
     assert_eq!(
         kinds,
@@ -240,8 +258,14 @@ fn a_rotated_key_is_published_beside_the_old_one_unless_pruned() {
     else {
         panic!("{steps:?}")
     };
-    assert_eq!((*path, added.as_slice(), removed.len()), (KEYS_PATH, &["newer".to_string()][..], 0));
-    assert_eq!(kids(&serde_json::from_str(content).expect("json")), ["newer", "new"]);
+    assert_eq!(
+        (*path, added.as_slice(), removed.len()),
+        (KEYS_PATH, &["newer".to_string()][..], 0)
+    );
+    assert_eq!(
+        kids(&serde_json::from_str(content).expect("json")),
+        ["newer", "new"]
+    );
     d.prune_old_keys = true;
     let steps = plan_changes(&d, &o).expect("plan");
     let [GcpStep::PutObject { removed, .. }] = steps.as_slice() else {
