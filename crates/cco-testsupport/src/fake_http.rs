@@ -5,7 +5,8 @@
 //! path segments, query, lower-cased headers, body) to a [`Response`]; it keeps its state behind its
 //! own mutex. [`FakeServer`] runs it on a loopback port in a thread of its own (with its own tokio
 //! runtime), so the same fake serves synchronous tests that run the `ccoctl` binary and async tests
-//! alike. Every request is recorded, so a test can assert that a dry run made no call at all.
+//! alike. Every request is recorded with the status it was answered with, so a test can assert that
+//! a dry run made no call at all, or count the writes that succeeded.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -101,12 +102,19 @@ impl Response {
         Response::empty(0)
     }
 
+    /// Like [`Response::forward`], to another path (and query) of the upstream.
+    pub fn forward_to(path_and_query: &str) -> Response {
+        Response::empty(0).with_header(FORWARD_PATH, path_and_query)
+    }
+
     /// Adds a header.
     pub fn with_header(mut self, k: &str, v: &str) -> Response {
         self.headers.push((k.into(), v.into()));
         self
     }
 }
+
+const FORWARD_PATH: &str = "x-fake-forward-path";
 
 /// What a fake does with a request.
 pub type Handler = Arc<dyn Fn(&Request) -> Response + Send + Sync>;
@@ -126,7 +134,7 @@ pub struct Upstream {
 pub struct FakeServer {
     /// `http://127.0.0.1:<port>`.
     pub endpoint: String,
-    log: Arc<Mutex<Vec<String>>>,
+    log: Arc<Mutex<Vec<(String, u16)>>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -140,6 +148,18 @@ impl FakeServer {
     /// Like [`FakeServer::start`], forwarding the requests `handler` answers with
     /// [`Response::forward`] to `upstream`.
     pub fn start_with(handler: Handler, upstream: Option<Upstream>) -> anyhow::Result<FakeServer> {
+        Self::start_full(handler, upstream, None)
+    }
+
+    /// Like [`FakeServer::start_with`], served over TLS with `tls` when given (the endpoint is then
+    /// `https://127.0.0.1:<port>`).
+    pub fn start_full(
+        handler: Handler,
+        upstream: Option<Upstream>,
+        tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    ) -> anyhow::Result<FakeServer> {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding a port")?;
         listener.set_nonblocking(true)?;
         let port = listener.local_addr()?.port();
@@ -167,6 +187,7 @@ impl FakeServer {
                                 let handler = handler.clone();
                                 let log = log2.clone();
                                 let upstream = upstream.clone();
+                                let acceptor = acceptor.clone();
                                 tokio::spawn(async move {
                                     let svc = hyper::service::service_fn(move |req| {
                                         let handler = handler.clone();
@@ -174,10 +195,20 @@ impl FakeServer {
                                         let upstream = upstream.clone();
                                         async move { Ok::<_, Infallible>(serve(req, &handler, upstream.as_ref(), &log).await) }
                                     });
-                                    let io = hyper_util::rt::TokioIo::new(stream);
-                                    let _ = hyper::server::conn::http1::Builder::new()
-                                        .serve_connection(io, svc)
-                                        .await;
+                                    let builder = hyper::server::conn::http1::Builder::new();
+                                    match acceptor {
+                                        Some(a) => {
+                                            let Ok(tls) = a.accept(stream).await else { return };
+                                            let _ = builder
+                                                .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                                                .await;
+                                        }
+                                        None => {
+                                            let _ = builder
+                                                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                                                .await;
+                                        }
+                                    }
                                 });
                             }
                         }
@@ -186,7 +217,7 @@ impl FakeServer {
             })
             .context("spawning the fake's thread")?;
         Ok(FakeServer {
-            endpoint: format!("http://127.0.0.1:{port}"),
+            endpoint: format!("{scheme}://127.0.0.1:{port}"),
             log,
             shutdown: Some(tx),
             thread: Some(thread),
@@ -195,6 +226,11 @@ impl FakeServer {
 
     /// Every request served so far, as `METHOD /path?query`.
     pub fn requests(&self) -> Vec<String> {
+        self.calls().into_iter().map(|(r, _)| r).collect()
+    }
+
+    /// Every request served so far with the status it was answered with.
+    pub fn calls(&self) -> Vec<(String, u16)> {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 }
@@ -214,7 +250,7 @@ async fn serve(
     req: hyper::Request<hyper::body::Incoming>,
     handler: &Handler,
     upstream: Option<&Upstream>,
-    log: &Mutex<Vec<String>>,
+    log: &Mutex<Vec<(String, u16)>>,
 ) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let body = body
@@ -254,22 +290,30 @@ async fn serve(
         headers,
         body,
     };
-    if let Ok(mut l) = log.lock() {
-        l.push(if raw_query.is_empty() {
-            format!("{} {path}", request.method)
-        } else {
-            format!("{} {path}?{raw_query}", request.method)
-        });
-    }
+    let line = if raw_query.is_empty() {
+        format!("{} {path}", request.method)
+    } else {
+        format!("{} {path}?{raw_query}", request.method)
+    };
     let mut resp = handler(&request);
     if resp.status == 0 {
         resp = match upstream {
-            Some(u) => forward(u, &request, &raw_query).await,
+            Some(u) => {
+                let target = resp
+                    .headers
+                    .iter()
+                    .find(|(k, _)| k == FORWARD_PATH)
+                    .map(|(_, v)| v.clone());
+                forward(u, &request, &raw_query, target.as_deref()).await
+            }
             None => Response::json(
                 501,
                 &serde_json::json!({"error": {"code": 501, "message": "no upstream"}}),
             ),
         };
+    }
+    if let Ok(mut l) = log.lock() {
+        l.push((line, resp.status));
     }
     let mut b = hyper::Response::builder().status(resp.status);
     for (k, v) in &resp.headers {
@@ -279,8 +323,10 @@ async fn serve(
         .unwrap_or_else(|_| hyper::Response::new(Full::new(Bytes::new())))
 }
 
-async fn forward(u: &Upstream, r: &Request, raw_query: &str) -> Response {
-    let url = if raw_query.is_empty() {
+async fn forward(u: &Upstream, r: &Request, raw_query: &str, target: Option<&str>) -> Response {
+    let url = if let Some(t) = target {
+        format!("{}{t}", u.endpoint)
+    } else if raw_query.is_empty() {
         format!("{}{}", u.endpoint, r.path)
     } else {
         format!("{}{}?{raw_query}", u.endpoint, r.path)

@@ -13,7 +13,11 @@
 //!   providers (create, get, list, patch, delete, `:undelete`) with long-running operations;
 //! - Cloud Storage bucket IAM (`GET|PUT /storage/v1/b/{bucket}/iam`), which `fake-gcs-server` lacks;
 //!   every other `/storage`, `/upload` and `/download` request is forwarded to `fake-gcs-server`, and
-//!   the fake follows bucket creation and deletion from the answers.
+//!   the fake follows bucket creation and deletion from the answers;
+//! - anonymous path-style object reads (`GET /{bucket}/{object}`, how OIDC clients read an issuer
+//!   at `https://storage.googleapis.com/<bucket>/…`), allowed only when the bucket's policy lets
+//!   `allUsers` view objects (else 403 `AccessDenied` in Cloud Storage's XML), then served by
+//!   `fake-gcs-server`. [`GcpFake::start_tls`] serves everything over TLS.
 //!
 //! Behaviour it pins, as documented by Google: errors as `{"error":{"code","message","status"}}`;
 //! 404 NOT_FOUND, 409 ALREADY_EXISTS on create, 409 ABORTED when a `setIamPolicy` carries a stale
@@ -108,6 +112,19 @@ fn not_found(what: &str) -> Response {
 impl GcpFake {
     /// Starts the fake; storage requests other than bucket IAM go to `gcs_endpoint`.
     pub fn start(gcs_endpoint: &str) -> anyhow::Result<GcpFake> {
+        Self::start_full(gcs_endpoint, None)
+    }
+
+    /// Like [`GcpFake::start`], served over TLS with the server certificate of `ca` (the endpoint is
+    /// `https://…`; clients trust `ca.ca_pem`).
+    pub fn start_tls(gcs_endpoint: &str, ca: &crate::tls::TestCa) -> anyhow::Result<GcpFake> {
+        Self::start_full(gcs_endpoint, Some(ca.server_config()?))
+    }
+
+    fn start_full(
+        gcs_endpoint: &str,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> anyhow::Result<GcpFake> {
         let state = Arc::new(Mutex::new(State {
             project_policy: json!({"version": 1, "etag": "BwAAAAA=", "bindings": [
                 {"role": "roles/owner", "members": ["user:admin@example.com"]}]}),
@@ -144,12 +161,13 @@ impl GcpFake {
                 _ => {}
             }
         });
-        let server = FakeServer::start_with(
+        let server = FakeServer::start_full(
             handler,
             Some(Upstream {
                 endpoint: gcs_endpoint.to_string(),
                 observer,
             }),
+            tls,
         )?;
         if let Ok(mut s) = state.lock() {
             s.endpoint = server.endpoint.clone();
@@ -243,6 +261,43 @@ impl GcpFake {
         }
     }
 
+    /// Changes a bucket's IAM policy directly (e.g. to make the issuer bucket private).
+    pub fn edit_bucket_policy(&self, bucket: &str, edit: impl FnOnce(&mut Value)) {
+        if let Ok(mut s) = self.state.lock() {
+            if let Some((p, _)) = s.bucket_policies.get_mut(bucket) {
+                edit(p);
+                bump_etag(p);
+            }
+        }
+    }
+
+    /// Changes a service account's IAM policy directly (e.g. to leave a stale trust binding).
+    pub fn edit_service_account_policy(&self, email: &str, edit: impl FnOnce(&mut Value)) {
+        if let Ok(mut s) = self.state.lock() {
+            if let Some(sa) = s.sas.get_mut(email) {
+                edit(&mut sa.policy);
+                bump_etag(&mut sa.policy);
+            }
+        }
+    }
+
+    /// Changes a custom role directly (e.g. to drop a permission).
+    pub fn edit_role(&self, id: &str, edit: impl FnOnce(&mut Value)) {
+        if let Ok(mut s) = self.state.lock() {
+            if let Some(r) = s.roles.get_mut(id) {
+                edit(r);
+            }
+        }
+    }
+
+    /// Deletes a service account directly, as someone in the console would (its keys go with it;
+    /// project bindings naming it stay, as in GCP).
+    pub fn remove_service_account(&self, email: &str) {
+        if let Ok(mut s) = self.state.lock() {
+            s.sas.remove(email);
+        }
+    }
+
     /// Creates a pool directly (to set up one ccoctl did not make).
     pub fn insert_pool(&self, id: &str, description: &str) {
         if let Ok(mut s) = self.state.lock() {
@@ -297,6 +352,30 @@ fn bump_etag(policy: &mut Value) {
     policy["etag"] = Value::String(format!("Bw{n:x}{}", policy["bindings"].to_string().len()));
 }
 
+fn public_read(s: &State, bucket: &str, object: &str) -> Response {
+    let public = s.bucket_policies.get(bucket).is_some_and(|(p, _)| {
+        p["bindings"].as_array().into_iter().flatten().any(|b| {
+            matches!(
+                b["role"].as_str(),
+                Some("roles/storage.objectViewer") | Some("roles/storage.legacyObjectReader")
+            ) && b["members"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|x| x == "allUsers"))
+        })
+    });
+    if public {
+        return Response::forward_to(&format!(
+            "/download/storage/v1/b/{bucket}/o/{}?alt=media",
+            percent_encoding::utf8_percent_encode(object, percent_encoding::NON_ALPHANUMERIC)
+        ));
+    }
+    Response {
+        status: 403,
+        headers: vec![("content-type".into(), "application/xml; charset=UTF-8".into())],
+        body: b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>AccessDenied</Code><Message>Access denied.</Message><Details>Anonymous caller does not have storage.objects.get access to the Google Cloud Storage object. Permission 'storage.objects.get' denied on resource (or it may not exist).</Details></Error>".to_vec(),
+    }
+}
+
 fn pool_name(id: &str) -> String {
     format!("projects/{PROJECT_NUMBER}/locations/global/workloadIdentityPools/{id}")
 }
@@ -321,6 +400,16 @@ fn handle(s: &mut State, r: &Request) -> Response {
     let bucket_iam = segs.len() == 5 && segs[..3] == ["storage", "v1", "b"] && segs[4] == "iam";
     if storage && !bucket_iam {
         return Response::forward();
+    }
+    // Path-style object reads (`https://storage.googleapis.com/<bucket>/<object>`), as OIDC clients
+    // read an issuer: anonymous callers get the object only if `allUsers` may view the bucket's
+    // objects, and Cloud Storage's XML AccessDenied otherwise.
+    if matches!(r.method.as_str(), "GET" | "HEAD")
+        && segs.len() >= 2
+        && s.buckets.contains(segs[0])
+        && r.bearer().is_none()
+    {
+        return public_read(s, segs[0], &segs[1..].join("/"));
     }
     match r.bearer() {
         Some(t) if s.tokens.contains(t) => {}

@@ -8,6 +8,7 @@ pub mod fake_http;
 pub mod gcp_fake;
 pub mod ibm_iam;
 pub mod moto;
+pub mod tls;
 
 /// The repository root (two levels above this crate).
 pub fn repo_root() -> std::path::PathBuf {

@@ -430,3 +430,56 @@ async fn test_iam_permissions_answers_with_what_the_caller_holds() {
         (400, Some("INVALID_ARGUMENT"))
     );
 }
+
+#[tokio::test]
+async fn anonymous_path_style_reads_need_a_public_bucket() {
+    let t = start().await;
+    let (status, _) = t
+        .call(
+            "POST",
+            &format!("/storage/v1/b?project={PROJECT_ID}"),
+            Some(json!({"name": "p-oidc"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let auth = format!("Bearer {}", t.token);
+    let (status, _, _) = raw(
+        "POST",
+        &format!(
+            "{}/upload/storage/v1/b/p-oidc/o?uploadType=media&name=keys.json",
+            t.f.endpoint()
+        ),
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        br#"{"keys":[]}"#,
+    )
+    .await
+    .expect("http");
+    assert_eq!(status, 200);
+    let anonymous = || async {
+        raw(
+            "GET",
+            &format!("{}/p-oidc/keys.json", t.f.endpoint()),
+            &[],
+            b"",
+        )
+        .await
+        .expect("http")
+    };
+    let (status, _, body) = anonymous().await;
+    assert_eq!(status, 403);
+    assert!(String::from_utf8_lossy(&body).contains("<Code>AccessDenied</Code>"));
+    t.f.edit_bucket_policy("p-oidc", |p| {
+        p["bindings"]
+            .as_array_mut()
+            .expect("bindings")
+            .push(json!({"role": "roles/storage.objectViewer", "members": ["allUsers"]}))
+    });
+    let (status, _, body) = anonymous().await;
+    assert_eq!(
+        (status, body.as_slice()),
+        (200, br#"{"keys":[]}"#.as_slice())
+    );
+}
