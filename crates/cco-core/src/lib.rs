@@ -14,6 +14,7 @@ pub mod ibm;
 pub mod keys;
 pub mod nutanix;
 pub mod oidc;
+pub mod oidc_checks;
 pub mod reader;
 pub mod report;
 pub mod secrets;
