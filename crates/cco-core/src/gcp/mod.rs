@@ -12,10 +12,12 @@
 mod converge;
 mod plan;
 mod script;
+mod verify;
 
 pub use converge::*;
 pub use plan::*;
 pub use script::*;
+pub use verify::*;
 
 /// Description put on every pool, provider, service account and custom role `ccoctl` creates.
 pub const CREATED_BY: &str = "Created By OpenShift ccoctl";
