@@ -160,7 +160,7 @@ pub fn parse_jwks(bytes: &[u8]) -> Result<Value, String> {
             return Err(format!("key {i} is not an RSA key (kty {})", k["kty"]));
         }
         for field in ["kid", "n", "e"] {
-            if !k[field].as_str().is_some_and(|s| !s.is_empty()) {
+            if k[field].as_str().is_none_or(|s| s.is_empty()) {
                 return Err(format!("key {i} has no `{field}`"));
             }
         }

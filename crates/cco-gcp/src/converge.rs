@@ -217,6 +217,9 @@ pub struct ExecuteError {
     pub executed: Executed,
 }
 
+/// A step's outcome: for a created service account, its plan index and email.
+type StepResult = Result<Option<(usize, String)>, GcpError>;
+
 fn phase(step: &GcpStep) -> u8 {
     match step {
         GcpStep::CreateRole(_) | GcpStep::UndeleteRole(_) | GcpStep::UpdateRole { .. } => 1,
@@ -250,20 +253,19 @@ pub async fn execute(
         }
         let width = if ph == 0 { 1 } else { concurrency.max(1) };
         let emails = ex.emails.clone();
-        let results: Vec<(String, Result<Option<(usize, String)>, GcpError>)> =
-            futures::stream::iter(this)
-                .map(|s| {
-                    let emails = &emails;
-                    async move {
-                        (
-                            describe(d, s),
-                            run_step(gcp, project_number, d, s, emails).await,
-                        )
-                    }
-                })
-                .buffered(width)
-                .collect()
-                .await;
+        let results: Vec<(String, StepResult)> = futures::stream::iter(this)
+            .map(|s| {
+                let emails = &emails;
+                async move {
+                    (
+                        describe(d, s),
+                        run_step(gcp, project_number, d, s, emails).await,
+                    )
+                }
+            })
+            .buffered(width)
+            .collect()
+            .await;
         for (what, r) in results {
             match r {
                 Ok(created) => {
@@ -339,7 +341,7 @@ async fn run_step(
     d: &GcpDesired<'_>,
     s: &GcpStep,
     emails: &[Option<String>],
-) -> Result<Option<(usize, String)>, GcpError> {
+) -> StepResult {
     let pools = format!(
         "{}/v1/projects/{}/locations/global/workloadIdentityPools",
         gcp.endpoints.iam,
