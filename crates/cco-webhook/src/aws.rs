@@ -15,11 +15,27 @@
 //! together unless either is defined; `AWS_STS_REGIONAL_ENDPOINTS=regional` when enabled and not
 //! defined; `AWS_DEFAULT_REGION` and `AWS_REGION` together when a region is configured and the
 //! container defines neither. The token volume `aws-iam-token` is mounted read-only in init and
-//! regular containers.
+//! regular containers. `sts-regional-endpoints` is read with Go's `strconv.ParseBool` (`True`,
+//! `1`, `t`, …).
+//!
+//! Also, as the EKS webhook:
+//! - `--watch-config-map`: a ServiceAccount without `role-arn` takes its role, audience,
+//!   regional STS and lifetime from the ConfigMap `pod-identity-webhook` ([`RoleEntry`]);
+//! - `--compose-role-arn`: a `role-arn` without `arn:` is completed with the instance's
+//!   partition and account;
+//! - EKS Pod Identity (`--watch-container-credentials-config`): a ServiceAccount listed in the
+//!   association file gets `AWS_CONTAINER_CREDENTIALS_FULL_URI` and
+//!   `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE` (instead of the IRSA pair), the volume
+//!   `eks-pod-identity-token` (audience `pods.eks.amazonaws.com`) and the pod label
+//!   `eks.amazonaws.com/pod-identity: enabled`. The EKS webhook randomises a default lifetime
+//!   between 22 h and 24 h; here it stays the configured value (deterministic patches).
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::Deserialize;
+
 use crate::config::AwsConfig;
+use crate::flags::parse_go_bool;
 use crate::patch::{Cloud, EnvGroup, Injection};
 use crate::pod::{parse_container_list, PodView};
 use crate::token::{clamp_expiration, parse_seconds, projected_token_volume, token_file};
@@ -29,11 +45,42 @@ use crate::Decision;
 pub const VOLUME_NAME: &str = "aws-iam-token";
 /// File name of the token inside the mount.
 pub const TOKEN_FILE: &str = "token";
+/// Pod label set on pods using EKS Pod Identity.
+pub const POD_IDENTITY_LABEL: &str = "eks.amazonaws.com/pod-identity";
+
+/// One ServiceAccount's settings from the `pod-identity-webhook` ConfigMap (`data.config`, a JSON
+/// object keyed `<namespace>/<name>`, `*/<name>` for every namespace), as the EKS webhook reads
+/// it (Go field names, matched case-insensitively there; both spellings here).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct RoleEntry {
+    /// Role to assume.
+    #[serde(rename = "RoleARN", alias = "roleARN", alias = "roleArn", default)]
+    pub role_arn: String,
+    /// Token audience (the flag's when empty).
+    #[serde(rename = "Audience", alias = "audience", default)]
+    pub audience: String,
+    /// AWS_STS_REGIONAL_ENDPOINTS=regional.
+    #[serde(rename = "UseRegionalSTS", alias = "useRegionalSTS", default)]
+    pub use_regional_sts: bool,
+    /// Token lifetime (the flag's when 0).
+    #[serde(rename = "TokenExpiration", alias = "tokenExpiration", default)]
+    pub token_expiration: i64,
+}
+
+/// What the AWS planner needs besides the pod and the ServiceAccount annotations.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Inputs<'a> {
+    /// The ConfigMap's entry for this ServiceAccount.
+    pub config_map_role: Option<&'a RoleEntry>,
+    /// The ServiceAccount has an EKS Pod Identity association.
+    pub pod_identity_association: bool,
+}
 
 /// Decide what AWS needs in `pod`, given its ServiceAccount's annotations.
 pub fn plan(
     pod: &PodView<'_>,
     sa_annotations: &BTreeMap<String, String>,
+    inputs: &Inputs<'_>,
     cfg: &AwsConfig,
     warnings: &mut Vec<String>,
 ) -> Decision {
@@ -42,35 +89,37 @@ pub fn plan(
     if pod.label(&key("skip-pod-identity-webhook")) == Some("true") {
         return Decision::Skip;
     }
-    let Some(role_arn) = sa_annotations
+    let sa_role = sa_annotations
         .get(&key("role-arn"))
         .map(|s| s.trim())
         .filter(|s| !s.is_empty())
-    else {
+        .map(|arn| compose_arn(arn, cfg));
+    let cm_role = inputs
+        .config_map_role
+        .filter(|e| !e.role_arn.is_empty() && sa_role.is_none());
+    if sa_role.is_none() && cm_role.is_none() && !inputs.pod_identity_association {
         return Decision::Skip;
-    };
-
-    let audience = sa_annotations
-        .get(&key("audience"))
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty())
-        .unwrap_or(&cfg.token_audience);
+    }
 
     let regional_key = key("sts-regional-endpoints");
-    let regional = match sa_annotations.get(&regional_key).map(|s| s.trim()) {
-        Some("true") => true,
-        Some("false") => false,
-        Some(other) => {
-            warnings.push(format!(
-                "ServiceAccount annotation {regional_key}={other:?} is neither \"true\" nor \"false\"; using the webhook default"
-            ));
-            cfg.sts_regional_endpoints
+    let mut regional = cfg.sts_regional_endpoints;
+    if let Some(entry) = cm_role {
+        regional = entry.use_regional_sts;
+    }
+    if let Some(value) = sa_annotations.get(&regional_key) {
+        match parse_go_bool(value) {
+            Ok(b) => regional = b,
+            Err(_) => warnings.push(format!(
+                "ServiceAccount annotation {regional_key}={value:?} is not a boolean; using the webhook default"
+            )),
         }
-        None => cfg.sts_regional_endpoints,
-    };
+    }
 
     let exp_key = key("token-expiration");
     let mut expiration = cfg.token_expiration;
+    if let Some(entry) = cm_role.filter(|e| e.token_expiration != 0) {
+        expiration = entry.token_expiration;
+    }
     for value in [
         sa_annotations.get(&exp_key).map(String::as_str),
         pod.annotation(&exp_key),
@@ -86,7 +135,6 @@ pub fn plan(
     let expiration = clamp_expiration(expiration);
 
     let skip: BTreeSet<String> = parse_container_list(pod.annotation(&key("skip-containers")));
-    let token_path = token_file(pod, &cfg.token_mount_path, TOKEN_FILE);
 
     let mut env = Vec::new();
     if regional {
@@ -101,22 +149,95 @@ pub fn plan(
             ],
         });
     }
+
+    // EKS Pod Identity takes precedence over IRSA, as in the EKS webhook.
+    if inputs.pod_identity_association {
+        let cc = &cfg.container_credentials;
+        let token_path = token_file(pod, &cc.mount_path, &cc.token_path);
+        env.push(EnvGroup {
+            unless_defined: vec![
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI".into(),
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE".into(),
+            ],
+            vars: vec![
+                (
+                    "AWS_CONTAINER_CREDENTIALS_FULL_URI".into(),
+                    cc.full_uri.clone(),
+                ),
+                ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE".into(), token_path),
+            ],
+        });
+        return Decision::Inject(Injection {
+            cloud: Cloud::Aws,
+            volume: projected_token_volume(
+                pod,
+                &cc.volume_name,
+                &cc.audience,
+                expiration,
+                &cc.token_path,
+                vec![],
+            ),
+            mount_path: cc.mount_path.clone(),
+            env,
+            skip_containers: skip,
+            annotations: BTreeMap::new(),
+            labels: BTreeMap::from([(POD_IDENTITY_LABEL.to_string(), "enabled".to_string())]),
+            extra_volumes: vec![],
+            extra_mounts: vec![],
+            init_containers: vec![],
+        });
+    }
+
+    let (role_arn, audience) = match (sa_role, cm_role) {
+        (Some(arn), _) => (
+            arn,
+            sa_annotations
+                .get(&key("audience"))
+                .map(|s| s.trim())
+                .filter(|s| !s.is_empty())
+                .unwrap_or(&cfg.token_audience)
+                .to_string(),
+        ),
+        (None, Some(entry)) => (
+            compose_arn(&entry.role_arn, cfg),
+            Some(entry.audience.clone())
+                .filter(|a| !a.is_empty())
+                .unwrap_or_else(|| cfg.token_audience.clone()),
+        ),
+        (None, None) => return Decision::Skip,
+    };
+    let token_path = token_file(pod, &cfg.token_mount_path, TOKEN_FILE);
     env.push(EnvGroup {
         unless_defined: vec!["AWS_ROLE_ARN".into(), "AWS_WEB_IDENTITY_TOKEN_FILE".into()],
         vars: vec![
-            ("AWS_ROLE_ARN".into(), role_arn.to_string()),
+            ("AWS_ROLE_ARN".into(), role_arn),
             ("AWS_WEB_IDENTITY_TOKEN_FILE".into(), token_path),
         ],
     });
 
     Decision::Inject(Injection {
         cloud: Cloud::Aws,
-        volume: projected_token_volume(pod, VOLUME_NAME, audience, expiration, TOKEN_FILE, vec![]),
+        volume: projected_token_volume(pod, VOLUME_NAME, &audience, expiration, TOKEN_FILE, vec![]),
         mount_path: cfg.token_mount_path.clone(),
         env,
         skip_containers: skip,
         annotations: BTreeMap::new(),
+        labels: BTreeMap::new(),
+        extra_volumes: vec![],
+        extra_mounts: vec![],
+        init_containers: vec![],
     })
+}
+
+/// With `--compose-role-arn`, a role name or path becomes a full ARN in the instance's
+/// partition and account.
+fn compose_arn(arn: &str, cfg: &AwsConfig) -> String {
+    match &cfg.compose_role_arn {
+        Some(c) if !arn.contains("arn:") => {
+            format!("arn:{}:iam::{}:role/{}", c.partition, c.account_id, arn)
+        }
+        _ => arn.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -139,7 +260,13 @@ mod tests {
         cfg: &AwsConfig,
     ) -> (Option<Injection>, Vec<String>) {
         let mut warnings = vec![];
-        match plan(&PodView::new(pod), &annotations(sa), cfg, &mut warnings) {
+        match plan(
+            &PodView::new(pod),
+            &annotations(sa),
+            &Inputs::default(),
+            cfg,
+            &mut warnings,
+        ) {
             Decision::Inject(i) => (Some(i), warnings),
             Decision::Skip => (None, warnings),
             Decision::Refuse(m) => panic!("refused: {m}"),

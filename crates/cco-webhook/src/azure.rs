@@ -1,26 +1,46 @@
-//! Azure AD workload identity, compatible with azure-workload-identity's webhook.
+//! Azure AD workload identity, compatible with azure-workload-identity v1.6's webhook.
 //!
-//! Trigger: the pod label `azure.workload.identity/use: "true"`.
+//! Trigger: the pod label `azure.workload.identity/use: "true"`. The pod's ServiceAccount must
+//! be readable: when it does not exist or cannot be read the pod is **denied** (code 400, with
+//! the lookup error, as azure-workload-identity answers), never admitted with half an identity;
+//! see [`crate::handler::admit_with`].
 //!
 //! - ServiceAccount annotations `azure.workload.identity/client-id` and `…/tenant-id` (the
-//!   tenant defaults to `--azure-tenant-id`); a missing value is reported as an admission
-//!   warning and its variable is not injected, so the container can still set it itself.
+//!   tenant defaults to `AZURE_TENANT_ID`); a missing client id is reported as an admission
+//!   warning and `AZURE_CLIENT_ID` is not injected (the container may set it itself).
 //! - Lifetime: pod annotation, then ServiceAccount annotation
-//!   `azure.workload.identity/service-account-token-expiration`, default 3600 s. A value that is
-//!   not a number or lies outside 3600–86400 s **refuses** the pod with a message naming the
-//!   annotation, rather than silently clamping it.
-//! - Pod annotation `azure.workload.identity/skip-containers` (`;` or `,` separated).
+//!   `azure.workload.identity/service-account-token-expiration` (an empty value counts as
+//!   unset), default 3600 s. A value that is not a number or lies outside 3600–86400 s
+//!   **refuses** the pod with a message naming the annotation.
+//! - Pod annotation `azure.workload.identity/skip-containers` (`;` separated; `,` too).
 //! - Each of `AZURE_CLIENT_ID`, `AZURE_TENANT_ID`, `AZURE_FEDERATED_TOKEN_FILE` and
-//!   `AZURE_AUTHORITY_HOST` is added where the container does not define it; the token volume
-//!   `azure-identity-token` (audience `api://AzureADTokenExchange`) is mounted read-only at
-//!   `/var/run/secrets/azure/tokens`.
+//!   `AZURE_AUTHORITY_HOST` is added where the container does not define it. The token is the
+//!   projected volume `azure-workload-identity-reserved-<sha256(pod name)[..30]>` (audience
+//!   `--audience`, default `api://AzureADTokenExchange`), mounted read-only at
+//!   `/var/run/secrets/azure/wi`, file `token/azure-identity-token`: the layout v1.6 writes
+//!   and tools hard-code. A pod mutated by an older version of this webhook (volume
+//!   `azure-identity-token` at `/var/run/secrets/azure/tokens`) is left as it is.
+//! - Pod annotation `azure.workload.identity/inject-proxy-sidecar` (any value): the init
+//!   container `azwi-proxy-init` (`PROXY_INIT_IMAGE`) and the sidecar `azwi-proxy`
+//!   (`PROXY_IMAGE`) on `azure.workload.identity/proxy-sidecar-port` (default 8000), as a
+//!   native sidecar (init container, `restartPolicy: Always`) on Kubernetes ≥ 1.32. Refused
+//!   for `hostNetwork` pods and unparsable ports.
+//! - Custom token endpoint (`--custom-token-endpoint-annotation-suffix` and `…-audience`): a pod
+//!   annotated `azure.workload.identity/use-<suffix>: "true"` gets that audience and
+//!   `AZURE_KUBERNETES_TOKEN_PROXY`, `…_SNI_NAME`, `…_CA_FILE`, `…_CA_DATA` (from the
+//!   environment variables of the same names, each only when set), and the CA from
+//!   `AZURE_KUBERNETES_CA_CONFIGMAP_NAME` or a ClusterTrustBundle
+//!   (`AZURE_KUBERNETES_CA_CTB_SIGNER_NAME`, `…_LABEL_SELECTOR`) in the token volume.
 
 use std::collections::BTreeMap;
 
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
 use crate::config::AzureConfig;
-use crate::patch::{Cloud, EnvGroup, Injection};
-use crate::pod::{parse_container_list, PodView};
-use crate::token::{parse_seconds, projected_token_volume, token_file};
+use crate::patch::{Cloud, EnvGroup, Injection, NewContainer, Position};
+use crate::pod::{parse_container_list, ContainerList, PodView};
+use crate::token::{parse_seconds, projected_token_volume};
 use crate::Decision;
 
 /// Pod label that opts a pod in.
@@ -33,18 +53,148 @@ pub const TENANT_ID_ANNOTATION: &str = "azure.workload.identity/tenant-id";
 pub const EXPIRATION_ANNOTATION: &str = "azure.workload.identity/service-account-token-expiration";
 /// Pod annotation listing containers to leave alone.
 pub const SKIP_CONTAINERS_ANNOTATION: &str = "azure.workload.identity/skip-containers";
-/// Audience of the projected token.
+/// Pod annotation asking for the proxy sidecar.
+pub const INJECT_PROXY_ANNOTATION: &str = "azure.workload.identity/inject-proxy-sidecar";
+/// Pod annotation with the proxy port.
+pub const PROXY_PORT_ANNOTATION: &str = "azure.workload.identity/proxy-sidecar-port";
+/// Default audience of the projected token.
 pub const AUDIENCE: &str = "api://AzureADTokenExchange";
-/// Name of the injected volume, also the token's file name.
-pub const VOLUME_NAME: &str = "azure-identity-token";
+/// Prefix of the injected volume's name.
+pub const VOLUME_PREFIX: &str = "azure-workload-identity-reserved-";
 /// Mount directory of the token volume.
-pub const MOUNT_PATH: &str = "/var/run/secrets/azure/tokens";
+pub const MOUNT_PATH: &str = "/var/run/secrets/azure/wi";
+/// Token file inside the mount.
+pub const TOKEN_PATH: &str = "token/azure-identity-token";
+/// CA file inside the mount (custom token endpoint).
+pub const CA_PATH: &str = "ca-cert/ca.crt";
+/// Volume name written by earlier versions of this webhook.
+pub const LEGACY_VOLUME_NAME: &str = "azure-identity-token";
 /// Default lifetime.
 pub const DEFAULT_EXPIRATION: i64 = 3600;
 /// Accepted lifetime range (Azure AD refuses tokens outside it).
 pub const EXPIRATION_RANGE: std::ops::RangeInclusive<i64> = 3600..=86400;
+/// Default proxy port.
+pub const DEFAULT_PROXY_PORT: i64 = 8000;
+/// Name of the proxy init container.
+pub const PROXY_INIT_NAME: &str = "azwi-proxy-init";
+/// Name of the proxy sidecar.
+pub const PROXY_NAME: &str = "azwi-proxy";
 
-/// Decide what Azure needs in `pod`, given its ServiceAccount's annotations.
+/// The token volume's name for a pod named `pod_name` (see [`PodView::azure_name`]).
+pub fn volume_name(pod_name: &str) -> String {
+    let hash = hex_lower(&Sha256::digest(pod_name.as_bytes()));
+    format!("{VOLUME_PREFIX}{}", &hash[..63 - VOLUME_PREFIX.len()])
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+fn token_lifetime(
+    pod: &PodView<'_>,
+    sa_annotations: &BTreeMap<String, String>,
+) -> Result<i64, String> {
+    let (source, raw) = match (
+        pod.annotation(EXPIRATION_ANNOTATION)
+            .filter(|s| !s.is_empty()),
+        sa_annotations
+            .get(EXPIRATION_ANNOTATION)
+            .map(String::as_str)
+            .filter(|s| !s.is_empty()),
+    ) {
+        (Some(v), _) => ("pod", Some(v)),
+        (None, Some(v)) => ("ServiceAccount", Some(v)),
+        (None, None) => ("", None),
+    };
+    match raw {
+        None => Ok(DEFAULT_EXPIRATION),
+        Some(value) => match parse_seconds(EXPIRATION_ANNOTATION, value) {
+            Ok(v) if EXPIRATION_RANGE.contains(&v) => Ok(v),
+            Ok(v) => Err(format!(
+                "{source} annotation {EXPIRATION_ANNOTATION}={v} is outside the range Azure AD accepts: \
+                 the token lifetime must be between {} and {} seconds",
+                EXPIRATION_RANGE.start(),
+                EXPIRATION_RANGE.end()
+            )),
+            Err(msg) => Err(format!("{source} {msg}")),
+        },
+    }
+}
+
+fn proxy_containers(pod: &PodView<'_>, cfg: &AzureConfig) -> Result<Vec<NewContainer>, String> {
+    if pod.host_network() {
+        return Err(format!(
+            "{INJECT_PROXY_ANNOTATION} is set but the pod uses hostNetwork; the proxy sidecar \
+             cannot be injected"
+        ));
+    }
+    let port = match pod.annotation(PROXY_PORT_ANNOTATION) {
+        None => DEFAULT_PROXY_PORT,
+        Some(v) => v
+            .parse::<i32>()
+            .map(i64::from)
+            .map_err(|_| format!("failed to parse proxy sidecar port: annotation {PROXY_PORT_ANNOTATION}={v:?} is not a 32-bit integer"))?,
+    };
+    let init = json!({
+        "name": PROXY_INIT_NAME,
+        "image": cfg.proxy_init_image,
+        "imagePullPolicy": "IfNotPresent",
+        "securityContext": {
+            "capabilities": {"add": ["NET_ADMIN"], "drop": ["ALL"]},
+            "privileged": true,
+            "runAsNonRoot": false,
+            "runAsUser": 0
+        },
+        "env": [{"name": "PROXY_PORT", "value": port.to_string()}],
+    });
+    let level = &cfg.proxy_log_level;
+    let mut sidecar = json!({
+        "name": PROXY_NAME,
+        "image": cfg.proxy_image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": [format!("--proxy-port={port}"), format!("--log-level={level}")],
+        "ports": [{"containerPort": port}],
+        "lifecycle": {"postStart": {"exec": {"command": [
+            "/proxy", format!("--proxy-port={port}"), "--probe", format!("--log-level={level}")
+        ]}}},
+        "securityContext": {
+            "allowPrivilegeEscalation": false,
+            "capabilities": {"drop": ["ALL"]},
+            "privileged": false,
+            "readOnlyRootFilesystem": true,
+            "runAsNonRoot": true
+        },
+    });
+    let sidecar_list = if cfg.native_sidecar {
+        if let Some(m) = sidecar.as_object_mut() {
+            m.insert("restartPolicy".into(), json!("Always"));
+        }
+        ContainerList::Init
+    } else {
+        ContainerList::Regular
+    };
+    Ok(vec![
+        NewContainer {
+            list: ContainerList::Init,
+            position: Position::Last,
+            container: init,
+            mutate: true,
+        },
+        NewContainer {
+            list: sidecar_list,
+            position: Position::First,
+            container: sidecar,
+            mutate: true,
+        },
+    ])
+}
+
+/// Decide what Azure needs in `pod`, given its ServiceAccount's annotations (the caller has
+/// checked that the ServiceAccount exists).
 pub fn plan(
     pod: &PodView<'_>,
     sa_annotations: &BTreeMap<String, String>,
@@ -54,35 +204,38 @@ pub fn plan(
     if pod.label(USE_LABEL) != Some("true") {
         return Decision::Skip;
     }
+    let existing = pod.volume_names();
+    if existing.contains(LEGACY_VOLUME_NAME) {
+        return Decision::Skip;
+    }
 
-    let (source, raw) = match (
-        pod.annotation(EXPIRATION_ANNOTATION),
-        sa_annotations.get(EXPIRATION_ANNOTATION),
-    ) {
-        (Some(v), _) => ("pod", Some(v)),
-        (None, Some(v)) => ("ServiceAccount", Some(v.as_str())),
-        (None, None) => ("", None),
+    let new_containers = if pod.annotation(INJECT_PROXY_ANNOTATION).is_some() {
+        match proxy_containers(pod, cfg) {
+            Ok(c) => c,
+            Err(msg) => return Decision::Refuse(msg),
+        }
+    } else {
+        vec![]
     };
-    let expiration = match raw {
-        None => DEFAULT_EXPIRATION,
-        Some(value) => match parse_seconds(EXPIRATION_ANNOTATION, value) {
-            Ok(v) if EXPIRATION_RANGE.contains(&v) => v,
-            Ok(v) => {
-                return Decision::Refuse(format!(
-                    "{source} annotation {EXPIRATION_ANNOTATION}={v} is outside the range Azure AD accepts: \
-                     the token lifetime must be between {} and {} seconds",
-                    EXPIRATION_RANGE.start(),
-                    EXPIRATION_RANGE.end()
-                ))
-            }
-            Err(msg) => return Decision::Refuse(format!("{source} {msg}")),
-        },
+    let expiration = match token_lifetime(pod, sa_annotations) {
+        Ok(v) => v,
+        Err(msg) => return Decision::Refuse(msg),
     };
 
-    let non_empty = |v: Option<&String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
-    let client_id = non_empty(sa_annotations.get(CLIENT_ID_ANNOTATION));
-    let tenant_id =
-        non_empty(sa_annotations.get(TENANT_ID_ANNOTATION)).or_else(|| cfg.tenant_id.clone());
+    let custom = cfg.custom_token_endpoint.as_ref().filter(|c| {
+        pod.annotation(&c.annotation)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    });
+
+    let client_id = sa_annotations
+        .get(CLIENT_ID_ANNOTATION)
+        .cloned()
+        .filter(|s| !s.is_empty());
+    let tenant_id = match sa_annotations.get(TENANT_ID_ANNOTATION) {
+        Some(t) => Some(t.clone()),
+        None => cfg.tenant_id.clone(),
+    }
+    .filter(|s| !s.is_empty());
 
     let mut env = Vec::new();
     match client_id {
@@ -100,27 +253,65 @@ pub fn plan(
     }
     env.push(EnvGroup::single(
         "AZURE_FEDERATED_TOKEN_FILE",
-        token_file(pod, MOUNT_PATH, VOLUME_NAME),
+        format!("{MOUNT_PATH}/{TOKEN_PATH}"),
     ));
     env.push(EnvGroup::single(
         "AZURE_AUTHORITY_HOST",
         cfg.authority_host.clone(),
     ));
+    let mut extra_sources = Vec::new();
+    if custom.is_some() {
+        let e = &cfg.custom_env;
+        for (name, value) in [
+            ("AZURE_KUBERNETES_TOKEN_PROXY", e.token_proxy.clone()),
+            ("AZURE_KUBERNETES_SNI_NAME", e.sni_name.clone()),
+            (
+                "AZURE_KUBERNETES_CA_FILE",
+                format!("{MOUNT_PATH}/{CA_PATH}"),
+            ),
+            ("AZURE_KUBERNETES_CA_DATA", e.ca_data.clone()),
+        ] {
+            if !value.is_empty() {
+                env.push(EnvGroup::single(name, value));
+            }
+        }
+        if !e.ca_configmap_name.is_empty() {
+            extra_sources.push(json!({"configMap": {
+                "name": e.ca_configmap_name,
+                "items": [{"key": "ca.crt", "path": CA_PATH}],
+                "optional": false
+            }}));
+        }
+        if !e.ca_ctb_signer_name.is_empty() {
+            let mut ctb = json!({
+                "signerName": e.ca_ctb_signer_name, "path": CA_PATH, "optional": false
+            });
+            if let (Some(sel), Some(m)) = (&e.ca_ctb_label_selector, ctb.as_object_mut()) {
+                m.insert("labelSelector".into(), sel.clone());
+            }
+            extra_sources.push(json!({"clusterTrustBundle": ctb}));
+        }
+    }
+    let audience = custom.map_or(cfg.audience.as_str(), |c| c.audience.as_str());
+
+    let name = existing
+        .iter()
+        .find(|n| n.starts_with(VOLUME_PREFIX))
+        .map_or_else(|| volume_name(&pod.azure_name()), |n| n.to_string());
+    let volume: Value =
+        projected_token_volume(pod, &name, audience, expiration, TOKEN_PATH, extra_sources);
 
     Decision::Inject(Injection {
         cloud: Cloud::Azure,
-        volume: projected_token_volume(
-            pod,
-            VOLUME_NAME,
-            &cfg.audience,
-            expiration,
-            VOLUME_NAME,
-            vec![],
-        ),
+        volume,
         mount_path: MOUNT_PATH.to_string(),
         env,
         skip_containers: parse_container_list(pod.annotation(SKIP_CONTAINERS_ANNOTATION)),
         annotations: BTreeMap::new(),
+        labels: BTreeMap::new(),
+        extra_volumes: vec![],
+        extra_mounts: vec![],
+        init_containers: new_containers,
     })
 }
 
@@ -206,7 +397,7 @@ mod tests {
         assert!(vars.contains(&("AZURE_TENANT_ID".into(), "t2".into())));
         assert!(vars.contains(&(
             "AZURE_FEDERATED_TOKEN_FILE".into(),
-            "/var/run/secrets/azure/tokens/azure-identity-token".into()
+            "/var/run/secrets/azure/wi/token/azure-identity-token".into()
         )));
     }
 

@@ -272,9 +272,10 @@ pub struct Args {
     /// GCP: image of the gcloud setup init container.
     #[arg(long, default_value = "google/cloud-sdk:slim")]
     pub gcloud_image: String,
-    /// GCP: defaultMode of the token volume (Go integer, `0440` is octal).
-    #[arg(long, default_value = "0440", value_parser = flags::parse_go_int)]
-    pub token_default_mode: i64,
+    /// GCP: defaultMode of the token volume (Go integer, `0440` is octal) [default: 0444
+    /// without a pod fsGroup, 0440 with one, so non-root containers can read the token].
+    #[arg(long, value_parser = flags::parse_go_int)]
+    pub token_default_mode: Option<i64>,
     /// GCP: resources of the gcloud setup init container, as JSON.
     #[arg(long, default_value = "")]
     pub setup_container_resources: String,
@@ -448,6 +449,53 @@ pub struct AwsConfig {
     pub region: Option<String>,
     /// Default for AWS_STS_REGIONAL_ENDPOINTS=regional.
     pub sts_regional_endpoints: bool,
+    /// EKS Pod Identity injection settings.
+    pub container_credentials: ContainerCredentials,
+    /// `--compose-role-arn`: the instance's partition and account.
+    pub compose_role_arn: Option<ComposeRoleArn>,
+}
+
+/// `--container-credentials-*` (EKS Pod Identity).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerCredentials {
+    /// Token audience.
+    pub audience: String,
+    /// Mount directory.
+    pub mount_path: String,
+    /// Volume name.
+    pub volume_name: String,
+    /// Token file name.
+    pub token_path: String,
+    /// AWS_CONTAINER_CREDENTIALS_FULL_URI.
+    pub full_uri: String,
+}
+
+/// Where `--compose-role-arn` completes role names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComposeRoleArn {
+    /// `aws`, `aws-cn`, `aws-us-gov`, …
+    pub partition: String,
+    /// Twelve-digit account id.
+    pub account_id: String,
+}
+
+impl ComposeRoleArn {
+    /// Partition of `region`, as the EKS webhook derives it.
+    pub fn partition_of(region: &str) -> &'static str {
+        if region.starts_with("cn-") {
+            "aws-cn"
+        } else if region.starts_with("us-gov-") {
+            "aws-us-gov"
+        } else if region.starts_with("us-isob-") {
+            "aws-iso-b"
+        } else if region.starts_with("us-iso-") {
+            "aws-iso"
+        } else if region.starts_with("eusc-") {
+            "aws-eusc"
+        } else {
+            "aws"
+        }
+    }
 }
 
 /// Azure settings.
@@ -459,6 +507,44 @@ pub struct AzureConfig {
     pub authority_host: String,
     /// Audience of the projected token.
     pub audience: String,
+    /// Image of the proxy sidecar (`PROXY_IMAGE`).
+    pub proxy_image: String,
+    /// Image of the proxy init container (`PROXY_INIT_IMAGE`).
+    pub proxy_init_image: String,
+    /// Log level passed to the proxy.
+    pub proxy_log_level: String,
+    /// The API server runs native sidecars (Kubernetes 1.32 and later).
+    pub native_sidecar: bool,
+    /// Custom token endpoint selection, when configured.
+    pub custom_token_endpoint: Option<CustomTokenEndpoint>,
+    /// Values for the custom token endpoint (environment variables of the same names).
+    pub custom_env: CustomTokenEnv,
+}
+
+/// `--custom-token-endpoint-annotation-suffix` and `--custom-token-endpoint-audience`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomTokenEndpoint {
+    /// Pod annotation `azure.workload.identity/use-<suffix>`.
+    pub annotation: String,
+    /// Token audience for those pods.
+    pub audience: String,
+}
+
+/// `AZURE_KUBERNETES_*` environment of the webhook.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CustomTokenEnv {
+    /// AZURE_KUBERNETES_TOKEN_PROXY.
+    pub token_proxy: String,
+    /// AZURE_KUBERNETES_SNI_NAME.
+    pub sni_name: String,
+    /// AZURE_KUBERNETES_CA_DATA.
+    pub ca_data: String,
+    /// AZURE_KUBERNETES_CA_CONFIGMAP_NAME.
+    pub ca_configmap_name: String,
+    /// AZURE_KUBERNETES_CA_CTB_SIGNER_NAME.
+    pub ca_ctb_signer_name: String,
+    /// AZURE_KUBERNETES_CA_CTB_LABEL_SELECTOR, parsed.
+    pub ca_ctb_label_selector: Option<serde_json::Value>,
 }
 
 /// GCP settings, defaults matching the GCP workload identity federation webhook.
@@ -474,8 +560,9 @@ pub struct GcpConfig {
     pub default_region: String,
     /// Image of the gcloud setup init container.
     pub gcloud_image: String,
-    /// defaultMode of the volumes.
-    pub default_mode: i64,
+    /// defaultMode of the volumes (`None`: readable by non-root containers, see
+    /// [`crate::token::default_mode`]).
+    pub default_mode: Option<i64>,
     /// Resources of the gcloud setup init container.
     pub setup_container_resources: Option<serde_json::Value>,
 }
@@ -551,6 +638,10 @@ pub struct Settings {
     pub log: LogConfig,
     /// Things accepted but ignored, worth a warning at startup.
     pub notices: Vec<String>,
+    /// `--watch-container-credentials-config` (rebased).
+    pub container_credentials_config: Option<PathBuf>,
+    /// `--watch-config-map`: the namespace of the ConfigMap.
+    pub config_map_namespace: Option<String>,
 }
 
 /// Accepted minimum TLS protocol versions.
@@ -590,6 +681,93 @@ pub fn azure_authority_host(environment: &str) -> Result<&'static str, ConfigErr
              AzureChinaCloud or AzureUSGovernmentCloud"
         ))),
     }
+}
+
+/// Registry and version of azure-workload-identity's proxy images (v1.6 release defaults).
+pub const AZWI_REGISTRY: &str = "mcr.microsoft.com/oss/azure/workload-identity";
+/// See [`AZWI_REGISTRY`].
+pub const AZWI_VERSION: &str = "v1.6.0";
+
+fn azure_custom_endpoint(a: &Args) -> Result<Option<CustomTokenEndpoint>, ConfigError> {
+    let suffix = a.custom_token_endpoint_annotation_suffix.as_str();
+    let audience = a.custom_token_endpoint_audience.as_str();
+    match (suffix.is_empty(), audience.is_empty()) {
+        (true, true) => Ok(None),
+        (true, false) => Err(ConfigError(
+            "--custom-token-endpoint-annotation-suffix cannot be empty when \
+             --custom-token-endpoint-audience is set"
+                .into(),
+        )),
+        (false, true) => Err(ConfigError(
+            "--custom-token-endpoint-audience cannot be empty when \
+             --custom-token-endpoint-annotation-suffix is set"
+                .into(),
+        )),
+        (false, false) => {
+            if audience.eq_ignore_ascii_case(crate::azure::AUDIENCE) {
+                return Err(ConfigError(format!(
+                    "--custom-token-endpoint-audience cannot be the default audience {}",
+                    crate::azure::AUDIENCE
+                )));
+            }
+            let annotation = format!("azure.workload.identity/use-{suffix}");
+            let name = annotation.rsplit('/').next().unwrap_or("");
+            let valid = !name.is_empty()
+                && name.len() <= 63
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+            if !valid {
+                return Err(ConfigError(format!(
+                    "--custom-token-endpoint-annotation-suffix: annotation key {annotation:?} is not valid"
+                )));
+            }
+            Ok(Some(CustomTokenEndpoint {
+                annotation,
+                audience: audience.to_string(),
+            }))
+        }
+    }
+}
+
+fn azure_custom_env(env: &dyn Fn(&str) -> Option<String>) -> Result<CustomTokenEnv, ConfigError> {
+    let get = |k: &str| env(k).unwrap_or_default();
+    let c = CustomTokenEnv {
+        token_proxy: get("AZURE_KUBERNETES_TOKEN_PROXY"),
+        sni_name: get("AZURE_KUBERNETES_SNI_NAME"),
+        ca_data: get("AZURE_KUBERNETES_CA_DATA"),
+        ca_configmap_name: get("AZURE_KUBERNETES_CA_CONFIGMAP_NAME"),
+        ca_ctb_signer_name: get("AZURE_KUBERNETES_CA_CTB_SIGNER_NAME"),
+        ca_ctb_label_selector: match get("AZURE_KUBERNETES_CA_CTB_LABEL_SELECTOR").trim() {
+            "" => None,
+            s => Some(serde_json::from_str(s).map_err(|e| {
+                ConfigError(format!(
+                    "AZURE_KUBERNETES_CA_CTB_LABEL_SELECTOR is not a JSON label selector: {e}"
+                ))
+            })?),
+        },
+    };
+    let set = [&c.ca_data, &c.ca_configmap_name, &c.ca_ctb_signer_name]
+        .iter()
+        .filter(|v| !v.is_empty())
+        .count();
+    if set > 1 {
+        return Err(ConfigError(
+            "only one of AZURE_KUBERNETES_CA_DATA, AZURE_KUBERNETES_CA_CONFIGMAP_NAME or \
+             AZURE_KUBERNETES_CA_CTB_SIGNER_NAME can be set"
+                .into(),
+        ));
+    }
+    if c.ca_ctb_label_selector.is_some() && c.ca_ctb_signer_name.is_empty() {
+        return Err(ConfigError(
+            "AZURE_KUBERNETES_CA_CTB_SIGNER_NAME needs to be set when \
+             AZURE_KUBERNETES_CA_CTB_LABEL_SELECTOR is set"
+                .into(),
+        ));
+    }
+    Ok(c)
 }
 
 /// Prefix an absolute path with `root` (see [`FS_ROOT_ENV`]).
@@ -665,6 +843,14 @@ impl Settings {
             token_expiration: aws_expiration.max(MIN_TOKEN_EXPIRATION),
             region: Some(a.aws_default_region.trim().to_string()).filter(|r| !r.is_empty()),
             sts_regional_endpoints: a.sts_regional_endpoint,
+            container_credentials: ContainerCredentials {
+                audience: a.container_credentials_audience.clone(),
+                mount_path: trim(&a.container_credentials_token_mount_path),
+                volume_name: a.container_credentials_token_volume_name.clone(),
+                token_path: a.container_credentials_token_path.clone(),
+                full_uri: a.container_credentials_full_uri.clone(),
+            },
+            compose_role_arn: None,
         };
         let authority_host = match &a.azure_authority_host {
             Some(h) => h.clone(),
@@ -687,6 +873,13 @@ impl Settings {
                     .into(),
             ));
         }
+        let custom_token_endpoint = azure_custom_endpoint(a)?;
+        let custom_env = azure_custom_env(env)?;
+        let image = |var: &str, name: &str| {
+            env(var)
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| format!("{AZWI_REGISTRY}/{name}:{AZWI_VERSION}"))
+        };
         let azure = AzureConfig {
             tenant_id,
             authority_host,
@@ -695,6 +888,12 @@ impl Settings {
                 .clone()
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| crate::azure::AUDIENCE.into()),
+            proxy_image: image("PROXY_IMAGE", "proxy"),
+            proxy_init_image: image("PROXY_INIT_IMAGE", "proxy-init"),
+            proxy_log_level: a.log_level.clone().unwrap_or_else(|| "info".into()),
+            native_sidecar: true,
+            custom_token_endpoint,
+            custom_env,
         };
         let setup_container_resources = match a.setup_container_resources.trim() {
             "" => None,
@@ -865,6 +1064,12 @@ impl Settings {
             server,
             log,
             notices,
+            container_credentials_config: a
+                .watch_container_credentials_config
+                .clone()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(|p| rebase(fs_root, p)),
+            config_map_namespace: a.watch_config_map.then(|| a.namespace.clone()),
         })
     }
 }

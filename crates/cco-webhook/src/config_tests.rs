@@ -180,7 +180,7 @@ fn gcp_reads_its_flags_with_their_gcp_meaning() {
     assert_eq!(s.webhook.gcp.audience, "openshift");
     assert_eq!(s.webhook.gcp.token_expiration, 7200);
     assert_eq!(s.webhook.gcp.annotation_prefix, "example.com");
-    assert_eq!(s.webhook.gcp.default_mode, 0o400);
+    assert_eq!(s.webhook.gcp.default_mode, Some(0o400));
     assert_eq!(s.webhook.aws.annotation_prefix, "eks.amazonaws.com");
     assert!(s.log.json);
     assert_eq!(
@@ -197,7 +197,7 @@ fn gcp_defaults_match_the_reference() {
     let s = resolve(&["gcp-workload-identity-federation-webhook"], &[]);
     assert_eq!(s.webhook.gcp.audience, "sts.googleapis.com");
     assert_eq!(s.webhook.gcp.token_expiration, 86400);
-    assert_eq!(s.webhook.gcp.default_mode, 0o440);
+    assert_eq!(s.webhook.gcp.default_mode, None);
     assert_eq!(s.webhook.gcp.gcloud_image, "google/cloud-sdk:slim");
     assert_eq!(s.log.level, "debug", "zap development mode");
 }

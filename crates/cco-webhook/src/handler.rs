@@ -104,10 +104,6 @@ pub fn pod_service_account(req: &AdmissionRequest<DynamicObject>) -> Option<(Str
     Some((namespace, name.to_string()))
 }
 
-fn on_azure(cfg: &WebhookConfig) -> bool {
-    cfg.clouds.contains(&Cloud::Azure)
-}
-
 fn is_pod_create(req: &AdmissionRequest<DynamicObject>) -> bool {
     req.kind.group.is_empty()
         && req.kind.kind == "Pod"
@@ -115,12 +111,70 @@ fn is_pod_create(req: &AdmissionRequest<DynamicObject>) -> bool {
         && req.sub_resource.as_deref().unwrap_or("").is_empty()
 }
 
+/// What the caller found out about the pod's ServiceAccount.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ServiceAccountState<'a> {
+    /// Its metadata.
+    Found(&'a ObjectMeta),
+    /// It does not exist (after the grace period).
+    NotFound,
+    /// It could not be looked up; the error.
+    Failed(&'a str),
+}
+
+impl<'a> ServiceAccountState<'a> {
+    fn metadata(self) -> Option<&'a ObjectMeta> {
+        match self {
+            ServiceAccountState::Found(m) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+impl<'a> From<Option<&'a ObjectMeta>> for ServiceAccountState<'a> {
+    fn from(m: Option<&'a ObjectMeta>) -> Self {
+        m.map_or(ServiceAccountState::NotFound, ServiceAccountState::Found)
+    }
+}
+
+/// Everything besides the request and the configuration that decides an admission.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    /// The pod's ServiceAccount.
+    pub service_account: ServiceAccountState<'a>,
+    /// AWS settings from the `--watch-config-map` ConfigMap for this ServiceAccount.
+    pub config_map_role: Option<&'a aws::RoleEntry>,
+    /// The ServiceAccount has an EKS Pod Identity association
+    /// (`--watch-container-credentials-config`).
+    pub pod_identity_association: bool,
+}
+
+impl<'a> Inputs<'a> {
+    /// Inputs with only the ServiceAccount.
+    pub fn service_account(sa: impl Into<ServiceAccountState<'a>>) -> Self {
+        Self {
+            service_account: sa.into(),
+            config_map_role: None,
+            pod_identity_association: false,
+        }
+    }
+}
+
 /// Decide the admission of `req`. `service_account` is the metadata of the pod's
-/// ServiceAccount, `None` when it could not be found.
+/// ServiceAccount, `None` when it does not exist.
 pub fn admit(
     req: &AdmissionRequest<DynamicObject>,
     cfg: &WebhookConfig,
     service_account: Option<&ObjectMeta>,
+) -> Outcome {
+    admit_with(req, cfg, &Inputs::service_account(service_account))
+}
+
+/// [`admit`] with all inputs.
+pub fn admit_with(
+    req: &AdmissionRequest<DynamicObject>,
+    cfg: &WebhookConfig,
+    inputs: &Inputs<'_>,
 ) -> Outcome {
     let allowed = AdmissionResponse::from(req);
     if !is_pod_create(req) {
@@ -144,21 +198,42 @@ pub fn admit(
     let pod = PodView::new(&pod_json);
 
     let empty = BTreeMap::new();
+    let service_account = inputs.service_account.metadata();
     let sa_annotations = service_account
         .and_then(|m| m.annotations.as_ref())
         .unwrap_or(&empty);
 
     let mut warnings = Vec::new();
-    if service_account.is_none() && on_azure(cfg) && pod.label(azure::USE_LABEL) == Some("true") {
-        warnings.push(format!(
-            "ServiceAccount {:?} was not found; workload identity not injected",
-            pod.service_account_name()
-        ));
+    let on = |c: Cloud| cfg.clouds.contains(&c);
+    // Azure needs the ServiceAccount's client id: never inject half an identity. Deny as
+    // azure-workload-identity does (400 with the lookup error), so the pod's controller
+    // retries once the ServiceAccount exists.
+    if on(Cloud::Azure) && pod.label(azure::USE_LABEL) == Some("true") {
+        let reason = match inputs.service_account {
+            ServiceAccountState::Found(_) => None,
+            ServiceAccountState::NotFound => Some(format!(
+                "serviceaccounts {:?} not found",
+                pod.service_account_name()
+            )),
+            ServiceAccountState::Failed(e) => Some(e.to_string()),
+        };
+        if let Some(reason) = reason {
+            let mut denied = allowed.deny(format!(
+                "{} is set but the pod's ServiceAccount cannot be read: {reason}",
+                azure::USE_LABEL
+            ));
+            denied.result.code = 400;
+            return Outcome::new(denied, Verdict::Denied);
+        }
     }
 
-    let on = |c: Cloud| cfg.clouds.contains(&c);
+    let aws_inputs = aws::Inputs {
+        config_map_role: inputs.config_map_role,
+        pod_identity_association: inputs.pod_identity_association,
+    };
     let decisions = [
-        on(Cloud::Aws).then(|| aws::plan(&pod, sa_annotations, &cfg.aws, &mut warnings)),
+        on(Cloud::Aws)
+            .then(|| aws::plan(&pod, sa_annotations, &aws_inputs, &cfg.aws, &mut warnings)),
         on(Cloud::Azure).then(|| azure::plan(&pod, sa_annotations, &cfg.azure, &mut warnings)),
         on(Cloud::Gcp).then(|| gcp::plan(&pod, sa_annotations, &cfg.gcp, &mut warnings)),
     ];
@@ -168,12 +243,15 @@ pub fn admit(
             Decision::Skip => {}
             Decision::Inject(i) => injections.push(i),
             Decision::Refuse(message) => {
-                return Outcome::new(allowed.deny(message), Verdict::Denied);
+                let mut denied = allowed.deny(message);
+                denied.result.code = 400;
+                return Outcome::new(denied, Verdict::Denied);
             }
         }
     }
 
     let planned = plan_patch(&pod, &injections);
+    warnings.extend(planned.warnings);
     let mut response = allowed;
     if !warnings.is_empty() {
         response.warnings = Some(warnings);

@@ -252,6 +252,7 @@ fn second_pass_over_a_mutated_pod_changes_nothing() {
     );
     let mutated = apply(&pod, &first.response);
     let second = admit(&request(&mutated), &cfg(), Some(&sa));
+    assert_eq!(ops(&second.response), vec![], "second pass");
     assert_eq!(second.verdict, Verdict::Allowed);
     assert!(second.response.allowed);
     assert_eq!(second.response.patch, None, "reinvocation must be a no-op");
@@ -272,14 +273,17 @@ fn azure_injects_the_workload_identity_environment() {
     assert_eq!(env["AZURE_TENANT_ID"], "tenant-from-flag");
     assert_eq!(
         env["AZURE_FEDERATED_TOKEN_FILE"],
-        "/var/run/secrets/azure/tokens/azure-identity-token"
+        "/var/run/secrets/azure/wi/token/azure-identity-token"
     );
     assert_eq!(
         env["AZURE_AUTHORITY_HOST"],
         "https://login.microsoftonline.com/"
     );
     let vol = &patched["spec"]["volumes"][1];
-    assert_eq!(vol["name"], "azure-identity-token");
+    assert_eq!(
+        vol["name"],
+        azure::volume_name(patched["metadata"]["name"].as_str().unwrap_or(""))
+    );
     assert_eq!(
         vol["projected"]["sources"][0]["serviceAccountToken"]["audience"],
         "api://AzureADTokenExchange"
@@ -307,29 +311,45 @@ fn azure_expiration_outside_range_denies_admission() {
     assert_eq!(out.response.patch, None);
 }
 
+fn gcp_sa(extra: &[(&str, &str)]) -> ObjectMeta {
+    let mut pairs = vec![
+        ("cloud.google.com/workload-identity-provider", PROVIDER),
+        (
+            "cloud.google.com/service-account-email",
+            "app@proj.iam.gserviceaccount.com",
+        ),
+    ];
+    pairs.extend_from_slice(extra);
+    sa(&pairs)
+}
+
+fn gcp_pod() -> Value {
+    let mut pod = pod_with_unknown_fields();
+    pod["spec"]["serviceAccountName"] = json!("app");
+    pod
+}
+
 #[test]
-fn gcp_injects_credentials_without_an_init_container() {
-    let pod = pod_with_unknown_fields();
+fn gcp_direct_mode_projects_the_configuration() {
+    let pod = gcp_pod();
     let out = admit(
         &request(&pod),
         &cfg(),
-        Some(&sa(&[(
-            "cloud.google.com/workload-identity-provider",
-            PROVIDER,
-        )])),
+        Some(&gcp_sa(&[("cloud.google.com/injection-mode", "direct")])),
     );
     let patched = apply(&pod, &out.response);
     assert_eq!(
         patched["spec"]["initContainers"].as_array().map(Vec::len),
         Some(1),
-        "no init container added"
+        "no init container added in direct mode"
     );
     let env = env_of(&patched["spec"]["containers"][0]);
     assert_eq!(
         env["GOOGLE_APPLICATION_CREDENTIALS"],
-        "/var/run/secrets/sts.googleapis.com/serviceaccount/credential-configuration.json"
+        "/var/run/secrets/workload-identity/federation.json"
     );
-    let config = patched["metadata"]["annotations"][gcp::CONFIG_ANNOTATION]
+    assert_eq!(env["CLOUDSDK_CORE_PROJECT"], "proj");
+    let config = patched["metadata"]["annotations"]["cloud.google.com/external-credentials-json"]
         .as_str()
         .expect("config annotation");
     let config: Value = serde_json::from_str(config).expect("config is JSON");
@@ -337,6 +357,339 @@ fn gcp_injects_credentials_without_an_init_container() {
     assert_eq!(
         config["audience"],
         format!("//iam.googleapis.com/{PROVIDER}")
+    );
+    assert_eq!(
+        patched["metadata"]["annotations"]["cloud.google.com/audience"],
+        "sts.googleapis.com"
+    );
+}
+
+#[test]
+fn gcp_gcloud_mode_prepends_the_setup_container() {
+    let pod = gcp_pod();
+    let out = admit(&request(&pod), &cfg(), Some(&gcp_sa(&[])));
+    let patched = apply(&pod, &out.response);
+    let inits = patched["spec"]["initContainers"].as_array().expect("inits");
+    assert_eq!(inits.len(), 2);
+    assert_eq!(inits[0]["name"], "gcloud-setup");
+    assert_eq!(
+        env_of(&inits[0])["GCP_WORKLOAD_IDENTITY_PROVIDER"],
+        PROVIDER
+    );
+    // The user's init container (now second) got the variables, gcloud-setup kept its own.
+    let env = env_of(&inits[1]);
+    assert_eq!(env["CLOUDSDK_CONFIG"], "/var/run/secrets/gcloud/config");
+    assert_eq!(
+        env["GOOGLE_APPLICATION_CREDENTIALS"],
+        "/var/run/secrets/gcloud/config/federation.json"
+    );
+    let mounts = patched["spec"]["containers"][0]["volumeMounts"]
+        .as_array()
+        .expect("mounts");
+    assert!(mounts.iter().any(
+        |m| m["name"] == "gcloud-config" && m["mountPath"] == "/var/run/secrets/gcloud/config"
+    ));
+    let second = admit(&request(&patched), &cfg(), Some(&gcp_sa(&[])));
+    assert_eq!(second.response.patch, None, "second pass is a no-op");
+}
+
+#[test]
+fn gcp_pod_token_expiration_annotation_is_honoured() {
+    let mut pod = gcp_pod();
+    pod["metadata"]["annotations"] = json!({"cloud.google.com/token-expiration": "5400"});
+    let out = admit(&request(&pod), &cfg(), Some(&gcp_sa(&[])));
+    let patched = apply(&pod, &out.response);
+    let vol = patched["spec"]["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .find(|v| v["name"] == "gcp-iam-token")
+        .expect("token volume")
+        .clone();
+    assert_eq!(
+        vol["projected"]["sources"][0]["serviceAccountToken"]["expirationSeconds"],
+        5400
+    );
+}
+
+#[test]
+fn azure_pod_without_its_service_account_is_denied_not_half_injected() {
+    let pod = azure_pod();
+    for state in [
+        ServiceAccountState::NotFound,
+        ServiceAccountState::Failed("connection refused"),
+    ] {
+        let out = admit_with(&request(&pod), &cfg(), &Inputs::service_account(state));
+        assert_eq!(out.verdict, Verdict::Denied, "{state:?}");
+        assert!(!out.response.allowed);
+        assert_eq!(out.response.result.code, 400);
+        assert_eq!(out.response.patch, None, "nothing injected");
+        assert!(out.response.result.message.contains("ServiceAccount"));
+    }
+    let out = admit_with(
+        &request(&pod),
+        &cfg(),
+        &Inputs::service_account(ServiceAccountState::Failed("connection refused")),
+    );
+    assert!(out.response.result.message.contains("connection refused"));
+}
+
+#[rstest::rstest]
+#[case("True")]
+#[case("1")]
+#[case("t")]
+#[case("TRUE")]
+fn sts_regional_annotation_is_a_go_boolean(#[case] value: &str) {
+    let mut c = cfg();
+    c.aws.sts_regional_endpoints = false;
+    let pod = pod_with_unknown_fields();
+    let out = admit(
+        &request(&pod),
+        &c,
+        Some(&sa(&[
+            ("eks.amazonaws.com/role-arn", ROLE_ARN),
+            ("eks.amazonaws.com/sts-regional-endpoints", value),
+        ])),
+    );
+    let patched = apply(&pod, &out.response);
+    assert_eq!(
+        env_of(&patched["spec"]["containers"][0])["AWS_STS_REGIONAL_ENDPOINTS"],
+        "regional"
+    );
+    assert!(out.response.warnings.is_none());
+}
+
+#[test]
+fn empty_azure_expiration_annotation_falls_back_to_the_default() {
+    let mut pod = azure_pod();
+    pod["metadata"]["annotations"] =
+        json!({"azure.workload.identity/service-account-token-expiration": ""});
+    let out = admit(
+        &request(&pod),
+        &cfg(),
+        Some(&sa(&[("azure.workload.identity/client-id", "cid")])),
+    );
+    assert_eq!(out.verdict, Verdict::Patched);
+    let patched = apply(&pod, &out.response);
+    let vol = patched["spec"]["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .find(|v| {
+            v["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with(azure::VOLUME_PREFIX))
+        })
+        .expect("azure volume")
+        .clone();
+    assert_eq!(
+        vol["projected"]["sources"][0]["serviceAccountToken"]["expirationSeconds"],
+        3600
+    );
+}
+
+#[test]
+fn a_user_volume_at_the_token_path_is_reported() {
+    let mut pod = pod_with_unknown_fields();
+    pod["spec"]["containers"][0]["volumeMounts"] = json!([
+        {"name": "mine", "mountPath": "/var/run/secrets/eks.amazonaws.com/serviceaccount"}
+    ]);
+    let out = admit(
+        &request(&pod),
+        &cfg(),
+        Some(&sa(&[("eks.amazonaws.com/role-arn", ROLE_ARN)])),
+    );
+    assert!(out.response.allowed);
+    let warnings = out.response.warnings.clone().unwrap_or_default();
+    assert!(
+        warnings.iter().any(
+            |w| w.contains("/var/run/secrets/eks.amazonaws.com/serviceaccount")
+                && w.contains("main")
+        ),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn azure_uses_the_v1_6_volume_name_and_token_path() {
+    let pod = azure_pod();
+    let out = admit(
+        &request(&pod),
+        &cfg(),
+        Some(&sa(&[("azure.workload.identity/client-id", "cid")])),
+    );
+    let patched = apply(&pod, &out.response);
+    let name = patched["metadata"]["name"].as_str().expect("name");
+    let expected = azure::volume_name(name);
+    assert!(expected.starts_with("azure-workload-identity-reserved-"));
+    assert_eq!(expected.len(), 63);
+    let c = &patched["spec"]["containers"][0];
+    assert_eq!(
+        env_of(c)["AZURE_FEDERATED_TOKEN_FILE"],
+        "/var/run/secrets/azure/wi/token/azure-identity-token"
+    );
+    assert!(c["volumeMounts"]
+        .as_array()
+        .expect("mounts")
+        .iter()
+        .any(|m| m["name"] == expected.as_str() && m["mountPath"] == "/var/run/secrets/azure/wi"));
+}
+
+#[test]
+fn pods_mutated_with_the_old_azure_layout_are_left_alone() {
+    let mut pod = azure_pod();
+    pod["spec"]["volumes"] =
+        json!([{"name": "azure-identity-token", "projected": {"sources": []}}]);
+    pod["spec"]["containers"][0]["volumeMounts"] = json!([
+        {"name": "azure-identity-token", "mountPath": "/var/run/secrets/azure/tokens", "readOnly": true}
+    ]);
+    pod["spec"]["containers"][0]["env"] = json!([
+        {"name": "AZURE_CLIENT_ID", "value": "cid"},
+        {"name": "AZURE_FEDERATED_TOKEN_FILE", "value": "/var/run/secrets/azure/tokens/azure-identity-token"}
+    ]);
+    let out = admit(
+        &request(&pod),
+        &cfg(),
+        Some(&sa(&[("azure.workload.identity/client-id", "cid")])),
+    );
+    assert_eq!(out.response.patch, None);
+}
+
+#[test]
+fn azure_proxy_sidecar_is_injected_as_a_native_sidecar() {
+    let mut pod = azure_pod();
+    pod["metadata"]["annotations"] = json!({
+        "azure.workload.identity/inject-proxy-sidecar": "true",
+        "azure.workload.identity/proxy-sidecar-port": "9000"
+    });
+    let sa = sa(&[("azure.workload.identity/client-id", "cid")]);
+    let out = admit(&request(&pod), &cfg(), Some(&sa));
+    let patched = apply(&pod, &out.response);
+    let inits = patched["spec"]["initContainers"].as_array().expect("inits");
+    let names: Vec<_> = inits
+        .iter()
+        .map(|c| c["name"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(names, ["azwi-proxy", "init", "azwi-proxy-init"]);
+    assert_eq!(inits[0]["restartPolicy"], "Always");
+    assert_eq!(inits[0]["args"][0], "--proxy-port=9000");
+    assert_eq!(env_of(&inits[2])["PROXY_PORT"], "9000");
+    assert_eq!(env_of(&inits[0])["AZURE_CLIENT_ID"], "cid");
+    let second = admit(&request(&patched), &cfg(), Some(&sa));
+    assert_eq!(second.response.patch, None, "second pass is a no-op");
+
+    let mut c = cfg();
+    c.azure.native_sidecar = false;
+    let out = admit(&request(&pod), &c, Some(&sa));
+    let patched = apply(&pod, &out.response);
+    assert_eq!(patched["spec"]["containers"][0]["name"], "azwi-proxy");
+
+    pod["spec"]["hostNetwork"] = json!(true);
+    let out = admit(&request(&pod), &cfg(), Some(&sa));
+    assert_eq!(out.verdict, Verdict::Denied);
+}
+
+#[test]
+fn azure_custom_token_endpoint_variables() {
+    let mut c = cfg();
+    c.azure.custom_token_endpoint = Some(crate::config::CustomTokenEndpoint {
+        annotation: "azure.workload.identity/use-aks-proxy".into(),
+        audience: "custom-aud".into(),
+    });
+    c.azure.custom_env.token_proxy = "https://proxy.example".into();
+    c.azure.custom_env.ca_configmap_name = "ca-bundle".into();
+    let mut pod = azure_pod();
+    pod["metadata"]["annotations"] = json!({"azure.workload.identity/use-aks-proxy": "TRUE"});
+    let out = admit(
+        &request(&pod),
+        &c,
+        Some(&sa(&[("azure.workload.identity/client-id", "cid")])),
+    );
+    let patched = apply(&pod, &out.response);
+    let env = env_of(&patched["spec"]["containers"][0]);
+    assert_eq!(env["AZURE_KUBERNETES_TOKEN_PROXY"], "https://proxy.example");
+    assert_eq!(
+        env["AZURE_KUBERNETES_CA_FILE"],
+        "/var/run/secrets/azure/wi/ca-cert/ca.crt"
+    );
+    assert!(!env.contains_key("AZURE_KUBERNETES_SNI_NAME"));
+    let vol = patched["spec"]["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .find(|v| {
+            v["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with(azure::VOLUME_PREFIX))
+        })
+        .expect("volume")
+        .clone();
+    assert_eq!(
+        vol["projected"]["sources"][0]["serviceAccountToken"]["audience"],
+        "custom-aud"
+    );
+    assert_eq!(
+        vol["projected"]["sources"][1]["configMap"]["name"],
+        "ca-bundle"
+    );
+}
+
+#[test]
+fn eks_pod_identity_association_injects_container_credentials() {
+    let pod = pod_with_unknown_fields();
+    let inputs = Inputs {
+        service_account: ServiceAccountState::Found(&sa(&[])),
+        config_map_role: None,
+        pod_identity_association: true,
+    };
+    let out = admit_with(&request(&pod), &cfg(), &inputs);
+    let patched = apply(&pod, &out.response);
+    let env = env_of(&patched["spec"]["containers"][0]);
+    assert_eq!(
+        env["AWS_CONTAINER_CREDENTIALS_FULL_URI"],
+        "http://169.254.170.23/v1/credentials"
+    );
+    assert_eq!(
+        env["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"],
+        "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount/eks-pod-identity-token"
+    );
+    assert!(!env.contains_key("AWS_ROLE_ARN"));
+    assert_eq!(
+        patched["metadata"]["labels"]["eks.amazonaws.com/pod-identity"],
+        "enabled"
+    );
+    let vol = patched["spec"]["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .find(|v| v["name"] == "eks-pod-identity-token")
+        .expect("volume")
+        .clone();
+    assert_eq!(
+        vol["projected"]["sources"][0]["serviceAccountToken"]["audience"],
+        "pods.eks.amazonaws.com"
+    );
+}
+
+#[test]
+fn config_map_role_is_used_when_the_service_account_has_none() {
+    let pod = pod_with_unknown_fields();
+    let entry = crate::aws::RoleEntry {
+        role_arn: ROLE_ARN.into(),
+        audience: "cm-aud".into(),
+        use_regional_sts: false,
+        token_expiration: 7200,
+    };
+    let inputs = Inputs {
+        service_account: ServiceAccountState::Found(&sa(&[])),
+        config_map_role: Some(&entry),
+        pod_identity_association: false,
+    };
+    let out = admit_with(&request(&pod), &cfg(), &inputs);
+    let patched = apply(&pod, &out.response);
+    assert_eq!(
+        env_of(&patched["spec"]["containers"][0])["AWS_ROLE_ARN"],
+        ROLE_ARN
     );
 }
 
@@ -346,10 +699,13 @@ fn gcp_malformed_provider_denies_admission() {
     let out = admit(
         &request(&pod),
         &cfg(),
-        Some(&sa(&[(
-            "cloud.google.com/workload-identity-provider",
-            "my-provider",
-        )])),
+        Some(&sa(&[
+            ("cloud.google.com/workload-identity-provider", "my-provider"),
+            (
+                "cloud.google.com/service-account-email",
+                "app@proj.iam.gserviceaccount.com",
+            ),
+        ])),
     );
     assert_eq!(out.verdict, Verdict::Denied);
     assert!(out
@@ -364,6 +720,7 @@ fn unannotated_service_account_and_missing_service_account_allow_unchanged() {
     let pod = pod_with_unknown_fields();
     for sa in [Some(sa(&[])), None] {
         let out = admit(&request(&pod), &cfg(), sa.as_ref());
+        assert!(out.response.allowed);
         assert_eq!(out.verdict, Verdict::Allowed);
         assert_eq!(out.response.patch, None);
     }

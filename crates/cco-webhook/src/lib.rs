@@ -27,6 +27,7 @@ pub mod aws;
 pub mod azure;
 pub mod config;
 pub mod csr;
+pub mod dynamic;
 pub mod flags;
 pub mod gcp;
 pub mod handler;
@@ -111,12 +112,47 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         warn!("{notice}");
     }
     let server_cfg = settings.server;
+    let mut webhook_cfg = settings.webhook;
     let metrics = Arc::new(metrics::Metrics::new());
     let client = kube_client(
         server_cfg.kubeconfig.as_deref(),
         server_cfg.kube_api.as_deref(),
     )
     .await?;
+
+    // azure-workload-identity injects the proxy as a native sidecar from Kubernetes 1.32 on.
+    if webhook_cfg.clouds.contains(&patch::Cloud::Azure) {
+        match client.apiserver_version().await {
+            Ok(v) => {
+                let minor: u32 = v
+                    .minor
+                    .trim_end_matches(|c: char| !c.is_ascii_digit())
+                    .parse()
+                    .unwrap_or(0);
+                let major: u32 = v.major.parse().unwrap_or(0);
+                webhook_cfg.azure.native_sidecar = major > 1 || (major == 1 && minor >= 32);
+            }
+            Err(e) => {
+                warn!(error = %e, "reading the API server version failed; assuming native sidecars")
+            }
+        }
+    }
+    let dynamic = Arc::new(dynamic::Dynamic::default());
+    if let Some(path) = &settings.container_credentials_config {
+        if let Err(e) = dynamic.load_associations(path) {
+            anyhow::bail!("--watch-container-credentials-config: {e}");
+        }
+        info!(file = %path.display(), "watching the container credentials config");
+        tokio::spawn(dynamic::watch_associations(dynamic.clone(), path.clone()));
+    }
+    if let Some(namespace) = &settings.config_map_namespace {
+        info!(%namespace, "watching ConfigMap pod-identity-webhook");
+        tokio::spawn(dynamic::watch_config_map(
+            dynamic.clone(),
+            client.clone(),
+            namespace.clone(),
+        ));
+    }
 
     let (resolver, ready): (
         Arc<dyn rustls::server::ResolvesServerCert>,
@@ -150,10 +186,16 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         sa_cache::KubeServiceAccounts::new(client, server_cfg.grace_period);
     tokio::spawn(watch);
 
+    let debug_cache: Option<server::DebugDump> = server_cfg.debugging_handlers.then(|| {
+        let sa = service_accounts.clone();
+        Arc::new(move || sa.dump_json()) as server::DebugDump
+    });
     let app = Arc::new(server::App {
-        config: settings.webhook,
+        config: webhook_cfg,
         service_accounts,
         metrics: metrics.clone(),
+        dynamic,
+        debugging_handlers: server_cfg.debugging_handlers,
     });
     let bind = |addr: std::net::SocketAddr, what: &'static str| async move {
         TcpListener::bind(addr)
@@ -179,6 +221,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 metrics: Some(metrics.clone()),
                 health: true,
                 ready: ready.clone(),
+                debug_cache: debug_cache.clone(),
             },
         ));
     }
@@ -191,6 +234,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                     metrics: None,
                     health: true,
                     ready: ready.clone(),
+                    debug_cache: None,
                 },
             )),
         }

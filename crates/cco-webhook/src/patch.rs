@@ -18,7 +18,7 @@ use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, PatchOperation, ReplaceOperation};
 use serde_json::{json, Map, Value};
 
-use crate::pod::{ContainerView, PodView};
+use crate::pod::{ContainerList, ContainerView, PodView};
 
 /// The clouds the webhook serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -82,6 +82,45 @@ pub struct Injection {
     pub skip_containers: BTreeSet<String>,
     /// Pod annotations owned by the webhook.
     pub annotations: BTreeMap<String, String>,
+    /// Pod labels owned by the webhook.
+    pub labels: BTreeMap<String, String>,
+    /// More volumes (e.g. GCP's gcloud configuration), added when missing.
+    pub extra_volumes: Vec<Value>,
+    /// More mounts `(volume, path, read_only)` in every non-skipped container.
+    pub extra_mounts: Vec<(String, String, bool)>,
+    /// Containers the cloud adds (skipped when one of that name exists in the list).
+    pub init_containers: Vec<NewContainer>,
+}
+
+/// Where a new container goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Position {
+    /// Before the existing ones.
+    First,
+    /// After the existing ones.
+    Last,
+}
+
+/// A container a cloud adds to the pod.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewContainer {
+    /// `spec.initContainers` or `spec.containers`.
+    pub list: ContainerList,
+    /// Before or after the existing containers.
+    pub position: Position,
+    /// The container object; `name` identifies it.
+    pub container: Value,
+    /// Whether the injections' variables and mounts are added to it too.
+    pub mutate: bool,
+}
+
+impl NewContainer {
+    fn name(&self) -> &str {
+        self.container
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
 }
 
 impl Injection {
@@ -101,6 +140,8 @@ pub struct PlannedPatch {
     pub ops: Vec<PatchOperation>,
     /// Clouds that added at least one thing.
     pub changed: BTreeSet<Cloud>,
+    /// Problems worth an admission warning (the pod is still admitted).
+    pub warnings: Vec<String>,
 }
 
 fn ptr(tokens: &[&str]) -> PointerBuf {
@@ -132,8 +173,9 @@ fn append_ops(ops: &mut Vec<PatchOperation>, base: &[&str], exists: bool, items:
 pub fn plan_patch(pod: &PodView<'_>, injections: &[Injection]) -> PlannedPatch {
     let mut out = PlannedPatch::default();
 
-    // Annotations first: the downward API items of a volume may reference them.
-    plan_annotations(pod, injections, &mut out);
+    // Labels and annotations first: the downward API items of a volume may reference them.
+    plan_meta_map(pod, injections, "labels", |i| &i.labels, &mut out);
+    plan_meta_map(pod, injections, "annotations", |i| &i.annotations, &mut out);
 
     // Volumes.
     let mut volume_names: BTreeSet<String> =
@@ -144,6 +186,13 @@ pub fn plan_patch(pod: &PodView<'_>, injections: &[Injection]) -> PlannedPatch {
             new_volumes.push(inj.volume.clone());
             out.changed.insert(inj.cloud);
         }
+        for extra in &inj.extra_volumes {
+            let name = extra.get("name").and_then(Value::as_str).unwrap_or("");
+            if volume_names.insert(name.to_string()) {
+                new_volumes.push(extra.clone());
+                out.changed.insert(inj.cloud);
+            }
+        }
     }
     append_ops(
         &mut out.ops,
@@ -152,22 +201,167 @@ pub fn plan_patch(pod: &PodView<'_>, injections: &[Injection]) -> PlannedPatch {
         new_volumes,
     );
 
-    // Containers: init containers first, then regular ones.
-    for c in pod.containers() {
-        plan_container(&c, injections, &mut out);
+    // Existing containers (init first), addressed by their current indices...
+    // Containers a cloud adds untouched (gcloud-setup) stay untouched on every pass.
+    let untouched: BTreeSet<&str> = injections
+        .iter()
+        .flat_map(|i| &i.init_containers)
+        .filter(|n| !n.mutate)
+        .map(NewContainer::name)
+        .collect();
+    let existing = pod.containers();
+    for c in existing.iter().filter(|c| !untouched.contains(c.name())) {
+        plan_container(c, injections, &mut out);
+    }
+    // ...then new containers, which shift those indices.
+    for list in [ContainerList::Init, ContainerList::Regular] {
+        plan_new_containers(pod, &existing, list, injections, &mut out);
     }
     out
 }
 
-fn plan_annotations(pod: &PodView<'_>, injections: &[Injection], out: &mut PlannedPatch) {
+fn plan_new_containers(
+    pod: &PodView<'_>,
+    existing: &[ContainerView<'_>],
+    list: ContainerList,
+    injections: &[Injection],
+    out: &mut PlannedPatch,
+) {
+    let present: BTreeSet<&str> = existing
+        .iter()
+        .filter(|c| c.list == list)
+        .map(|c| c.name())
+        .collect();
+    let mut first = Vec::new();
+    let mut last = Vec::new();
+    for inj in injections {
+        for nc in inj.init_containers.iter().filter(|n| n.list == list) {
+            if present.contains(nc.name()) || first.iter().chain(&last).any(|(n, _)| n == nc.name())
+            {
+                continue;
+            }
+            let mut container = nc.container.clone();
+            if nc.mutate {
+                mutate_new_container(&mut container, injections);
+            }
+            out.changed.insert(inj.cloud);
+            let slot = match nc.position {
+                Position::First => &mut first,
+                Position::Last => &mut last,
+            };
+            slot.push((nc.name().to_string(), container));
+        }
+    }
+    if first.is_empty() && last.is_empty() {
+        return;
+    }
+    let field = list.field();
+    if !pod.has_container_list(list) {
+        let all: Vec<Value> = first.into_iter().chain(last).map(|(_, c)| c).collect();
+        out.ops.push(add(ptr(&["spec", field]), Value::Array(all)));
+        return;
+    }
+    // Insert the "first" ones at 0 in reverse so they keep their order.
+    for (_, c) in first.into_iter().rev() {
+        out.ops.push(add(ptr(&["spec", field, "0"]), c));
+    }
+    for (_, c) in last {
+        out.ops.push(add(ptr(&["spec", field, "-"]), c));
+    }
+}
+
+/// Give a container the webhook creates the variables and mounts of every injection.
+fn mutate_new_container(container: &mut Value, injections: &[Injection]) {
+    let name = container
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let mut env: Vec<Value> = container
+        .get("env")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut mounts: Vec<Value> = container
+        .get("volumeMounts")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for inj in injections {
+        if inj.skip_containers.contains(&name) {
+            continue;
+        }
+        for group in &inj.env {
+            let defined = |n: &String| {
+                env.iter()
+                    .any(|e| e.get("name").and_then(Value::as_str) == Some(n))
+            };
+            if group.unless_defined.iter().any(defined) {
+                continue;
+            }
+            for (k, v) in &group.vars {
+                env.push(env_var(k, v));
+            }
+        }
+        let vol = inj.volume_name();
+        let taken = mounts.iter().any(|m| {
+            m.get("name").and_then(Value::as_str) == Some(vol)
+                || m.get("mountPath").and_then(Value::as_str) == Some(inj.mount_path.as_str())
+        });
+        if !taken {
+            mounts.push(json!({"name": vol, "mountPath": inj.mount_path, "readOnly": true}));
+        }
+        for (vol, path, ro) in &inj.extra_mounts {
+            if !mounts
+                .iter()
+                .any(|m| m.get("name").and_then(Value::as_str) == Some(vol))
+            {
+                mounts.push(mount(vol, path, *ro));
+            }
+        }
+    }
+    if let Some(map) = container.as_object_mut() {
+        if !env.is_empty() {
+            map.insert("env".into(), Value::Array(env));
+        }
+        if !mounts.is_empty() {
+            map.insert("volumeMounts".into(), Value::Array(mounts));
+        }
+    }
+}
+
+/// An `EnvVar`; an empty value is left out, as Go's `omitempty` writes it.
+fn env_var(name: &str, value: &str) -> Value {
+    if value.is_empty() {
+        json!({ "name": name })
+    } else {
+        json!({"name": name, "value": value})
+    }
+}
+
+fn mount(volume: &str, path: &str, read_only: bool) -> Value {
+    if read_only {
+        json!({"name": volume, "mountPath": path, "readOnly": true})
+    } else {
+        json!({"name": volume, "mountPath": path})
+    }
+}
+
+fn plan_meta_map(
+    pod: &PodView<'_>,
+    injections: &[Injection],
+    field: &str,
+    pick: impl Fn(&Injection) -> &BTreeMap<String, String>,
+    out: &mut PlannedPatch,
+) {
     let mut missing = Map::new();
     for inj in injections {
-        for (key, value) in &inj.annotations {
-            match pod.annotation(key) {
+        for (key, value) in pick(inj) {
+            match pod.meta_value(field, key) {
                 Some(current) if current == value => {}
                 Some(_) => {
                     out.ops.push(PatchOperation::Replace(ReplaceOperation {
-                        path: ptr(&["metadata", "annotations", key]),
+                        path: ptr(&["metadata", field, key]),
                         value: json!(value),
                     }));
                     out.changed.insert(inj.cloud);
@@ -184,16 +378,13 @@ fn plan_annotations(pod: &PodView<'_>, injections: &[Injection], out: &mut Plann
     if missing.is_empty() {
         return;
     }
-    if pod.has_annotations() {
+    if pod.has_meta_map(field) {
         for (key, value) in missing {
-            out.ops
-                .push(add(ptr(&["metadata", "annotations", &key]), value));
+            out.ops.push(add(ptr(&["metadata", field, &key]), value));
         }
     } else {
-        out.ops.push(add(
-            ptr(&["metadata", "annotations"]),
-            Value::Object(missing),
-        ));
+        out.ops
+            .push(add(ptr(&["metadata", field]), Value::Object(missing)));
     }
 }
 
@@ -216,18 +407,39 @@ fn plan_container(c: &ContainerView<'_>, injections: &[Injection], out: &mut Pla
             }
             for (name, value) in &group.vars {
                 if env_names.insert(name.clone()) {
-                    new_env.push(json!({"name": name, "value": value}));
+                    new_env.push(env_var(name, value));
                     out.changed.insert(inj.cloud);
                 }
             }
         }
         let vol = inj.volume_name();
-        // A second mount at the same path would make the pod invalid: leave the user's one.
-        if !mount_names.contains(vol) && !mount_paths.contains(&inj.mount_path) {
-            mount_names.insert(vol.to_string());
-            mount_paths.insert(inj.mount_path.clone());
-            new_mounts.push(json!({"name": vol, "mountPath": inj.mount_path, "readOnly": true}));
-            out.changed.insert(inj.cloud);
+        if !mount_names.contains(vol) {
+            if mount_paths.contains(&inj.mount_path) {
+                // A second mount at the same path would make the pod invalid: leave the
+                // user's one, and say that this container's identity will not work.
+                out.warnings.push(format!(
+                    "container {:?} already mounts a volume at {}; the {} token is not mounted \
+                     there, so the container's {} identity will not work",
+                    c.name(),
+                    inj.mount_path,
+                    inj.cloud,
+                    inj.cloud
+                ));
+            } else {
+                mount_names.insert(vol.to_string());
+                mount_paths.insert(inj.mount_path.clone());
+                new_mounts
+                    .push(json!({"name": vol, "mountPath": inj.mount_path, "readOnly": true}));
+                out.changed.insert(inj.cloud);
+            }
+        }
+        for (vol, path, ro) in &inj.extra_mounts {
+            if !mount_names.contains(vol) && !mount_paths.contains(path) {
+                mount_names.insert(vol.clone());
+                mount_paths.insert(path.clone());
+                new_mounts.push(mount(vol, path, *ro));
+                out.changed.insert(inj.cloud);
+            }
         }
     }
 
@@ -263,6 +475,10 @@ mod tests {
             ],
             skip_containers: BTreeSet::from(["sidecar".to_string()]),
             annotations: BTreeMap::from([("k/a".to_string(), "v".to_string())]),
+            labels: BTreeMap::new(),
+            extra_volumes: vec![],
+            extra_mounts: vec![],
+            init_containers: vec![],
         }
     }
 

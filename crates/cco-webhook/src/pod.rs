@@ -50,6 +50,49 @@ impl<'a> PodView<'a> {
         self.raw.get("metadata")?.get(map)?.get(key)?.as_str()
     }
 
+    /// Value of `metadata.<map>.<key>` (`labels`, `annotations`).
+    pub fn meta_value(&self, map: &str, key: &str) -> Option<&'a str> {
+        self.meta_str(map, key)
+    }
+
+    /// Whether `metadata.<map>` exists as an object.
+    pub fn has_meta_map(&self, map: &str) -> bool {
+        self.raw
+            .get("metadata")
+            .and_then(|m| m.get(map))
+            .is_some_and(Value::is_object)
+    }
+
+    /// Whether `spec.<list>` exists as an array.
+    pub fn has_container_list(&self, list: ContainerList) -> bool {
+        self.spec()
+            .and_then(|s| s.get(list.field()))
+            .is_some_and(Value::is_array)
+    }
+
+    /// `spec.hostNetwork`.
+    pub fn host_network(&self) -> bool {
+        self.spec()
+            .and_then(|s| s.get("hostNetwork"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
+    /// `metadata.name`, or `metadata.generateName` + `" (prefix)"` as azure-workload-identity
+    /// names a pod that has no name yet.
+    pub fn azure_name(&self) -> String {
+        let meta = self.raw.get("metadata");
+        match meta.and_then(|m| m.get("name")).and_then(Value::as_str) {
+            Some(n) if !n.is_empty() => n.to_string(),
+            _ => format!(
+                "{} (prefix)",
+                meta.and_then(|m| m.get("generateName"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+            ),
+        }
+    }
+
     /// Value of a pod label.
     pub fn label(&self, key: &str) -> Option<&'a str> {
         self.meta_str("labels", key)
@@ -96,6 +139,14 @@ impl<'a> PodView<'a> {
                     .filter(|s| !s.is_empty())
             })
             .unwrap_or("default")
+    }
+
+    /// `spec.serviceAccountName` when set and non-empty (no defaulting).
+    pub fn explicit_service_account_name(&self) -> Option<&'a str> {
+        self.spec()
+            .and_then(|s| s.get("serviceAccountName"))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
     }
 
     /// Whether the pod is pinned to Windows nodes by its node selector.

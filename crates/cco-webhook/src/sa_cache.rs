@@ -163,6 +163,26 @@ impl KubeServiceAccounts {
         let _ = self.store.wait_until_ready().await;
     }
 
+    /// The cache as JSON: `{"<namespace>/<name>": {annotations}}` (debugging handler).
+    pub fn dump_json(&self) -> String {
+        let map: BTreeMap<String, BTreeMap<String, String>> = self
+            .store
+            .state()
+            .iter()
+            .map(|m| {
+                (
+                    format!(
+                        "{}/{}",
+                        m.metadata.namespace.clone().unwrap_or_default(),
+                        m.metadata.name.clone().unwrap_or_default()
+                    ),
+                    m.metadata.annotations.clone().unwrap_or_default(),
+                )
+            })
+            .collect();
+        serde_json::to_string(&map).unwrap_or_else(|_| "{}".into())
+    }
+
     /// Number of cached ServiceAccounts.
     pub fn cached(&self) -> usize {
         self.store.len()

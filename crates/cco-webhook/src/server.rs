@@ -29,9 +29,13 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use crate::config::WebhookConfig;
-use crate::handler::{admit, pod_service_account, Outcome, Verdict};
+use crate::dynamic::Dynamic;
+use crate::handler::{
+    admit, admit_with, pod_service_account, Inputs, Outcome, ServiceAccountState, Verdict,
+};
 use crate::metrics::Metrics;
 use crate::patch::Cloud;
+use crate::sa_cache::Lookup;
 use crate::sa_cache::ServiceAccountSource;
 
 /// Largest AdmissionReview body accepted (the API server caps objects at 3 MiB).
@@ -50,9 +54,24 @@ pub struct App<S> {
     pub service_accounts: S,
     /// Metrics sink.
     pub metrics: Arc<Metrics>,
+    /// ConfigMap roles and Pod Identity associations.
+    pub dynamic: Arc<Dynamic>,
+    /// Serve `/debug/alpha/deny` and `/debug/alpha/500`.
+    pub debugging_handlers: bool,
 }
 
 impl<S: ServiceAccountSource> App<S> {
+    /// An app with no dynamic inputs and no debugging handlers.
+    pub fn new(config: WebhookConfig, service_accounts: S, metrics: Arc<Metrics>) -> Self {
+        Self {
+            config,
+            service_accounts,
+            metrics,
+            dynamic: Arc::new(Dynamic::default()),
+            debugging_handlers: false,
+        }
+    }
+
     /// Answer one AdmissionReview body with a serialized AdmissionReview.
     pub async fn review(&self, body: &[u8]) -> Vec<u8> {
         let started = Instant::now();
@@ -89,9 +108,42 @@ impl<S: ServiceAccountSource> App<S> {
         let Some((namespace, sa_name)) = pod_service_account(req) else {
             return admit(req, &self.config, None);
         };
+        let started = Instant::now();
         let lookup = self.service_accounts.lookup(&namespace, &sa_name).await;
         self.metrics.lookup(lookup.source());
-        let outcome = admit(req, &self.config, lookup.metadata());
+        let state = match &lookup {
+            Lookup::Cached(m) | Lookup::Fetched(m) => ServiceAccountState::Found(m),
+            Lookup::NotFound => ServiceAccountState::NotFound,
+            Lookup::Failed(e) => ServiceAccountState::Failed(e),
+        };
+        let role = self.dynamic.role(&namespace, &sa_name);
+        let associated = self.dynamic.associated(&namespace, &sa_name);
+        let inputs = Inputs {
+            service_account: state,
+            config_map_role: role.as_ref(),
+            pod_identity_association: associated,
+        };
+        let outcome = admit_with(req, &self.config, &inputs);
+        let compat = &self.metrics.compat;
+        if lookup.metadata().is_none() {
+            compat.missing_service_account();
+        }
+        if outcome.mutated.contains(&Cloud::Aws) {
+            compat.pod(if associated {
+                "container_credentials"
+            } else {
+                "sts_web_identity"
+            });
+        }
+        let azure_pod = req
+            .object
+            .as_ref()
+            .and_then(|o| o.metadata.labels.as_ref())
+            .and_then(|l| l.get(crate::azure::USE_LABEL))
+            .is_some_and(|v| v == "true");
+        if azure_pod && self.config.clouds.contains(&Cloud::Azure) {
+            compat.azure_request(&namespace, started.elapsed().as_secs_f64());
+        }
         let pod = req
             .object
             .as_ref()
@@ -141,7 +193,54 @@ async fn route<S: ServiceAccountSource>(
     req: Request<Incoming>,
     app: Arc<App<S>>,
 ) -> Result<Response<Body>, Infallible> {
+    let started = Instant::now();
+    let verb = req.method().as_str().to_string();
+    let path = req.uri().path().to_string();
+    let response = route_inner(req, &app).await?;
+    app.metrics.compat.http(
+        &verb,
+        &path,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64() * 1e6,
+    );
+    Ok(response)
+}
+
+async fn route_inner<S: ServiceAccountSource>(
+    req: Request<Incoming>,
+    app: &Arc<App<S>>,
+) -> Result<Response<Body>, Infallible> {
     match (req.method(), req.uri().path()) {
+        (&Method::POST, "/debug/alpha/deny") if app.debugging_handlers => {
+            let body = Limited::new(req.into_body(), MAX_BODY_BYTES)
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let uid = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| {
+                    v.pointer("/request/uid")
+                        .and_then(|u| u.as_str())
+                        .map(String::from)
+                })
+                .unwrap_or_default();
+            let review = serde_json::json!({
+                "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                "response": {"uid": uid, "allowed": false,
+                             "status": {"message": "denied by the debugging handler"}}
+            });
+            let mut r = Response::new(Full::new(Bytes::from(review.to_string())));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/json"),
+            );
+            Ok(r)
+        }
+        (_, "/debug/alpha/500") if app.debugging_handlers => Ok(text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal server error (debugging handler)",
+        )),
         (&Method::GET, "/healthz" | "/readyz") => Ok(text(StatusCode::OK, "ok")),
         (&Method::POST, "/mutate" | "/mutate-v1-pod") => {
             let json = req
@@ -182,9 +281,14 @@ async fn route<S: ServiceAccountSource>(
 /// Whether the webhook can serve admissions (a certificate is available).
 pub type Readiness = Arc<dyn Fn() -> bool + Send + Sync>;
 
+/// Renders the ServiceAccount cache as JSON (`/debug/alpha/cache`).
+pub type DebugDump = Arc<dyn Fn() -> String + Send + Sync>;
+
 /// What a plain-HTTP listener serves.
 #[derive(Clone)]
 pub struct PlainRoutes {
+    /// `/debug/alpha/cache` when set (`--enable-debugging-handlers`, metrics port).
+    pub debug_cache: Option<DebugDump>,
     /// `/metrics` when set.
     pub metrics: Option<Arc<Metrics>>,
     /// `/healthz` and `/readyz`.
@@ -206,14 +310,22 @@ async fn plain_route(
     req: Request<Incoming>,
     routes: PlainRoutes,
 ) -> Result<Response<Body>, Infallible> {
+    if let (&Method::GET, "/debug/alpha/cache", Some(dump)) =
+        (req.method(), req.uri().path(), &routes.debug_cache)
+    {
+        let mut r = Response::new(Full::new(Bytes::from(dump())));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/json"),
+        );
+        return Ok(r);
+    }
     match (req.method(), req.uri().path(), &routes.metrics) {
         (&Method::GET, "/metrics", Some(metrics)) => {
             let mut r = Response::new(Full::new(Bytes::from(metrics.render())));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
-                header::HeaderValue::from_static(
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                ),
+                header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
             );
             Ok(r)
         }
@@ -292,6 +404,7 @@ pub async fn serve_metrics(
         metrics: Some(metrics),
         health: true,
         ready: Arc::new(|| true),
+        debug_cache: None,
     };
     serve_plain(listener, routes, shutdown).await;
 }

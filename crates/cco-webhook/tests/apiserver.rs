@@ -254,13 +254,13 @@ async fn webhook_mutates_pods_through_the_real_api_server() -> Result<()> {
     assert_eq!(env(c, "AZURE_TENANT_ID"), ["tenant-from-flag"]);
     assert_eq!(
         env(c, "AZURE_FEDERATED_TOKEN_FILE"),
-        ["/var/run/secrets/azure/tokens/azure-identity-token"]
+        ["/var/run/secrets/azure/wi/token/azure-identity-token"]
     );
     assert_eq!(
         env(c, "AZURE_AUTHORITY_HOST"),
         ["https://login.microsoftonline.com/"]
     );
-    let vols = volume(&stored, "azure-identity-token");
+    let vols = volume(&stored, &cco_webhook::azure::volume_name("azure"));
     assert_eq!(vols.len(), 1);
     let src = &vols[0]
         .projected
@@ -300,14 +300,32 @@ async fn webhook_mutates_pods_through_the_real_api_server() -> Result<()> {
         "unexpected error: {err}"
     );
 
-    // --- GCP.
+    // --- Azure pod whose ServiceAccount does not exist: denied, nothing half-injected.
+    let err = create_pod(
+        &client,
+        "team",
+        &pod(
+            "azure-no-sa",
+            "missing-sa",
+            json!({"azure.workload.identity/use": "true"}),
+            json!({}),
+        ),
+        false,
+    )
+    .await
+    .expect_err("denied");
+    assert!(err.to_string().contains("not found"), "{err}");
+
+    // --- GCP, direct mode.
     create_sa(
         &client,
         "team",
         "gcp-app",
         json!({
             "cloud.google.com/workload-identity-provider": PROVIDER,
-            "cloud.google.com/service-account-email": "app@proj.iam.gserviceaccount.com"
+            "cloud.google.com/service-account-email": "app@proj.iam.gserviceaccount.com",
+            "cloud.google.com/injection-mode": "direct",
+            "cloud.google.com/audience": "openshift"
         }),
     )
     .await?;
@@ -322,25 +340,31 @@ async fn webhook_mutates_pods_through_the_real_api_server() -> Result<()> {
     assert!(spec.init_containers.is_none(), "no init container");
     assert_eq!(
         env(&spec.containers[0], "GOOGLE_APPLICATION_CREDENTIALS"),
-        ["/var/run/secrets/sts.googleapis.com/serviceaccount/credential-configuration.json"]
+        ["/var/run/secrets/workload-identity/federation.json"]
     );
     let annotations = stored.metadata.annotations.clone().unwrap_or_default();
-    let cfg: Value = serde_json::from_str(&annotations[gcp::CONFIG_ANNOTATION])?;
+    let cfg: Value =
+        serde_json::from_str(&annotations["cloud.google.com/external-credentials-json"])?;
     assert_eq!(cfg["type"], "external_account");
     assert_eq!(cfg["audience"], format!("//iam.googleapis.com/{PROVIDER}"));
     assert_eq!(
         cfg["service_account_impersonation_url"],
         "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/app@proj.iam.gserviceaccount.com:generateAccessToken"
     );
-    let vols = volume(&stored, gcp::VOLUME_NAME);
-    let sources = vols[0]
+    let vols = volume(&stored, gcp::TOKEN_VOLUME);
+    let token = vols[0]
         .projected
         .as_ref()
         .expect("projected")
         .sources
         .clone()
-        .expect("s");
-    let item = &sources[1]
+        .expect("s")[0]
+        .service_account_token
+        .clone()
+        .expect("token");
+    assert_eq!(token.audience.as_deref(), Some("openshift"));
+    let vols = volume(&stored, gcp::DIRECT_VOLUME);
+    let item = &vols[0]
         .downward_api
         .as_ref()
         .expect("downward")
@@ -349,12 +373,42 @@ async fn webhook_mutates_pods_through_the_real_api_server() -> Result<()> {
         .expect("i")[0];
     assert_eq!(item.path, gcp::CONFIG_FILE);
 
+    // --- GCP, gcloud mode (the default): the setup init container passes validation.
+    create_sa(
+        &client,
+        "team",
+        "gcp-gcloud",
+        json!({
+            "cloud.google.com/workload-identity-provider": PROVIDER,
+            "cloud.google.com/service-account-email": "app@proj.iam.gserviceaccount.com",
+            "cloud.google.com/gcloud-run-as-user": "1000"
+        }),
+    )
+    .await?;
+    let stored = create_pod(
+        &client,
+        "team",
+        &pod("gcp-gcloud", "gcp-gcloud", json!({}), json!({})),
+        false,
+    )
+    .await?;
+    let spec = stored.spec.as_ref().expect("spec");
+    let inits = spec.init_containers.as_ref().expect("init containers");
+    assert_eq!(inits[0].name, gcp::GCLOUD_SETUP);
+    assert_eq!(
+        env(&spec.containers[0], "CLOUDSDK_CONFIG"),
+        ["/var/run/secrets/gcloud/config"]
+    );
+
     // --- GCP with a malformed provider is refused.
     create_sa(
         &client,
         "team",
         "gcp-bad",
-        json!({"cloud.google.com/workload-identity-provider": "my-pool/my-provider"}),
+        json!({
+            "cloud.google.com/workload-identity-provider": "my-pool/my-provider",
+            "cloud.google.com/service-account-email": "app@proj.iam.gserviceaccount.com"
+        }),
     )
     .await?;
     let err = create_pod(

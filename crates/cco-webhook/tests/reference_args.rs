@@ -62,9 +62,18 @@ fn port_lock() -> PortLock {
                 return PortLock(dir);
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if dir.is_file() {
+                    let _ = std::fs::remove_file(&dir);
+                    continue;
+                }
                 let owner = std::fs::read_to_string(dir.join("pid")).unwrap_or_default();
                 let alive = !owner.is_empty() && Path::new("/proc").join(owner.trim()).exists();
-                if !alive && !owner.is_empty() {
+                let young = std::fs::metadata(&dir)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age < Duration::from_secs(10));
+                if !alive && (!owner.is_empty() || !young) {
                     let _ = std::fs::remove_dir_all(&dir);
                     continue;
                 }
@@ -470,5 +479,141 @@ async fn in_cluster_mode_gets_its_certificate_through_a_csr() -> Result<()> {
         .list(&Default::default())
         .await?;
     assert_eq!(csrs.items.len(), 1, "no new CSR after a restart");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_map_roles_pod_identity_associations_and_debug_handlers() -> Result<()> {
+    let kube = KubeEnv::start(KubeEnvOptions::default()).await?;
+    let client = kube.client().await?;
+    let pki = Pki::new();
+    let work = tempfile::tempdir()?;
+    pki.write_leaf_to(&work.path().join("certs"));
+    for ns in ["eks", "team"] {
+        create_ns(&client, ns).await?;
+    }
+    let role = "arn:aws:iam::111122223333:role/from-config-map";
+    let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "pod-identity-webhook"},
+        "data": {"config": json!({"team/cm-sa": {"RoleARN": role, "UseRegionalSTS": true}}).to_string()}
+    }))?;
+    Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), "eks")
+        .create(&PostParams::default(), &cm)
+        .await?;
+    let associations = work.path().join("associations.json");
+    std::fs::write(
+        &associations,
+        r#"{"identities":[{"namespace":"team","serviceAccount":"pi-sa"}]}"#,
+    )?;
+    create_sa(&client, "team", "cm-sa", json!({})).await?;
+    create_sa(&client, "team", "pi-sa", json!({})).await?;
+
+    let (port, metrics_port) = (free_port(), free_port());
+    let cert_dir = work.path().join("certs");
+    let command: Vec<String> = vec![
+        "/webhook".into(),
+        "--in-cluster=false".into(),
+        format!("--tls-cert={}", cert_dir.join("tls.crt").display()),
+        format!("--tls-key={}", cert_dir.join("tls.key").display()),
+        format!("--port={port}"),
+        format!("--metrics-port={metrics_port}"),
+        "--namespace=eks".into(),
+        "--watch-config-map".into(),
+        format!(
+            "--watch-container-credentials-config={}",
+            associations.display()
+        ),
+        "--enable-debugging-handlers".into(),
+    ];
+    let env = vec![(
+        "KUBECONFIG".to_string(),
+        kube.kubeconfig_path().display().to_string(),
+    )];
+    let mut proc = spawn(&command, &env, work.path())?;
+    wait_port(port, &mut proc, work.path()).await?;
+    let mwc: MutatingWebhookConfiguration = serde_json::from_value(json!({
+        "metadata": {"name": "dynamic"},
+        "webhooks": [{
+            "name": "dynamic.pod-identity.test",
+            "clientConfig": {
+                "url": format!("https://127.0.0.1:{port}/mutate"),
+                "caBundle": base64::engine::general_purpose::STANDARD.encode(&pki.ca_pem),
+            },
+            "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                       "resources": ["pods"]}],
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "team"}},
+            "failurePolicy": "Fail", "sideEffects": "None",
+            "admissionReviewVersions": ["v1beta1"], "timeoutSeconds": 10
+        }]
+    }))?;
+    Api::<MutatingWebhookConfiguration>::all(client.clone())
+        .create(&PostParams::default(), &mwc)
+        .await?;
+
+    let pod_for = |sa: &str| -> Result<Pod> {
+        Ok(serde_json::from_value(json!({
+            "metadata": {"generateName": "p-"},
+            "spec": {"serviceAccountName": sa, "containers": [{"name": "app", "image": "x"}]}
+        }))?)
+    };
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let pods = Api::<Pod>::namespaced(client.clone(), "team");
+    let mut cm_pod = None;
+    for _ in 0..150 {
+        if let Ok(p) = pods.create(&dry, &pod_for("cm-sa")?).await {
+            let v = serde_json::to_value(&p)?;
+            if env_value(&v, "AWS_ROLE_ARN").is_some() {
+                cm_pod = Some(v);
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let cm_pod = cm_pod.context("ConfigMap role never applied")?;
+    assert_eq!(env_value(&cm_pod, "AWS_ROLE_ARN").as_deref(), Some(role));
+    assert_eq!(
+        env_value(&cm_pod, "AWS_STS_REGIONAL_ENDPOINTS").as_deref(),
+        Some("regional")
+    );
+
+    let pi_pod = serde_json::to_value(pods.create(&dry, &pod_for("pi-sa")?).await?)?;
+    assert_eq!(
+        env_value(&pi_pod, "AWS_CONTAINER_CREDENTIALS_FULL_URI").as_deref(),
+        Some("http://169.254.170.23/v1/credentials")
+    );
+    assert_eq!(
+        pi_pod["metadata"]["labels"]["eks.amazonaws.com/pod-identity"],
+        "enabled"
+    );
+
+    // The association file is followed: emptied, the ServiceAccount loses Pod Identity.
+    std::fs::write(&associations, "")?;
+    let mut cleared = false;
+    for _ in 0..50 {
+        let p = serde_json::to_value(pods.create(&dry, &pod_for("pi-sa")?).await?)?;
+        if env_value(&p, "AWS_CONTAINER_CREDENTIALS_FULL_URI").is_none() {
+            cleared = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(cleared, "association file change not picked up");
+
+    let metrics_addr: SocketAddr = ([127, 0, 0, 1], metrics_port).into();
+    let (_, text) = http_get(metrics_addr, "/metrics").await;
+    for needle in [
+        "http_request_count{code=\"200\",path=\"/mutate\",verb=\"POST\"}",
+        "pod_identity_webhook_pod_count{method=\"container_credentials\"}",
+        "pod_identity_webhook_pod_count{method=\"sts_web_identity\"}",
+        "pod_identity_webhook_used 1",
+    ] {
+        assert!(text.contains(needle), "{needle} not in\n{text}");
+    }
+    let (status, dump) = http_get(metrics_addr, "/debug/alpha/cache").await;
+    assert_eq!(status, 200);
+    assert!(dump.contains("team/cm-sa"), "{dump}");
     Ok(())
 }

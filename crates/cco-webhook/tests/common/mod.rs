@@ -129,11 +129,7 @@ pub async fn start_webhook<S: ServiceAccountSource>(
     let addr = listener.local_addr().expect("addr");
     let metrics_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let metrics_addr = metrics_listener.local_addr().expect("addr");
-    let app = Arc::new(App {
-        config,
-        service_accounts,
-        metrics: metrics.clone(),
-    });
+    let app = Arc::new(App::new(config, service_accounts, metrics.clone()));
     let (stop, rx) = tokio::sync::watch::channel(());
     let wait = |mut rx: tokio::sync::watch::Receiver<()>| async move {
         let _ = rx.changed().await;
