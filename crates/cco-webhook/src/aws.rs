@@ -167,7 +167,7 @@ pub fn plan(
                 ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE".into(), token_path),
             ],
         });
-        return Decision::Inject(Injection {
+        return Decision::Inject(Box::new(Injection {
             cloud: Cloud::Aws,
             volume: projected_token_volume(
                 pod,
@@ -185,7 +185,7 @@ pub fn plan(
             extra_volumes: vec![],
             extra_mounts: vec![],
             init_containers: vec![],
-        });
+        }));
     }
 
     let (role_arn, audience) = match (sa_role, cm_role) {
@@ -215,7 +215,7 @@ pub fn plan(
         ],
     });
 
-    Decision::Inject(Injection {
+    Decision::Inject(Box::new(Injection {
         cloud: Cloud::Aws,
         volume: projected_token_volume(pod, VOLUME_NAME, &audience, expiration, TOKEN_FILE, vec![]),
         mount_path: cfg.token_mount_path.clone(),
@@ -226,7 +226,7 @@ pub fn plan(
         extra_volumes: vec![],
         extra_mounts: vec![],
         init_containers: vec![],
-    })
+    }))
 }
 
 /// With `--compose-role-arn`, a role name or path becomes a full ARN in the instance's
@@ -267,7 +267,7 @@ mod tests {
             cfg,
             &mut warnings,
         ) {
-            Decision::Inject(i) => (Some(i), warnings),
+            Decision::Inject(i) => (Some(*i), warnings),
             Decision::Skip => (None, warnings),
             Decision::Refuse(m) => panic!("refused: {m}"),
         }

@@ -301,7 +301,7 @@ pub fn plan(
     let volume: Value =
         projected_token_volume(pod, &name, audience, expiration, TOKEN_PATH, extra_sources);
 
-    Decision::Inject(Injection {
+    Decision::Inject(Box::new(Injection {
         cloud: Cloud::Azure,
         volume,
         mount_path: MOUNT_PATH.to_string(),
@@ -312,7 +312,7 @@ pub fn plan(
         extra_volumes: vec![],
         extra_mounts: vec![],
         init_containers: new_containers,
-    })
+    }))
 }
 
 #[cfg(test)]

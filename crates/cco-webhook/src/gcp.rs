@@ -390,7 +390,7 @@ pub fn plan(
     ));
     env.push(EnvGroup::single("CLOUDSDK_CORE_PROJECT", project));
 
-    Decision::Inject(Injection {
+    Decision::Inject(Box::new(Injection {
         cloud: Cloud::Gcp,
         volume: token_volume,
         mount_path: TOKEN_MOUNT_PATH.to_string(),
@@ -401,7 +401,7 @@ pub fn plan(
         extra_volumes: vec![extra_volume],
         extra_mounts: vec![extra_mount],
         init_containers: init,
-    })
+    }))
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ pub enum Decision {
     /// The cloud does not apply to this pod.
     Skip,
     /// The cloud applies; add this.
-    Inject(Injection),
+    Inject(Box<Injection>),
     /// The pod's configuration is invalid for this cloud; deny admission with this message.
     Refuse(String),
 }
@@ -241,7 +241,7 @@ pub fn admit_with(
     for decision in decisions.into_iter().flatten() {
         match decision {
             Decision::Skip => {}
-            Decision::Inject(i) => injections.push(i),
+            Decision::Inject(i) => injections.push(*i),
             Decision::Refuse(message) => {
                 let mut denied = allowed.deny(message);
                 denied.result.code = 400;
