@@ -120,6 +120,8 @@ pub struct Identity {
     pub name: String,
     pub client_id: String,
     pub principal_id: String,
+    /// The Azure AD tenant of the identity (what its Secret names).
+    pub tenant_id: String,
     pub owned: bool,
 }
 
@@ -587,6 +589,10 @@ impl Azure {
                 .as_str()
                 .unwrap_or_default()
                 .to_string(),
+            tenant_id: v["properties"]["tenantId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
             owned: v["tags"][owner_key].as_str() == Some("owned"),
         }
     }
@@ -692,6 +698,15 @@ impl Azure {
 
     /// The id of a built-in role found by its name.
     pub async fn builtin_role_id(&self, role_name: &str) -> Result<String, AzureError> {
+        self.role_definitions_named(role_name)
+            .await?
+            .iter()
+            .find_map(|r| r["id"].as_str().map(str::to_string))
+            .ok_or_else(|| AzureError::Local(format!("no role definition named {role_name:?}")))
+    }
+
+    /// Role definitions of the subscription whose `roleName` is `role_name`.
+    pub async fn role_definitions_named(&self, role_name: &str) -> Result<Vec<Value>, AzureError> {
         let filter = format!("roleName eq '{}'", role_name.replace('\'', "''"));
         let path = format!(
             "{}?$filter={}",
@@ -699,29 +714,40 @@ impl Azure {
             percent_encoding::utf8_percent_encode(&filter, percent_encoding::NON_ALPHANUMERIC)
         );
         let found = self.list("finding a role", &path, API_AUTHZ).await?;
-        found
-            .iter()
-            .find(|r| r["properties"]["roleName"].as_str() == Some(role_name))
-            .and_then(|r| r["id"].as_str())
-            .map(str::to_string)
-            .ok_or_else(|| AzureError::Local(format!("no role definition named {role_name:?}")))
+        Ok(found
+            .into_iter()
+            .filter(|r| r["properties"]["roleName"].as_str() == Some(role_name))
+            .collect())
     }
 
-    /// Creates or updates a custom role definition named by `guid`; returns its id.
+    /// Creates or updates the custom role `body.properties.roleName`. A role of that name that
+    /// already exists (made by this tool or the reference tool, whatever its GUID) is updated in
+    /// place; otherwise it is created under `guid`. Returns its id.
     pub async fn ensure_role_definition(
         &self,
         guid: &str,
         body: &Value,
     ) -> Result<(Change, String), AzureError> {
+        let want = &body["properties"];
+        let role_name = want["roleName"].as_str().unwrap_or_default();
+        let existing = self.role_definitions_named(role_name).await?;
+        if existing.len() > 1 {
+            return Err(AzureError::Local(format!(
+                "found {} role definitions named {role_name:?}, expected one; delete the extra ones",
+                existing.len()
+            )));
+        }
+        let guid = existing
+            .first()
+            .and_then(|e| e["name"].as_str())
+            .unwrap_or(guid)
+            .to_string();
         let path = self.authz(&self.sub_scope(), &format!("roleDefinitions/{guid}"));
-        if let Some(e) = self
-            .get_opt("reading role definition", &path, API_AUTHZ)
-            .await?
-        {
-            let (a, b) = (&e["properties"], &body["properties"]);
-            if a["permissions"] == b["permissions"]
-                && a["assignableScopes"] == b["assignableScopes"]
-                && a["roleName"] == b["roleName"]
+        if let Some(e) = existing.first() {
+            let a = &e["properties"];
+            if a["permissions"] == want["permissions"]
+                && a["assignableScopes"] == want["assignableScopes"]
+                && a["description"] == want["description"]
             {
                 return Ok((
                     Change::Unchanged,
@@ -751,32 +777,53 @@ impl Azure {
         self.delete(&format!("deleting {id}"), id, API_AUTHZ).await
     }
 
-    /// Assigns `role_id` to `principal` on `scope`, under the deterministic name `guid`. An existing
-    /// assignment (same name, or same principal, role and scope) counts as done. Retries
-    /// `PrincipalNotFound` while a new identity replicates.
+    /// Assigns `role_id` to `principal` on `scope`. An assignment of that role to that principal at
+    /// that scope found in `existing` (whatever its name: the reference tool names them at random)
+    /// counts as done; otherwise one is made under the deterministic name `guid`. Returns the change
+    /// and the assignment's name. Retries `PrincipalNotFound` while a new identity replicates.
     pub async fn ensure_role_assignment(
         &self,
         scope: &str,
         guid: &str,
         role_id: &str,
         principal: &str,
-    ) -> Result<Change, AzureError> {
-        let path = self.authz(scope, &format!("roleAssignments/{guid}"));
-        if self
-            .get_opt("reading role assignment", &path, API_AUTHZ)
-            .await?
-            .is_some()
+        existing: &[Value],
+    ) -> Result<(Change, String), AzureError> {
+        let same = |a: &Value| {
+            let p = &a["properties"];
+            p["roleDefinitionId"]
+                .as_str()
+                .is_some_and(|r| r.eq_ignore_ascii_case(role_id))
+                && p["scope"]
+                    .as_str()
+                    .is_some_and(|s| s.eq_ignore_ascii_case(scope))
+        };
+        if let Some(name) = existing
+            .iter()
+            .find(|a| same(a))
+            .and_then(|a| a["name"].as_str())
         {
-            return Ok(Change::Unchanged);
+            return Ok((Change::Unchanged, name.to_string()));
         }
+        let path = self.authz(scope, &format!("roleAssignments/{guid}"));
         let body = json!({"properties": {
             "roleDefinitionId": role_id,
             "principalId": principal,
             "principalType": "ServicePrincipal",
         }});
         match self.put("assigning a role", &path, API_AUTHZ, &body).await {
-            Ok((c, _)) => Ok(c),
-            Err(e) if e.code() == Some("RoleAssignmentExists") => Ok(Change::Unchanged),
+            Ok((c, _)) => Ok((c, guid.to_string())),
+            Err(e) if e.code() == Some("RoleAssignmentExists") => {
+                // Made meanwhile under another name: find it so that it is not taken for stale.
+                let now = self.list_role_assignments(principal).await?;
+                let name = now
+                    .iter()
+                    .find(|a| same(a))
+                    .and_then(|a| a["name"].as_str())
+                    .unwrap_or(guid)
+                    .to_string();
+                Ok((Change::Unchanged, name))
+            }
             Err(e) => Err(e),
         }
     }

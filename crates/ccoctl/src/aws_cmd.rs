@@ -111,7 +111,7 @@ async fn identity_provider(
 
 async fn create_identity_provider(a: IdentityProviderArgs) -> anyhow::Result<String> {
     validate_name(&a.name)?;
-    let (_, public_key) = read_public_key(a.public_key_file.as_deref(), &a.output_dir)?;
+    let (_, public_key) = read_public_key(a.public_key_file.as_deref(), &a.output_dir, "aws")?;
     let run = Run::new(&a.name, &a.common, &a.output_dir, a.dry_run);
     identity_provider(&run, &public_key, &a.issuer).await
 }

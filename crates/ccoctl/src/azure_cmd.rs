@@ -1,7 +1,7 @@
 //! `ccoctl azure …`: workload identity for Azure (SPEC §5). Read inputs, plan (`cco_core::azure`),
-//! then either write the planned Resource Manager and Blob requests as numbered files (`--dry-run`,
-//! no call at all) or converge the cloud through `cco_azure`, writing files atomically as results
-//! arrive.
+//! then either list the planned Resource Manager and Blob requests and write the files the reference
+//! tool writes in a dry run (`--dry-run`, no call at all) or converge the cloud through `cco_azure`,
+//! writing files atomically as results arrive.
 
 use crate::output::write_authentication_manifest;
 use std::path::{Path, PathBuf};
@@ -11,10 +11,12 @@ use cco_api::Cloud;
 use cco_azure::blob::BlobClient;
 use cco_azure::{Azure, Endpoints};
 use cco_core::azure::{
-    blob_endpoint, default_oidc_resource_group, fic_body, fic_name, is_owned, issuer_url,
-    owner_tag_key, parse_tags, plan_identities, resource_group_scope, role_definition_body,
-    role_description, secret_file, secret_manifest, stable_guid, tags, validate_container,
-    validate_name, validate_storage_account, IdentityPlan, Scopes,
+    blob_endpoint, default_oidc_resource_group, dry_run_secret_manifest, fic_body, fic_name,
+    is_owned, issuer_url, legacy_role_description, owner_tag_key, parse_tags, plan_identities,
+    resource_group_scope, role_definition_body, role_description, secret_file, secret_manifest,
+    stable_guid, tags, validate_container, validate_identity_prefix, validate_name,
+    validate_resource_group, validate_storage_account, webhook_config_manifest, IdentityPlan,
+    Scopes, DISCOVERY_FILE, JWKS_FILE, WEBHOOK_CONFIG_FILE,
 };
 use cco_core::fsutil::{ensure_dir, write_atomic, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE};
 use cco_core::keys;
@@ -22,7 +24,7 @@ use cco_core::oidc::{discovery_document, to_pretty, Flavour, AZURE_KEYS_PATH, DI
 use cco_core::reader::{read_dir, ReadOptions};
 use clap::{Args, Subcommand};
 use futures::StreamExt;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::cli::KeyPairArgs;
 use crate::keypair::{create_key_pair, ensure_output_dir, read_public_key};
@@ -59,9 +61,6 @@ pub struct Common {
     /// Azure subscription ID.
     #[arg(long)]
     pub subscription_id: String,
-    /// Azure AD tenant ID (written into the Secrets; AZURE_TENANT_ID overrides it for the login).
-    #[arg(long)]
-    pub tenant_id: String,
     /// Resource group of the issuer's storage account and of the identities [default: <name>-oidc].
     #[arg(long)]
     pub oidc_resource_group_name: Option<String>,
@@ -71,7 +70,8 @@ pub struct Common {
     /// Directory for keys, manifests and dry-run files.
     #[arg(long, default_value = ".")]
     pub output_dir: PathBuf,
-    /// Write the planned requests as files instead of calling Azure.
+    /// Make no call: list the planned requests and write the files the reference tool writes in a
+    /// dry run (Secrets with empty client and tenant ids, the issuer documents, the manifests).
     #[arg(long)]
     pub dry_run: bool,
 }
@@ -84,12 +84,22 @@ impl Common {
     }
 }
 
+/// The tenant flag of the issuer commands: required, as in the reference tool, because it is
+/// written into `manifests/azure-ad-pod-identity-webhook-config.yaml`.
+#[derive(Debug, Args, Clone)]
+pub struct TenantArgs {
+    /// Azure AD tenant ID: written into the pod identity webhook's configuration Secret, and used for
+    /// the login when AZURE_TENANT_ID is not set.
+    #[arg(long)]
+    pub tenant_id: String,
+}
+
 #[derive(Debug, Args, Clone)]
 pub struct StorageArgs {
     /// Storage account of the issuer [default: <name>]; 3 to 24 lower-case letters and digits.
     #[arg(long)]
     pub storage_account_name: Option<String>,
-    /// Blob container of the issuer [default: <storage account name>].
+    /// Blob container of the issuer [default: <name>].
     #[arg(long)]
     pub blob_container_name: Option<String>,
     /// DNS suffix of storage endpoints, for the issuer URL of a dry run (the live run reads the
@@ -106,6 +116,8 @@ pub struct StorageArgs {
 pub struct IssuerArgs {
     #[command(flatten)]
     pub common: Common,
+    #[command(flatten)]
+    pub tenant: TenantArgs,
     #[command(flatten)]
     pub storage: StorageArgs,
     /// Public key of the service-account signer [default: <output-dir>/serviceaccount-signer.public].
@@ -142,6 +154,10 @@ pub struct RequestsArgs {
 pub struct IdentitiesArgs {
     #[command(flatten)]
     pub common: Common,
+    /// Azure AD tenant ID for the login when AZURE_TENANT_ID is not set. Optional: the Secrets name
+    /// the tenant of the created identities, as the reference tool does.
+    #[arg(long)]
+    pub tenant_id: Option<String>,
     #[command(flatten)]
     pub requests: RequestsArgs,
     /// The OIDC issuer URL the federated credentials trust.
@@ -154,9 +170,15 @@ pub struct CreateAllArgs {
     #[command(flatten)]
     pub common: Common,
     #[command(flatten)]
+    pub tenant: TenantArgs,
+    #[command(flatten)]
     pub storage: StorageArgs,
     #[command(flatten)]
     pub requests: RequestsArgs,
+    /// Public key of an existing service-account signer. Without it a key pair is created (or the
+    /// one in --output-dir reused).
+    #[arg(long)]
+    pub public_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -168,8 +190,8 @@ pub struct DeleteArgs {
     #[arg(long)]
     pub subscription_id: String,
     /// Azure AD tenant ID for the login [default: AZURE_TENANT_ID].
-    #[arg(long, default_value = "")]
-    pub tenant_id: String,
+    #[arg(long)]
+    pub tenant_id: Option<String>,
     /// Accepted for compatibility; deletion does not depend on it.
     #[arg(long)]
     pub region: Option<String>,
@@ -179,7 +201,7 @@ pub struct DeleteArgs {
     /// Storage account of the issuer [default: <name>].
     #[arg(long)]
     pub storage_account_name: Option<String>,
-    /// Blob container of the issuer [default: <storage account name>].
+    /// Blob container of the issuer [default: <name>].
     #[arg(long)]
     pub blob_container_name: Option<String>,
     /// Also delete the OIDC resource group (only if ccoctl made it: it carries the ownership tag).
@@ -195,37 +217,69 @@ pub async fn run(args: AzureArgs) -> anyhow::Result<()> {
     match args.command {
         AzureCommand::CreateKeyPair(a) => create_key_pair(&a.output_dir).map(|_| ()),
         AzureCommand::CreateOidcIssuer(a) => {
-            check(&a.common)?;
-            let (_, public) = read_public_key(a.public_key_file.as_deref(), &a.common.output_dir)?;
+            check_issuer(&a.common, &a.storage)?;
+            let (_, public) =
+                read_public_key(a.public_key_file.as_deref(), &a.common.output_dir, "azure")?;
             let mut plan = DryRun::default();
-            let az = connect_unless_dry(&a.common).await?;
-            let issuer = issuer(&a.common, &a.storage, &public, az.as_ref(), &mut plan).await?;
-            plan.write(&a.common.output_dir)?;
-            println!("Issuer URL: {issuer}");
-            Ok(())
-        }
-        AzureCommand::CreateManagedIdentities(a) => {
-            check(&a.common)?;
-            let mut plan = DryRun::default();
-            let az = connect_unless_dry(&a.common).await?;
-            identities(
+            let az = connect_unless_dry(&a.common, Some(&a.tenant.tenant_id)).await?;
+            let issuer = issuer(
                 &a.common,
-                &a.requests,
-                &a.issuer_url,
+                &a.tenant.tenant_id,
+                &a.storage,
+                &public,
                 az.as_ref(),
                 &mut plan,
             )
             .await?;
-            plan.write(&a.common.output_dir)
+            plan.print();
+            println!("Issuer URL: {issuer}");
+            Ok(())
+        }
+        AzureCommand::CreateManagedIdentities(a) => {
+            check_identities(&a.common, &a.requests)?;
+            let mut plan = DryRun::default();
+            let az = connect_unless_dry(&a.common, a.tenant_id.as_deref()).await?;
+            identities(
+                &a.common,
+                &a.requests,
+                &a.issuer_url,
+                a.tenant_id.as_deref(),
+                az.as_ref(),
+                &mut plan,
+            )
+            .await?;
+            plan.print();
+            Ok(())
         }
         AzureCommand::CreateAll(a) => {
-            check(&a.common)?;
-            let public = create_key_pair(&a.common.output_dir)?;
+            check_issuer(&a.common, &a.storage)?;
+            check_identities(&a.common, &a.requests)?;
+            let public = match &a.public_key_file {
+                Some(f) => read_public_key(Some(f), &a.common.output_dir, "azure")?.1,
+                None => create_key_pair(&a.common.output_dir)?,
+            };
+            let tenant = &a.tenant.tenant_id;
             let mut plan = DryRun::default();
-            let az = connect_unless_dry(&a.common).await?;
-            let issuer = issuer(&a.common, &a.storage, &public, az.as_ref(), &mut plan).await?;
-            identities(&a.common, &a.requests, &issuer, az.as_ref(), &mut plan).await?;
-            plan.write(&a.common.output_dir)?;
+            let az = connect_unless_dry(&a.common, Some(tenant)).await?;
+            let issuer = issuer(
+                &a.common,
+                tenant,
+                &a.storage,
+                &public,
+                az.as_ref(),
+                &mut plan,
+            )
+            .await?;
+            identities(
+                &a.common,
+                &a.requests,
+                &issuer,
+                Some(tenant),
+                az.as_ref(),
+                &mut plan,
+            )
+            .await?;
+            plan.print();
             println!("Issuer URL: {issuer}");
             Ok(())
         }
@@ -233,61 +287,154 @@ pub async fn run(args: AzureArgs) -> anyhow::Result<()> {
     }
 }
 
-fn check(c: &Common) -> anyhow::Result<()> {
+fn check_common(c: &Common) -> anyhow::Result<()> {
     validate_name(&c.name)?;
+    let derived = c
+        .oidc_resource_group_name
+        .is_none()
+        .then_some("--name followed by -oidc");
+    validate_resource_group("--oidc-resource-group-name", &c.oidc_rg(), derived)?;
     parse_tags(&c.user_tags)?;
     ensure_output_dir(&c.output_dir)
 }
 
-async fn connect(tenant: &str, subscription: &str) -> anyhow::Result<Azure> {
-    Azure::connect(tenant, subscription, Endpoints::from_env())
-        .await
-        .context("connecting to Azure Resource Manager")
+/// What the issuer commands need of their flags, before any call.
+fn check_issuer(c: &Common, s: &StorageArgs) -> anyhow::Result<()> {
+    check_common(c)?;
+    validate_storage_account(&storage_account(c, s))?;
+    validate_container(&container(c, s))?;
+    Ok(())
 }
 
-async fn connect_unless_dry(c: &Common) -> anyhow::Result<Option<Azure>> {
+/// What the identity commands need of their flags, before any call.
+fn check_identities(c: &Common, r: &RequestsArgs) -> anyhow::Result<()> {
+    check_common(c)?;
+    validate_identity_prefix(&c.name)?;
+    let derived = r
+        .installation_resource_group_name
+        .is_none()
+        .then_some("--name");
+    validate_resource_group(
+        "--installation-resource-group-name",
+        &installation_rg(c, r),
+        derived,
+    )?;
+    for (flag, rg) in [
+        (
+            "--dnszone-resource-group-name",
+            &r.dnszone_resource_group_name,
+        ),
+        (
+            "--network-resource-group-name",
+            &r.network_resource_group_name,
+        ),
+    ] {
+        if let Some(rg) = rg.as_deref().filter(|g| !g.is_empty()) {
+            validate_resource_group(flag, rg, None)?;
+        }
+    }
+    if c.oidc_rg() == installation_rg(c, r) {
+        bail!("OIDC and installation resource group names cannot be the same ({}); pass --oidc-resource-group-name or --installation-resource-group-name", c.oidc_rg());
+    }
+    Ok(())
+}
+
+fn storage_account(c: &Common, s: &StorageArgs) -> String {
+    s.storage_account_name
+        .clone()
+        .unwrap_or_else(|| c.name.clone())
+}
+
+fn container(c: &Common, s: &StorageArgs) -> String {
+    s.blob_container_name
+        .clone()
+        .unwrap_or_else(|| c.name.clone())
+}
+
+fn installation_rg(c: &Common, r: &RequestsArgs) -> String {
+    r.installation_resource_group_name
+        .clone()
+        .unwrap_or_else(|| c.name.clone())
+}
+
+async fn connect(tenant: Option<&str>, subscription: &str) -> anyhow::Result<Azure> {
+    Azure::connect(
+        tenant.unwrap_or_default(),
+        subscription,
+        Endpoints::from_env(),
+    )
+    .await
+    .context("connecting to Azure Resource Manager")
+}
+
+async fn connect_unless_dry(c: &Common, tenant: Option<&str>) -> anyhow::Result<Option<Azure>> {
     if c.dry_run {
         return Ok(None);
     }
-    Ok(Some(connect(&c.tenant_id, &c.subscription_id).await?))
+    Ok(Some(connect(tenant, &c.subscription_id).await?))
 }
 
-/// The requests a dry run would send, in order, written as `NN-<what>.json`.
+/// The requests a dry run would send, in order: listed on stdout, one line each.
 #[derive(Default)]
 struct DryRun {
-    files: Vec<(String, String)>,
+    requests: Vec<String>,
 }
 
 impl DryRun {
-    fn request(&mut self, what: &str, method: &str, path: &str, api: &str, body: Value) {
-        let n = self.files.len() + 1;
-        let doc = json!({"method": method, "path": path, "api-version": api, "body": body});
-        self.files
-            .push((format!("{n:02}-{what}.json"), to_pretty(&doc)));
+    fn request(&mut self, method: &str, path: &str, what: &str) {
+        self.requests.push(format!("{method} {path} ({what})"));
     }
 
-    fn write(&self, out: &Path) -> anyhow::Result<()> {
-        crate::output::write_dry_run_files(out, &self.files)
+    fn print(&self) {
+        if self.requests.is_empty() {
+            return;
+        }
+        println!("Planned requests (none was sent):");
+        for (i, r) in self.requests.iter().enumerate() {
+            println!("  {:>3}. {r}", i + 1);
+        }
     }
+}
+
+/// Writes the local copies of the issuer documents (`openid-configuration`, `jwks`, mode 0644),
+/// the Authentication manifest and `azure-ad-pod-identity-webhook-config.yaml`, as the reference
+/// tool does in live and dry runs.
+fn write_issuer_files(
+    out: &Path,
+    issuer: &str,
+    discovery: &str,
+    jwks: &str,
+    tenant: &str,
+) -> anyhow::Result<()> {
+    for (name, body) in [(DISCOVERY_FILE, discovery), (JWKS_FILE, jwks)] {
+        let path = out.join(name);
+        write_atomic(&path, body.as_bytes(), 0o644)?;
+        println!("Saved {}", path.display());
+    }
+    write_authentication_manifest(out, issuer)?;
+    let path = out.join(WEBHOOK_CONFIG_FILE);
+    write_atomic(
+        &path,
+        webhook_config_manifest(tenant).as_bytes(),
+        PRIVATE_FILE_MODE,
+    )?;
+    println!(
+        "Saved Azure AD pod identity webhook configuration to {}",
+        path.display()
+    );
+    Ok(())
 }
 
 async fn issuer(
     c: &Common,
+    tenant: &str,
     s: &StorageArgs,
     public: &keys::RsaPublicKey,
     az: Option<&Azure>,
     plan: &mut DryRun,
 ) -> anyhow::Result<String> {
-    let account = s
-        .storage_account_name
-        .clone()
-        .unwrap_or_else(|| c.name.clone());
-    validate_storage_account(&account)?;
-    let container = s
-        .blob_container_name
-        .clone()
-        .unwrap_or_else(|| account.clone());
-    validate_container(&container)?;
+    let account = storage_account(c, s);
+    let container = container(c, s);
     let rg = c.oidc_rg();
     let t = tags(&c.name, &parse_tags(&c.user_tags)?);
     let jwks = keys::jwks(std::slice::from_ref(public))?;
@@ -295,44 +442,35 @@ async fn issuer(
         let endpoint = blob_endpoint(&account, &format!("blob.{}", s.storage_endpoint_suffix));
         let issuer = issuer_url(&endpoint, &container);
         let sub = &c.subscription_id;
-        let rg_path = format!("/subscriptions/{sub}/resourceGroups/{rg}");
+        let rg_path = resource_group_scope(sub, &rg);
+        plan.request("PUT", &rg_path, "resource group, if missing");
         plan.request(
-            "resource-group",
-            "PUT",
-            &rg_path,
-            "2021-04-01",
-            json!({"location": c.region, "tags": t}),
-        );
-        plan.request(
-            "storage-account",
             "PUT",
             &format!("{rg_path}/providers/Microsoft.Storage/storageAccounts/{account}"),
-            "2023-01-01",
-            json!({"kind": "StorageV2", "location": c.region, "sku": {"name": "Standard_LRS"}, "tags": t,
-                   "properties": {"allowBlobPublicAccess": true, "supportsHttpsTrafficOnly": true, "minimumTlsVersion": "TLS1_2"}}),
+            "StorageV2 account allowing public blob access, if missing",
         );
         plan.request(
-            "blob-container",
             "PUT",
             &format!("{endpoint}{container}?restype=container"),
-            "2021-12-02",
-            json!({"x-ms-blob-public-access": "blob"}),
+            "public blob container",
         );
         plan.request(
-            "discovery-document",
             "PUT",
             &format!("{endpoint}{container}/{DISCOVERY_PATH}"),
-            "2021-12-02",
-            discovery_document(&issuer, Flavour::Azure),
+            "discovery document",
         );
         plan.request(
-            "jwks",
             "PUT",
             &format!("{endpoint}{container}/{AZURE_KEYS_PATH}"),
-            "2021-12-02",
-            jwks,
+            "JWKS",
         );
-        write_authentication_manifest(&c.output_dir, &issuer)?;
+        write_issuer_files(
+            &c.output_dir,
+            &issuer,
+            &to_pretty(&discovery_document(&issuer, Flavour::Azure)),
+            &to_pretty(&jwks),
+            tenant,
+        )?;
         return Ok(issuer);
     };
     let change = az.ensure_resource_group(&rg, &c.region, &t).await?;
@@ -354,23 +492,24 @@ async fn issuer(
         .await?
         .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
         .unwrap_or(Value::Null);
-    let jwks = keys::merge_jwks(&jwks, &published);
+    let jwks = to_pretty(&keys::merge_jwks(&jwks, &published));
+    let discovery = to_pretty(&discovery_document(&issuer, Flavour::Azure));
     blob.put_blob(
         &container,
         DISCOVERY_PATH,
         "application/json",
-        to_pretty(&discovery_document(&issuer, Flavour::Azure)).as_bytes(),
+        discovery.as_bytes(),
     )
     .await?;
     blob.put_blob(
         &container,
         AZURE_KEYS_PATH,
         "application/json",
-        to_pretty(&jwks).as_bytes(),
+        jwks.as_bytes(),
     )
     .await?;
     println!("Published {DISCOVERY_PATH} and {AZURE_KEYS_PATH} at {issuer}");
-    write_authentication_manifest(&c.output_dir, &issuer)?;
+    write_issuer_files(&c.output_dir, &issuer, &discovery, &jwks, tenant)?;
     Ok(issuer)
 }
 
@@ -378,6 +517,7 @@ async fn identities(
     c: &Common,
     r: &RequestsArgs,
     issuer: &str,
+    tenant: Option<&str>,
     az: Option<&Azure>,
     plan: &mut DryRun,
 ) -> anyhow::Result<()> {
@@ -391,10 +531,7 @@ async fn identities(
     if reqs.is_empty() {
         tracing::warn!(dir = %r.credentials_requests_dir.display(), "no Azure CredentialsRequests found");
     }
-    let install_rg = r
-        .installation_resource_group_name
-        .clone()
-        .unwrap_or_else(|| c.name.clone());
+    let install_rg = installation_rg(c, r);
     let scopes = Scopes {
         installation: install_rg.clone(),
         dnszone: r.dnszone_resource_group_name.clone(),
@@ -405,7 +542,7 @@ async fn identities(
     let t = tags(&c.name, &parse_tags(&c.user_tags)?);
     ensure_dir(&c.output_dir.join("manifests"), PRIVATE_DIR_MODE)?;
     let Some(az) = az else {
-        dry_run_identities(c, issuer, &rg, &install_rg, &t, &plans, plan)?;
+        dry_run_identities(c, &rg, &install_rg, &plans, plan)?;
         return Ok(());
     };
     // The identities live in the OIDC group; roles need the installation group to exist.
@@ -414,15 +551,17 @@ async fn identities(
         az.ensure_resource_group(&install_rg, &c.region, &t).await?;
         println!("Resource group {install_rg} created");
     }
+    println!("Cluster installation resource group name is {install_rg}. This resource group MUST be configured as the resource group used for cluster installation.");
     for extra in [
         &r.dnszone_resource_group_name,
         &r.network_resource_group_name,
     ]
     .into_iter()
     .flatten()
+    .filter(|g| !g.is_empty())
     {
         if az.get_resource_group(extra).await?.is_none() {
-            bail!("resource group {extra} does not exist");
+            bail!("resource group {extra} does not exist; create it or correct the flag naming it");
         }
     }
     let total = plans.len();
@@ -430,7 +569,12 @@ async fn identities(
     let mut results = futures::stream::iter(plans.iter().map(|p| {
         let t = &t;
         let rg = &rg;
-        async move { (p, converge_identity(az, c, r, rg, issuer, t, p).await) }
+        async move {
+            (
+                p,
+                converge_identity(az, c, r, rg, issuer, tenant, t, p).await,
+            )
+        }
     }))
     .buffer_unordered(r.concurrency.into());
     let mut errors = Vec::new();
@@ -456,12 +600,14 @@ async fn identities(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn converge_identity(
     az: &Azure,
     c: &Common,
     r: &RequestsArgs,
     rg: &str,
     issuer: &str,
+    tenant: Option<&str>,
     t: &Value,
     p: &IdentityPlan,
 ) -> anyhow::Result<()> {
@@ -477,23 +623,25 @@ async fn converge_identity(
         let (change, role_id) = az
             .ensure_role_definition(
                 &custom.id,
-                &role_definition_body(custom, &c.name, &p.scopes),
+                &role_definition_body(custom, &c.name, &c.subscription_id),
             )
             .await?;
         println!("Custom role {} {}", custom.role_name, change.verb());
         roles.push(role_id);
     }
+    let existing = az.list_role_assignments(&id.principal_id).await?;
     let mut wanted = Vec::new();
     for scope in &p.scopes {
         for role in &roles {
             let guid = stable_guid(&[scope, role, &id.principal_id]);
-            az.ensure_role_assignment(scope, &guid, role, &id.principal_id)
+            let (_, name) = az
+                .ensure_role_assignment(scope, &guid, role, &id.principal_id, &existing)
                 .await?;
-            wanted.push(guid);
+            wanted.push(name);
         }
     }
     if !r.preserve_existing_roles {
-        for a in az.list_role_assignments(&id.principal_id).await? {
+        for a in &existing {
             let name = a["name"].as_str().unwrap_or("");
             if !wanted.iter().any(|w| w.eq_ignore_ascii_case(name)) {
                 if let Some(aid) = a["id"].as_str() {
@@ -504,15 +652,20 @@ async fn converge_identity(
         }
     }
     for sa in &p.service_accounts {
-        let fic = fic_name(&p.secret_namespace, sa);
         az.ensure_federated_credential(
             rg,
             &p.identity_name,
-            &fic,
+            &fic_name(sa),
             &fic_body(issuer, &p.secret_namespace, sa),
         )
         .await?;
     }
+    // The tenant is the identity's own, as the reference tool writes it.
+    let tenant = if id.tenant_id.is_empty() {
+        tenant.unwrap_or_default()
+    } else {
+        &id.tenant_id
+    };
     let path = c
         .output_dir
         .join(secret_file(&p.secret_namespace, &p.secret_name));
@@ -522,7 +675,7 @@ async fn converge_identity(
             &p.secret_namespace,
             &p.secret_name,
             &id.client_id,
-            &c.tenant_id,
+            tenant,
             &c.region,
             &c.subscription_id,
             &p.token_path,
@@ -536,21 +689,17 @@ async fn converge_identity(
 
 fn dry_run_identities(
     c: &Common,
-    issuer: &str,
     rg: &str,
     install_rg: &str,
-    t: &Value,
     plans: &[IdentityPlan],
     plan: &mut DryRun,
 ) -> anyhow::Result<()> {
     let sub = &c.subscription_id;
     let authz = format!("/subscriptions/{sub}/providers/Microsoft.Authorization");
     plan.request(
-        "installation-resource-group",
         "PUT",
         &resource_group_scope(sub, install_rg),
-        "2021-04-01",
-        json!({"location": c.region, "tags": t}),
+        "installation resource group, if missing",
     );
     for p in plans {
         let ipath = format!(
@@ -558,71 +707,51 @@ fn dry_run_identities(
             resource_group_scope(sub, rg),
             p.identity_name
         );
-        plan.request(
-            &format!("identity-{}", p.identity_name),
-            "PUT",
-            &ipath,
-            "2023-01-31",
-            json!({"location": c.region, "tags": t}),
-        );
-        let mut roles: Vec<String> = p
-            .builtin_roles
-            .iter()
-            .map(|n| format!("${{id of built-in role {n}}}"))
-            .collect();
+        plan.request("PUT", &ipath, "user-assigned managed identity");
         if let Some(custom) = &p.custom_role {
             plan.request(
-                &format!("role-definition-{}", p.identity_name),
                 "PUT",
                 &format!("{authz}/roleDefinitions/{}", custom.id),
-                "2022-04-01",
-                role_definition_body(custom, &c.name, &p.scopes),
+                &format!(
+                    "custom role {} ({} actions, {} data actions; an existing role of that name keeps its id)",
+                    custom.role_name,
+                    custom.actions.len(),
+                    custom.data_actions.len()
+                ),
             );
-            roles.push(format!("{authz}/roleDefinitions/{}", custom.id));
+        }
+        let mut roles: Vec<String> = p.builtin_roles.clone();
+        if let Some(custom) = &p.custom_role {
+            roles.push(custom.role_name.clone());
         }
         for scope in &p.scopes {
             for role in &roles {
                 plan.request(
-                    &format!("role-assignment-{}", p.identity_name),
                     "PUT",
-                    &format!(
-                        "{scope}/providers/Microsoft.Authorization/roleAssignments/${{guid}}"
-                    ),
-                    "2022-04-01",
-                    json!({"properties": {"roleDefinitionId": role, "principalId": format!("${{principalId of {}}}", p.identity_name), "principalType": "ServicePrincipal"}}),
+                    &format!("{scope}/providers/Microsoft.Authorization/roleAssignments/<guid>"),
+                    &format!("assign {role} to {}", p.identity_name),
                 );
             }
         }
         for sa in &p.service_accounts {
             plan.request(
-                &format!("federated-credential-{}", fic_name(&p.secret_namespace, sa)),
                 "PUT",
-                &format!(
-                    "{ipath}/federatedIdentityCredentials/{}",
-                    fic_name(&p.secret_namespace, sa)
-                ),
-                "2023-01-31",
-                fic_body(issuer, &p.secret_namespace, sa),
+                &format!("{ipath}/federatedIdentityCredentials/{}", fic_name(sa)),
+                &format!("trust system:serviceaccount:{}:{sa}", p.secret_namespace),
             );
         }
         let path = c
             .output_dir
             .join(secret_file(&p.secret_namespace, &p.secret_name));
-        let mut m = secret_manifest(
+        let m = dry_run_secret_manifest(
             &p.secret_namespace,
             &p.secret_name,
-            &format!("${{clientId of {}}}", p.identity_name),
-            &c.tenant_id,
             &c.region,
             &c.subscription_id,
             &p.token_path,
         );
-        m.push_str(&format!(
-            "POPULATE azure_client_id WITH THE CLIENT ID OF MANAGED IDENTITY {}\n",
-            p.identity_name
-        ));
         write_atomic(&path, m.as_bytes(), PRIVATE_FILE_MODE)?;
-        println!("Saved {}", path.display());
+        println!("Saved credentials configuration to {}", path.display());
     }
     Ok(())
 }
@@ -637,7 +766,7 @@ async fn delete(a: DeleteArgs) -> anyhow::Result<()> {
         .storage_account_name
         .clone()
         .unwrap_or_else(|| a.name.clone());
-    let az = connect(&a.tenant_id, &a.subscription_id).await?;
+    let az = connect(a.tenant_id.as_deref(), &a.subscription_id).await?;
     let verb = if a.dry_run { "Would delete" } else { "Deleted" };
     let key = owner_tag_key(&a.name);
     let group = az.get_resource_group(&rg).await?;
@@ -664,9 +793,11 @@ async fn delete(a: DeleteArgs) -> anyhow::Result<()> {
             );
         }
     }
-    let marker = role_description(&a.name);
+    // Roles made by the reference tool or by this tool, now or before it took the reference marker.
+    let markers = [role_description(&a.name), legacy_role_description(&a.name)];
     for role in az.list_custom_roles().await? {
-        if role["properties"]["description"].as_str() != Some(marker.as_str()) {
+        let description = role["properties"]["description"].as_str().unwrap_or("");
+        if !markers.iter().any(|m| m == description) {
             continue;
         }
         let Some(rid) = role["id"].as_str() else {
@@ -686,7 +817,7 @@ async fn delete(a: DeleteArgs) -> anyhow::Result<()> {
                 let container = a
                     .blob_container_name
                     .clone()
-                    .unwrap_or_else(|| account.clone());
+                    .unwrap_or_else(|| a.name.clone());
                 if !a.dry_run {
                     // The issuer's documents first: they are what outside clients can see.
                     if let Some(endpoint) = sa["properties"]["primaryEndpoints"]["blob"].as_str() {

@@ -63,12 +63,21 @@ pub fn create_key_pair(dir: &Path) -> anyhow::Result<RsaPublicKey> {
 }
 
 /// The public key at `file`, or at `<dir>/serviceaccount-signer.public` when `file` is `None`.
-pub fn read_public_key(file: Option<&Path>, dir: &Path) -> anyhow::Result<(PathBuf, RsaPublicKey)> {
+/// `cloud` (`aws`, `gcp`, `azure`) names the `ccoctl <cloud> create-key-pair` the error suggests.
+pub fn read_public_key(
+    file: Option<&Path>,
+    dir: &Path,
+    cloud: &str,
+) -> anyhow::Result<(PathBuf, RsaPublicKey)> {
     let path = file
         .map(Path::to_path_buf)
         .unwrap_or_else(|| dir.join(PUBLIC_KEY_FILE));
-    let pem = read_to_string(&path).with_context(|| {
-        format!("cannot read the public key; run `ccoctl aws create-key-pair --output-dir {}` or pass --public-key-file", dir.display())
+    let pem = read_to_string(&path).with_context(|| match file {
+        Some(_) => "cannot read the public key given by --public-key-file".to_string(),
+        None => format!(
+            "cannot read the public key; run `ccoctl {cloud} create-key-pair --output-dir {}` or pass --public-key-file",
+            dir.display()
+        ),
     })?;
     let key = keys::parse_public_key(&pem, &path.display().to_string())?;
     Ok((path, key))

@@ -7,9 +7,17 @@
 //! request becomes an [`IdentityPlan`]: one user-assigned managed identity `<name>-<ns>-<secret>`
 //! (cut to 128 characters) in the OIDC resource group, an optional custom role holding the request's
 //! `permissions`/`dataPermissions`, role assignments on the resource groups the component works in,
-//! and one federated identity credential per Kubernetes service account. Resource groups, storage
-//! accounts and identities carry the tag [`owner_tag_key`]`=owned`; role definitions (which take no
-//! tags) carry the marker [`role_description`]. `delete` removes only what carries them.
+//! and one federated identity credential per Kubernetes service account (named after it). Resource
+//! groups, storage accounts and identities carry the tag [`owner_tag_key`]`=owned`; role definitions
+//! (which take no tags) carry the reference tool's marker [`role_description`]. `delete` removes only
+//! what carries them. Names, scopes and markers are the reference tool's, so either tool can re-run
+//! or delete what the other made.
+
+mod manifests;
+mod names;
+
+pub use manifests::*;
+pub use names::*;
 
 use cco_api::ProviderSpec;
 use serde_json::{json, Value};
@@ -25,86 +33,19 @@ pub const DEFAULT_BLOB_SUFFIX: &str = "blob.core.windows.net";
 pub const MAX_IDENTITY_NAME: usize = 128;
 /// Longest federated identity credential name.
 pub const MAX_FIC_NAME: usize = 120;
-/// Default blob container name when `--blob-container-name` is not given.
-pub const DEFAULT_CONTAINER: &str = "oidc";
 
-/// Namespaces whose identities also get their roles on the DNS zone resource group.
-pub const DNS_NAMESPACES: &[&str] = &["openshift-ingress-operator"];
-/// Namespaces whose identities also get their roles on the network resource group.
-pub const NETWORK_NAMESPACES: &[&str] = &[
-    "openshift-cloud-network-config-controller",
-    "openshift-cloud-controller-manager",
-    "openshift-machine-api",
-    "openshift-cluster-api",
-    "openshift-ingress-operator",
+/// Requests (by `metadata.name`) whose identities also get their roles on `--dnszone-resource-group-name`.
+pub const DNS_ZONE_REQUESTS: &[&str] = &["openshift-ingress-azure"];
+/// Requests (by `metadata.name`) whose identities also get their roles on
+/// `--network-resource-group-name`: the components that manage the cluster's virtual network.
+pub const NETWORK_REQUESTS: &[&str] = &[
+    "openshift-image-registry-azure",
+    "openshift-ingress-azure",
+    "openshift-machine-api-azure",
+    "azure-file-csi-driver-operator",
+    "openshift-cloud-network-config-controller-azure",
+    "openshift-azure-cloud-controller-manager",
 ];
-
-/// Invalid flag values.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum NameError {
-    #[error("--storage-account-name {0:?} is not valid: a storage account name is 3 to 24 lower-case letters and digits (it also names the account's public endpoint); pass --storage-account-name explicitly when --name does not qualify")]
-    StorageAccount(String),
-    #[error("--name {0:?} is not valid: use 1 to 64 letters, digits, hyphens and underscores")]
-    Name(String),
-    #[error("--blob-container-name {0:?} is not valid: 3 to 63 lower-case letters, digits and single hyphens, starting and ending with a letter or digit")]
-    Container(String),
-    #[error("--user-tags {0:?} is not valid: expected key=value pairs separated by commas")]
-    Tags(String),
-}
-
-/// Checks `^[a-z0-9]{3,24}$`.
-pub fn validate_storage_account(s: &str) -> Result<(), NameError> {
-    let ok = (3..=24).contains(&s.len())
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    if ok {
-        Ok(())
-    } else {
-        Err(NameError::StorageAccount(s.to_string()))
-    }
-}
-
-/// Checks `--name`.
-pub fn validate_name(s: &str) -> Result<(), NameError> {
-    let ok = (1..=64).contains(&s.len())
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if ok {
-        Ok(())
-    } else {
-        Err(NameError::Name(s.to_string()))
-    }
-}
-
-/// Checks a blob container name.
-pub fn validate_container(s: &str) -> Result<(), NameError> {
-    let ok = (3..=63).contains(&s.len())
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-        && !s.contains("--");
-    if ok {
-        Ok(())
-    } else {
-        Err(NameError::Container(s.to_string()))
-    }
-}
-
-/// Parses `--user-tags k=v,k2=v2`.
-pub fn parse_tags(s: &str) -> Result<Vec<(String, String)>, NameError> {
-    let mut out = Vec::new();
-    for pair in s.split(',').filter(|p| !p.trim().is_empty()) {
-        let (k, v) = pair
-            .split_once('=')
-            .ok_or_else(|| NameError::Tags(s.to_string()))?;
-        if k.trim().is_empty() {
-            return Err(NameError::Tags(s.to_string()));
-        }
-        out.push((k.trim().to_string(), v.trim().to_string()));
-    }
-    Ok(out)
-}
 
 /// `<name>-oidc`.
 pub fn default_oidc_resource_group(name: &str) -> String {
@@ -132,8 +73,13 @@ pub fn is_owned(resource: &Value, name: &str) -> bool {
     resource["tags"][owner_tag_key(name)].as_str() == Some("owned")
 }
 
-/// The marker description of custom roles made for `name`.
+/// The marker description of custom roles made for `name` (the reference tool's).
 pub fn role_description(name: &str) -> String {
+    format!("Custom role for OpenShift. Owned by: {name}")
+}
+
+/// The marker earlier versions of this tool put on custom roles; `delete` still recognises it.
+pub fn legacy_role_description(name: &str) -> String {
     format!("Created by OpenShift ccoctl for {name}")
 }
 
@@ -157,16 +103,13 @@ fn cut(s: &str, n: usize) -> &str {
 
 /// `<name>-<namespace>-<secret>` cut to 128 characters.
 pub fn identity_name(name: &str, namespace: &str, secret: &str) -> String {
-    cut(&format!("{name}-{namespace}-{secret}"), MAX_IDENTITY_NAME)
-        .trim_end_matches('-')
-        .to_string()
+    cut(&format!("{name}-{namespace}-{secret}"), MAX_IDENTITY_NAME).to_string()
 }
 
-/// `<namespace>-<serviceaccount>` cut to 120 characters: a federated identity credential name.
-pub fn fic_name(namespace: &str, sa: &str) -> String {
-    cut(&format!("{namespace}-{sa}"), MAX_FIC_NAME)
-        .trim_end_matches('-')
-        .to_string()
+/// A federated identity credential's name: the Kubernetes service account's name, as the reference
+/// tool names it (one identity serves one namespace, so it is unique within the identity).
+pub fn fic_name(sa: &str) -> String {
+    cut(sa, MAX_FIC_NAME).to_string()
 }
 
 /// `system:serviceaccount:<ns>:<sa>`.
@@ -312,11 +255,11 @@ pub fn plan_identities(
                 }
             });
         let mut rgs = vec![scopes.installation.clone()];
-        if DNS_NAMESPACES.contains(&ns.as_str()) {
-            rgs.extend(scopes.dnszone.clone());
+        if DNS_ZONE_REQUESTS.contains(&r.name()) {
+            rgs.extend(scopes.dnszone.clone().filter(|g| !g.is_empty()));
         }
-        if NETWORK_NAMESPACES.contains(&ns.as_str()) {
-            rgs.extend(scopes.network.clone());
+        if NETWORK_REQUESTS.contains(&r.name()) {
+            rgs.extend(scopes.network.clone().filter(|g| !g.is_empty()));
         }
         rgs.dedup();
         let mut builtin: Vec<String> = spec.role_bindings.iter().map(|b| b.role.clone()).collect();
@@ -342,6 +285,7 @@ pub fn plan_identities(
                 token_path: s
                     .cloud_token_path
                     .clone()
+                    .filter(|p| !p.is_empty())
                     .unwrap_or_else(|| crate::DEFAULT_TOKEN_PATH.to_string()),
             },
         ));
@@ -349,8 +293,9 @@ pub fn plan_identities(
     Ok(out.into_iter().map(|(_, p)| p).collect())
 }
 
-/// The custom role definition body.
-pub fn role_definition_body(role: &CustomRole, name: &str, scopes: &[String]) -> Value {
+/// The custom role definition body: assignable anywhere in the subscription, as the reference tool
+/// makes it (the assignments themselves are scoped to the resource groups).
+pub fn role_definition_body(role: &CustomRole, name: &str, subscription: &str) -> Value {
     json!({
         "properties": {
             "roleName": role.role_name,
@@ -362,7 +307,7 @@ pub fn role_definition_body(role: &CustomRole, name: &str, scopes: &[String]) ->
                 "dataActions": role.data_actions,
                 "notDataActions": [],
             }],
-            "assignableScopes": scopes,
+            "assignableScopes": [format!("/subscriptions/{subscription}")],
         }
     })
 }
@@ -378,54 +323,9 @@ pub fn fic_body(issuer: &str, namespace: &str, sa: &str) -> Value {
     })
 }
 
-/// The Secret manifest (stringData) of one identity.
-pub fn secret_manifest(
-    namespace: &str,
-    name: &str,
-    client_id: &str,
-    tenant: &str,
-    region: &str,
-    subscription: &str,
-    token_path: &str,
-) -> String {
-    let data = crate::secrets::azure_workload_identity_data(
-        client_id,
-        tenant,
-        region,
-        subscription,
-        token_path,
-    );
-    let mut s = format!(
-        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {namespace}\ntype: Opaque\nstringData:\n"
-    );
-    for k in data.0.keys() {
-        let v = data.get_str(k).unwrap_or_default();
-        s.push_str(&format!(
-            "  {k}: {}\n",
-            serde_json::to_string(v).unwrap_or_default()
-        ));
-    }
-    s
-}
-
-/// `manifests/<ns>-<secret>-credentials.yaml`.
-pub fn secret_file(namespace: &str, name: &str) -> String {
-    format!("manifests/{namespace}-{name}-credentials.yaml")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn storage_account_names_follow_the_azure_rule() {
-        for ok in ["abc", "mycluster01", &"a".repeat(24)] {
-            assert!(validate_storage_account(ok).is_ok(), "{ok}");
-        }
-        for bad in ["ab", "my-cluster", "MyCluster", &"a".repeat(25), ""] {
-            assert!(validate_storage_account(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn identity_names_are_cut_to_128_characters() {
@@ -450,7 +350,6 @@ mod tests {
         let t = tags("c", &parse_tags("a=1, b=two").expect("tags"));
         assert_eq!(t["openshift.io_cloud-credential-operator_c"], "owned");
         assert_eq!(t["b"], "two");
-        assert!(parse_tags("novalue").is_err());
         assert!(is_owned(&json!({"tags": t}), "c"));
     }
 
@@ -467,25 +366,13 @@ mod tests {
     }
 
     #[test]
-    fn secret_manifest_has_the_five_string_fields() {
-        let m = secret_manifest("ns", "s", "cid", "tid", "eastus", "sub", "/t");
-        let v: serde_yaml::Value = serde_yaml::from_str(&m).expect("yaml");
-        let d = &v["stringData"];
-        assert_eq!(d["azure_client_id"].as_str(), Some("cid"));
-        assert_eq!(d["azure_tenant_id"].as_str(), Some("tid"));
-        assert_eq!(d["azure_region"].as_str(), Some("eastus"));
-        assert_eq!(d["azure_subscription_id"].as_str(), Some("sub"));
-        assert_eq!(d["azure_federated_token_file"].as_str(), Some("/t"));
-    }
-
-    #[test]
     fn ingress_roles_also_go_on_the_dns_and_network_groups() {
         let reqs = crate::reader::parse_documents(
             std::path::Path::new("r.yaml"),
             r#"
 apiVersion: cloudcredential.openshift.io/v1
 kind: CredentialsRequest
-metadata: {name: ingress, namespace: openshift-cloud-credential-operator}
+metadata: {name: openshift-ingress-azure, namespace: openshift-cloud-credential-operator}
 spec:
   secretRef: {name: cloud-credentials, namespace: openshift-ingress-operator}
   serviceAccountNames: [ingress-operator]
