@@ -18,6 +18,7 @@ pub mod oidc_checks;
 pub mod reader;
 pub mod report;
 pub mod secrets;
+pub mod yaml;
 
 /// Where ServiceAccount tokens are projected unless a request says otherwise.
 pub const DEFAULT_TOKEN_PATH: &str = "/var/run/secrets/openshift/serviceaccount/token";

@@ -263,8 +263,10 @@ pub async fn apply_service_account(
 }
 
 /// Removes what `ccoctl` made for one request: the project bindings of its service accounts, the
-/// service accounts (only those with its description), and with `force_roles` the custom role (only
-/// if its description says `ccoctl` made it). Custom roles are soft-deleted by GCP for 7 days.
+/// service accounts (only those with its description), and with `force_roles` the custom role under
+/// either naming scheme (the reference tool's `<project>_<request>`, or `<name>_<request>` of earlier
+/// versions of this tool; only if its description says `ccoctl` made it). Custom roles are
+/// soft-deleted by GCP for 7 days.
 pub async fn delete_for_request(
     gcp: &Gcp,
     plan: &ServiceAccountPlan,
@@ -297,29 +299,36 @@ pub async fn delete_for_request(
             .push(format!("service account {email} and its project bindings"));
     }
     if let Some(role) = &plan.custom_role {
-        match gcp.get_role(&role.id).await? {
-            Some(r) if r["deleted"] != true => {
-                let ours = r["description"]
-                    .as_str()
-                    .unwrap_or("")
-                    .starts_with(CREATED_BY);
-                if !ours {
-                    report.kept.push(format!(
-                        "custom role {}: its description does not say ccoctl made it",
-                        role.id
-                    ));
-                } else if !force_roles {
-                    report.kept.push(format!("custom role {} (pass --force-delete-custom-roles to delete it; GCP keeps deleted roles for 7 days)", role.id));
-                } else {
-                    if !dry_run {
-                        let url = format!("{}/{}", gcp.roles_base(), enc(&role.id));
-                        gcp.call("iam.roles.delete", &role.id, Method::DELETE, &url, None)
-                            .await?;
-                    }
-                    report.removed.push(format!("custom role {}", role.id));
-                }
+        // The reference tool's id (also ours now) and the id earlier versions of this tool used.
+        let mut ids = vec![role.id.as_str()];
+        if role.legacy_id != role.id {
+            ids.push(role.legacy_id.as_str());
+        }
+        for id in ids {
+            let Some(r) = gcp.get_role(id).await? else {
+                continue;
+            };
+            if r["deleted"] == true {
+                continue;
             }
-            _ => {}
+            let ours = r["description"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with(CREATED_BY);
+            if !ours {
+                report.kept.push(format!(
+                    "custom role {id}: its description does not say ccoctl made it"
+                ));
+            } else if !force_roles {
+                report.kept.push(format!("custom role {id} (pass --force-delete-custom-roles to delete it; GCP keeps deleted roles for 7 days)"));
+            } else {
+                if !dry_run {
+                    let url = format!("{}/{}", gcp.roles_base(), enc(id));
+                    gcp.call("iam.roles.delete", id, Method::DELETE, &url, None)
+                        .await?;
+                }
+                report.removed.push(format!("custom role {id}"));
+            }
         }
     }
     Ok(report)

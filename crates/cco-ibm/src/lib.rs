@@ -45,7 +45,40 @@ impl std::fmt::Debug for IbmConfig {
     }
 }
 
+/// The IAM and Resource Manager endpoints of an IBM Cloud API base domain given as
+/// `--api-endpoint` (e.g. `test.cloud.ibm.com` → `https://iam.test.cloud.ibm.com` and
+/// `https://resource-controller.test.cloud.ibm.com`), as the reference tool derives them. A scheme
+/// and trailing slashes are dropped; anything else that is not a bare domain is refused.
+pub fn endpoints_for_api_domain(domain: &str) -> Result<(String, String), IbmError> {
+    let mut d = domain.trim();
+    for scheme in ["https://", "http://"] {
+        d = d.strip_prefix(scheme).unwrap_or(d);
+    }
+    let d = d.trim_end_matches('/');
+    if d.is_empty() || d.contains("://") || d.contains('/') || d.contains(char::is_whitespace) {
+        return Err(IbmError::Local(format!(
+            "invalid --api-endpoint {domain:?}: must be a bare domain (e.g. test.cloud.ibm.com), not a full URL"
+        )));
+    }
+    Ok((
+        format!("https://iam.{d}"),
+        format!("https://resource-controller.{d}"),
+    ))
+}
+
 impl IbmConfig {
+    /// Like [`IbmConfig::from_env`], with the endpoints of `--api-endpoint` when it is given (it
+    /// takes precedence over the endpoint environment variables).
+    pub fn from_env_and_api_endpoint(api_endpoint: Option<&str>) -> Result<IbmConfig, IbmError> {
+        let mut cfg = IbmConfig::from_env()?;
+        if let Some(d) = api_endpoint.filter(|d| !d.is_empty()) {
+            let (iam, rm) = endpoints_for_api_domain(d)?;
+            cfg.iam_endpoint = iam;
+            cfg.resource_manager_endpoint = rm;
+        }
+        Ok(cfg)
+    }
+
     /// The API key from the first of `IC_API_KEY`, `IBMCLOUD_API_KEY`, `BM_API_KEY`,
     /// `BLUEMIX_API_KEY` that is set, and the endpoints (overridable).
     pub fn from_env() -> Result<IbmConfig, IbmError> {

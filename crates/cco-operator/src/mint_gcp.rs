@@ -180,6 +180,7 @@ pub async fn sync(
     if let Some(id) = &m.role_id {
         let role = CustomRole {
             id: id.clone(),
+            legacy_id: id.clone(),
             title: m.display_name.clone(),
             description: m.description.clone(),
             permissions: m.permissions.clone(),

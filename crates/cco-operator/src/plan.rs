@@ -537,7 +537,7 @@ fn mint_gcp(spec: &GcpProviderSpec, inp: &Inputs<'_>) -> Provision {
     let role_id = (!permissions.is_empty()).then(|| {
         recorded_role
             .clone()
-            .unwrap_or_else(|| cco_core::gcp::role_id(infra_or, &name).replace('.', "_"))
+            .unwrap_or_else(|| cco_core::gcp::legacy_role_id(infra_or, &name).replace('.', "_"))
     });
     let stale_role_id = recorded_role.filter(|_| role_id.is_none());
     let rotate = !account_is_new && root_changed(inp, root, fingerprint.as_deref());

@@ -307,6 +307,16 @@ impl GcpFake {
         }
     }
 
+    /// Creates a custom role directly (e.g. one made by another tool or an earlier version).
+    pub fn insert_role(&self, id: &str, title: &str, description: &str, permissions: &[&str]) {
+        if let Ok(mut s) = self.state.lock() {
+            let role = json!({"name": format!("projects/{PROJECT_ID}/roles/{id}"), "title": title,
+                "description": description, "includedPermissions": permissions, "stage": "GA",
+                "etag": "BwXa"});
+            s.roles.insert(id.into(), role);
+        }
+    }
+
     /// Creates a service account directly (visible at once).
     pub fn insert_service_account(&self, account_id: &str, display: &str, description: &str) {
         if let Ok(mut s) = self.state.lock() {

@@ -10,8 +10,9 @@ use cco_api::Cloud;
 use cco_core::fsutil::{ensure_dir, write_atomic, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE};
 use cco_core::gcp::{
     bucket_name, credentials_config, discovery, issuer_url, plan_service_accounts, pool_files,
-    provider_files, random_suffix, secret_manifest, service_account_files, validate_name,
-    KeyStorage, ServiceAccountPlan,
+    provider_files, random_suffix, secret_manifest, service_account_files, validate_account_prefix,
+    validate_bucket_name, validate_delete_name, validate_name_length, validate_pool_id, KeyStorage,
+    ServiceAccountPlan,
 };
 use cco_core::keys;
 use cco_core::oidc::to_pretty;
@@ -65,8 +66,10 @@ impl From<KeyStorageMethod> for KeyStorage {
 
 #[derive(Debug, Args, Clone)]
 pub struct Common {
-    /// Name of the created resources (pool, provider, bucket `<name>-oidc`, service account names):
-    /// 4 to 32 lower-case letters, digits and hyphens.
+    /// Name of the created resources (pool, provider, bucket `<name>-oidc`, service account names),
+    /// at most 32 characters. Each command checks GCP's rules for what it names with it: a pool or
+    /// provider id is 4 to 32 lower-case letters, digits and hyphens; service account ids start with
+    /// its first 12 characters.
     #[arg(long)]
     pub name: String,
     /// ID of the GCP project.
@@ -149,6 +152,10 @@ pub struct CreateAllArgs {
     pub issuer: IssuerArgs,
     #[command(flatten)]
     pub requests: RequestsArgs,
+    /// Public key of an existing service-account signer. Without it a key pair is created (or the
+    /// one in --output-dir reused).
+    #[arg(long)]
+    pub public_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -175,7 +182,8 @@ pub async fn run(args: GcpArgs) -> anyhow::Result<()> {
     match args.command {
         GcpCommand::CreateKeyPair(a) => create_key_pair(&a.output_dir).map(|_| ()),
         GcpCommand::CreateWorkloadIdentityPool(a) => {
-            validate_name(&a.common.name)?;
+            validate_name_length(&a.common.name)?;
+            validate_pool_id("--name", &a.common.name)?;
             ensure_output_dir(&a.common.output_dir)?;
             if a.common.dry_run {
                 return write_files(
@@ -187,13 +195,19 @@ pub async fn run(args: GcpArgs) -> anyhow::Result<()> {
             pool(&gcp, &a.common.name).await
         }
         GcpCommand::CreateWorkloadIdentityProvider(a) => {
-            validate_name(&a.common.name)?;
-            validate_name(&a.workload_identity_pool).context("--workload-identity-pool")?;
-            let (_, public) = read_public_key(a.public_key_file.as_deref(), &a.common.output_dir)?;
+            check_issuer_name(&a.common.name, &a.issuer)?;
+            validate_pool_id("--workload-identity-pool", &a.workload_identity_pool)?;
+            let (_, public) =
+                read_public_key(a.public_key_file.as_deref(), &a.common.output_dir, "gcp")?;
             provider(&a.common, &a.issuer, &a.workload_identity_pool, &public).await
         }
         GcpCommand::CreateServiceAccounts(a) => {
-            validate_name(&a.common.name)?;
+            validate_account_prefix(&a.common.name)?;
+            validate_pool_id("--workload-identity-pool", &a.workload_identity_pool)?;
+            validate_pool_id(
+                "--workload-identity-provider",
+                &a.workload_identity_provider,
+            )?;
             let reqs = load(&a.requests)?;
             service_accounts(
                 &a.common,
@@ -213,16 +227,26 @@ async fn connect(project: &str) -> anyhow::Result<(Gcp, String)> {
     Ok(Gcp::connect(project, Endpoints::from_env()).await?)
 }
 
+/// What `--name` of the commands that make the issuer (provider id, and the bucket `<name>-oidc`
+/// unless the keys go in the provider) must be.
+fn check_issuer_name(name: &str, issuer: &IssuerArgs) -> anyhow::Result<()> {
+    validate_name_length(name)?;
+    validate_pool_id("--name", name)?;
+    if matches!(issuer.key_storage_method, KeyStorageMethod::PublicBucket) {
+        validate_bucket_name(name)?;
+    }
+    Ok(())
+}
+
+/// Writes dry-run files: manifests mode 0600, scripts and documents 0744, as the reference tool.
 fn write_files(out: &Path, files: &[(String, String)]) -> anyhow::Result<()> {
     for (name, contents) in files {
         let path = out.join(name);
         let mode = if name.starts_with("manifests/") {
             ensure_dir(&out.join("manifests"), PRIVATE_DIR_MODE)?;
             PRIVATE_FILE_MODE
-        } else if name.ends_with(".sh") {
-            0o755
         } else {
-            0o644
+            0o744
         };
         write_atomic(&path, contents.as_bytes(), mode)?;
         println!("Saved {}", path.display());
@@ -328,7 +352,7 @@ async fn service_accounts(
     pool: &str,
     provider: &str,
 ) -> anyhow::Result<()> {
-    let plans = plan_service_accounts(reqs, &c.name)?;
+    let plans = plan_service_accounts(reqs, &c.name, &c.project)?;
     for p in &plans {
         for n in &p.notes {
             tracing::warn!(source = %p.source, request = %p.request, "{n}");
@@ -412,11 +436,17 @@ async fn one_service_account(
 
 async fn create_all(a: CreateAllArgs) -> anyhow::Result<()> {
     let c = &a.common;
-    validate_name(&c.name)?;
+    check_issuer_name(&c.name, &a.issuer)?;
     // Read and plan the requests first, so a bad input fails before anything is created.
     let reqs = load(&a.requests)?;
-    plan_service_accounts(&reqs, &c.name)?;
-    let public = create_key_pair(&c.output_dir)?;
+    if !plan_service_accounts(&reqs, &c.name, &c.project)?.is_empty() {
+        validate_account_prefix(&c.name)?;
+    }
+    ensure_output_dir(&c.output_dir)?;
+    let public = match &a.public_key_file {
+        Some(f) => read_public_key(Some(f), &c.output_dir, "gcp")?.1,
+        None => create_key_pair(&c.output_dir)?,
+    };
     if c.dry_run {
         write_files(&c.output_dir, &pool_files(&c.project, &c.name))?;
     } else {
@@ -428,7 +458,7 @@ async fn create_all(a: CreateAllArgs) -> anyhow::Result<()> {
 }
 
 async fn delete(a: DeleteArgs) -> anyhow::Result<()> {
-    validate_name(&a.name)?;
+    validate_delete_name(&a.name)?;
     // Every request is considered, tech-preview ones included: a full cleanup is the safe side.
     let reqs = read_dir(
         &a.credentials_requests_dir,
@@ -437,7 +467,7 @@ async fn delete(a: DeleteArgs) -> anyhow::Result<()> {
             enable_tech_preview: true,
         },
     )?;
-    let plans = plan_service_accounts(&reqs, &a.name)?;
+    let plans = plan_service_accounts(&reqs, &a.name, &a.project)?;
     let (gcp, _) = connect(&a.project).await?;
     let verb = if a.dry_run { "Would delete" } else { "Deleted" };
     let mut kept = Vec::new();

@@ -48,6 +48,10 @@ pub struct IbmCommon {
     /// How many service IDs are worked on at once.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
+    /// Override the IBM Cloud API base domain (e.g. test.cloud.ibm.com): IAM is then reached at
+    /// https://iam.<domain> and Resource Manager at https://resource-controller.<domain>.
+    #[arg(long, value_name = "DOMAIN")]
+    pub api_endpoint: Option<String>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -119,8 +123,9 @@ fn load(common: &IbmCommon) -> anyhow::Result<Vec<LoadedRequest>> {
     Ok(reqs)
 }
 
-async fn connect() -> anyhow::Result<Ibm> {
-    Ok(Ibm::connect(IbmConfig::from_env()?).await?)
+async fn connect(common: &IbmCommon) -> anyhow::Result<Ibm> {
+    let cfg = IbmConfig::from_env_and_api_endpoint(common.api_endpoint.as_deref())?;
+    Ok(Ibm::connect(cfg).await?)
 }
 
 async fn resource_group(ibm: &Ibm, name: Option<&str>) -> anyhow::Result<Option<String>> {
@@ -150,7 +155,7 @@ async fn create(a: CreateServiceIdArgs) -> anyhow::Result<()> {
     if a.dry_run {
         return dry_run_create(&a, &reqs);
     }
-    let ibm = connect().await?;
+    let ibm = connect(&a.common).await?;
     let rg = resource_group(&ibm, a.resource_group_name.as_deref()).await?;
     let plans = plan_service_ids(&reqs, &a.common.name, &ibm.account_id, rg.as_deref())?;
     ensure_dir(&a.output_dir.join("manifests"), PRIVATE_DIR_MODE)?;
@@ -225,7 +230,7 @@ fn dry_run_create(a: &CreateServiceIdArgs, reqs: &[LoadedRequest]) -> anyhow::Re
 async fn delete(a: DeleteServiceIdArgs) -> anyhow::Result<()> {
     let reqs = load(&a.common)?;
     let plans = plan_service_ids(&reqs, &a.common.name, "<account_id>", None)?;
-    let ibm = connect().await?;
+    let ibm = connect(&a.common).await?;
     // Look everything up first: several service IDs with one name stop the run before any delete.
     let mut found = Vec::new();
     for p in &plans {
@@ -329,7 +334,7 @@ async fn refresh(a: RefreshKeysArgs) -> anyhow::Result<()> {
     let reqs = load(&a.common)?;
     plan_service_ids(&reqs, &a.common.name, "<account_id>", None)?;
     let client = kube_client(&a.kubeconfig).await?;
-    let ibm = connect().await?;
+    let ibm = connect(&a.common).await?;
     let rg = resource_group(&ibm, a.resource_group_name.as_deref()).await?;
     let plans = plan_service_ids(&reqs, &a.common.name, &ibm.account_id, rg.as_deref())?;
     for p in &plans {

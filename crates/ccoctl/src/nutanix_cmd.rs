@@ -29,8 +29,9 @@ pub struct SharedSecretsArgs {
     /// Directory of CredentialsRequest manifests (top-level .yaml, .yml and .json files).
     #[arg(long)]
     pub credentials_requests_dir: PathBuf,
-    /// The Nutanix credentials file [default: ~/.nutanix/credentials].
-    #[arg(long, value_name = "FILE")]
+    /// The Nutanix credentials file, or a directory holding a file named `credentials`
+    /// [default: ~/.nutanix/credentials].
+    #[arg(long, value_name = "PATH")]
     pub credentials_source_filepath: Option<PathBuf>,
     /// Directory for the generated manifests.
     #[arg(long, default_value = ".")]
@@ -54,9 +55,32 @@ fn default_credentials_file() -> anyhow::Result<PathBuf> {
     }
 }
 
+/// The credentials file `--credentials-source-filepath` names: the path itself, or the file
+/// `credentials` inside it when it is a directory (as the reference tool reads it).
+fn credentials_file(given: &Path) -> anyhow::Result<PathBuf> {
+    let meta = std::fs::metadata(given).with_context(|| {
+        format!(
+            "source credentials file {} does not exist; pass the Nutanix credentials file (or a directory holding a file named credentials) as --credentials-source-filepath",
+            given.display()
+        )
+    })?;
+    if !meta.is_dir() {
+        return Ok(given.to_path_buf());
+    }
+    let inside = given.join("credentials");
+    if !inside.is_file() {
+        bail!(
+            "credentials file not found in directory {}; expected at {}",
+            given.display(),
+            inside.display()
+        );
+    }
+    Ok(inside)
+}
+
 fn create_shared_secrets(a: &SharedSecretsArgs) -> anyhow::Result<()> {
     let file = match &a.credentials_source_filepath {
-        Some(f) => f.clone(),
+        Some(f) => credentials_file(f)?,
         None => default_credentials_file()?,
     };
     let text = std::fs::read_to_string(&file).with_context(|| {

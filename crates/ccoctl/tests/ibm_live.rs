@@ -3,6 +3,8 @@
 //! bad inputs; and `refresh-keys` applying new keys to a real kube-apiserver. Results are read back
 //! from the fake's state, not through the code under test.
 
+mod snapshot;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -103,7 +105,7 @@ fn manifest_key(out: &Path, ns: &str, name: &str) -> String {
         .to_string();
     assert_eq!(
         v["stringData"]["ibm-credentials.env"].as_str(),
-        Some(format!("IBMCLOUD_APIKEY={key}\nIBMCLOUD_AUTHTYPE=iam\n").as_str())
+        Some(format!("IBMCLOUD_AUTHTYPE=iam\nIBMCLOUD_APIKEY={key}").as_str())
     );
     key
 }
@@ -518,7 +520,7 @@ async fn refresh_keys_applies_new_keys_to_the_cluster_and_deletes_the_old_ones()
         );
         assert_eq!(
             String::from_utf8(data["ibm-credentials.env"].0.clone()).expect("utf8"),
-            format!("IBMCLOUD_APIKEY={key}\nIBMCLOUD_AUTHTYPE=iam\n")
+            format!("IBMCLOUD_AUTHTYPE=iam\nIBMCLOUD_APIKEY={key}")
         );
         assert_eq!(
             fake.api_keys()
@@ -542,4 +544,111 @@ async fn refresh_keys_applies_new_keys_to_the_cluster_and_deletes_the_old_ones()
     ));
     ok(&refresh(true));
     assert_eq!(fake.service_ids().len(), want.len());
+}
+
+#[test]
+fn secret_manifests_are_written_as_the_reference_tool_serialises_them() {
+    let fake = IbmIamFake::start().expect("fake");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("out");
+    for cloud in ["ibmcloud", "powervs"] {
+        ok(&ccoctl(
+            Some(&fake),
+            &[
+                "ibmcloud",
+                "create-service-id",
+                "--name",
+                "snap",
+                "--credentials-requests-dir",
+                s(&corpus(cloud)),
+                "--output-dir",
+                s(&out),
+            ],
+        ));
+    }
+    // API keys are drawn by IAM: replace each by a placeholder, everything else is fixed.
+    let manifests = out.join("manifests");
+    let mut keys = Vec::new();
+    for e in std::fs::read_dir(&manifests).expect("dir") {
+        let text = std::fs::read_to_string(e.expect("e").path()).expect("read");
+        let v: serde_yaml::Value = serde_yaml::from_str(&text).expect("yaml");
+        keys.push(
+            v["stringData"]["ibmcloud_api_key"]
+                .as_str()
+                .expect("key")
+                .to_string(),
+        );
+    }
+    let redact = |t: &str| {
+        keys.iter()
+            .fold(t.to_string(), |t, k| t.replace(k.as_str(), "<API_KEY>"))
+    };
+    insta::assert_snapshot!(
+        "ibm_secret_manifests",
+        snapshot::render_dir(&manifests, &[], &redact)
+    );
+}
+
+#[test]
+fn api_endpoint_points_every_call_at_that_domain() {
+    let fake = IbmIamFake::start().expect("fake");
+    let tmp = tempfile::tempdir().expect("tmp");
+    for cmd in ["create-service-id", "delete-service-id"] {
+        let err = failed(&ccoctl(
+            Some(&fake),
+            &[
+                "ibmcloud",
+                cmd,
+                "--name",
+                "ep",
+                "--credentials-requests-dir",
+                s(&corpus("ibmcloud")),
+                "--api-endpoint",
+                "test.invalid",
+            ],
+        ));
+        // The flag wins over the endpoint environment the fake sets: IAM is asked at iam.<domain>.
+        assert!(err.contains("https://iam.test.invalid"), "{cmd}: {err}");
+    }
+    let err = failed(&ccoctl(
+        Some(&fake),
+        &[
+            "ibmcloud",
+            "create-service-id",
+            "--name",
+            "ep",
+            "--credentials-requests-dir",
+            s(&corpus("ibmcloud")),
+            "--output-dir",
+            s(&tmp.path().join("out")),
+            "--api-endpoint",
+            "https://test.cloud.ibm.com/v1",
+        ],
+    ));
+    assert!(err.contains("must be a bare domain"), "{err}");
+}
+
+#[test]
+fn names_the_reference_accepts_are_accepted() {
+    let fake = IbmIamFake::start().expect("fake");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("out");
+    let name = format!("My.Cluster_{}", "x".repeat(60));
+    ok(&ccoctl(
+        Some(&fake),
+        &[
+            "ibmcloud",
+            "create-service-id",
+            "--name",
+            &name,
+            "--credentials-requests-dir",
+            s(&corpus("ibmcloud")),
+            "--output-dir",
+            s(&out),
+        ],
+    ));
+    assert!(fake
+        .service_ids()
+        .iter()
+        .all(|sid| sid["name"].as_str().is_some_and(|n| n.starts_with(&name))));
 }

@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod snapshot;
+
 use base64::Engine;
 
 const CREDS: &str = r#"credentials:
@@ -245,5 +247,99 @@ fn requests_of_other_clouds_get_no_nutanix_secret() {
             .expect("manifests")
             .count(),
         0
+    );
+}
+
+#[test]
+fn a_directory_as_credentials_source_is_read_through_its_credentials_file() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let creds_dir = tmp.path().join("creds");
+    std::fs::create_dir_all(&creds_dir).expect("mkdir");
+    let out = tmp.path().join("out");
+    let run = || {
+        ccoctl(
+            &[
+                "nutanix",
+                "create-shared-secrets",
+                "--credentials-requests-dir",
+                s(&corpus()),
+                "--credentials-source-filepath",
+                s(&creds_dir),
+                "--output-dir",
+                s(&out),
+            ],
+            tmp.path(),
+        )
+    };
+    // Without the file inside, the error says where it was expected.
+    let err = assert_failed(&run());
+    assert!(
+        err.contains("credentials file not found in directory")
+            && err.contains(&format!("{}/credentials", s(&creds_dir))),
+        "{err}"
+    );
+    std::fs::write(creds_dir.join("credentials"), CREDS).expect("write");
+    assert_ok(&run());
+    // The manifests, byte for byte in the reference layout.
+    insta::assert_snapshot!(
+        "nutanix_secret_manifests",
+        snapshot::render_dir(&out.join("manifests"), &[], &|t| t.to_string())
+    );
+}
+
+#[test]
+fn a_credentials_source_that_does_not_exist_is_named() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let err = assert_failed(&ccoctl(
+        &[
+            "nutanix",
+            "create-shared-secrets",
+            "--credentials-requests-dir",
+            s(&corpus()),
+            "--credentials-source-filepath",
+            "does/not/exist",
+            "--output-dir",
+            s(&tmp.path().join("out")),
+        ],
+        tmp.path(),
+    ));
+    assert!(
+        err.contains("source credentials file does/not/exist does not exist"),
+        "{err}"
+    );
+}
+
+#[test]
+fn one_directory_for_requests_credentials_and_output_works_as_in_the_reference() {
+    // The reference tool's own test: requests, the credentials file and the output in one place.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("all");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::copy(
+        corpus().join("openshift-machine-api-nutanix.yaml"),
+        dir.join("openshift-machine-api-nutanix.yaml"),
+    )
+    .expect("copy");
+    std::fs::write(dir.join("nutanix_test_basic_auth.yaml"), CREDS).expect("write");
+    assert_ok(&ccoctl(
+        &[
+            "nutanix",
+            "create-shared-secrets",
+            "--credentials-requests-dir",
+            s(&dir),
+            "--credentials-source-filepath",
+            s(&dir.join("nutanix_test_basic_auth.yaml")),
+            "--output-dir",
+            s(&dir),
+        ],
+        tmp.path(),
+    ));
+    let files: Vec<_> = std::fs::read_dir(dir.join("manifests"))
+        .expect("manifests")
+        .map(|e| e.expect("entry").file_name().into_string().expect("utf8"))
+        .collect();
+    assert_eq!(
+        files,
+        ["openshift-machine-api-nutanix-credentials-credentials.yaml"]
     );
 }

@@ -50,42 +50,115 @@ impl KeyStorage {
     }
 }
 
-/// Why `--name` cannot be used.
+/// Why a `--name` (or pool / provider flag) cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("--name {name:?} is not valid: {why}. It names the workload identity pool and provider, so it must be 4 to 32 characters of lower-case letters, digits and hyphens, start with a letter, not end with a hyphen and not start with \"gcp-\"")]
+#[error("{flag} {value:?} is not valid: {why}")]
 pub struct NameError {
-    pub name: String,
-    pub why: &'static str,
+    pub flag: &'static str,
+    pub value: String,
+    pub why: String,
 }
 
-/// Checks a `--name` (also used for `--workload-identity-pool` and `--workload-identity-provider`).
-pub fn validate_name(name: &str) -> Result<(), NameError> {
-    let fail = |why| {
-        Err(NameError {
-            name: name.to_string(),
-            why,
-        })
-    };
+fn name_error(flag: &'static str, value: &str, why: impl Into<String>) -> Result<(), NameError> {
+    Err(NameError {
+        flag,
+        value: value.to_string(),
+        why: why.into(),
+    })
+}
+
+/// The reference tool's only rule for `--name`, on every command: at most 32 characters.
+pub fn validate_name_length(name: &str) -> Result<(), NameError> {
+    if name.is_empty() {
+        return name_error("--name", name, "it is empty");
+    }
     if name.len() > MAX_NAME {
-        return fail("it is longer than 32 characters");
+        return name_error("--name", name, "Name can be at most 32 characters long");
     }
-    if name.len() < 4 {
-        return fail("it is shorter than 4 characters");
+    Ok(())
+}
+
+/// A workload identity pool or provider id (`flag` says which flag gives it): GCP takes 4 to 32
+/// characters of `[a-z0-9-]`, not starting with the reserved prefix `gcp-`.
+pub fn validate_pool_id(flag: &'static str, id: &str) -> Result<(), NameError> {
+    let what = "it names a workload identity pool or provider, whose id GCP wants 4 to 32 characters of lower-case letters, digits and hyphens, not starting with gcp-";
+    if !(4..=32).contains(&id.len()) {
+        return name_error(
+            flag,
+            id,
+            format!("it is {} characters long; {what}", id.len()),
+        );
     }
-    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
-        return fail("it does not start with a lower-case letter");
-    }
-    if !name
+    if let Some(c) = id
         .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
     {
-        return fail("it has characters other than a-z, 0-9 and -");
+        return name_error(flag, id, format!("it contains {c:?}; {what}"));
     }
-    if name.ends_with('-') {
-        return fail("it ends with a hyphen");
+    if id.starts_with("gcp-") {
+        return name_error(
+            flag,
+            id,
+            format!("the prefix gcp- is reserved by Google; {what}"),
+        );
     }
-    if name.starts_with("gcp-") {
-        return fail("the prefix gcp- is reserved by Google");
+    Ok(())
+}
+
+/// `--name` of the public issuer bucket `<name>-oidc`: on top of the pool id rule, a bucket name
+/// starts with a letter or digit and may neither start with `goog` nor contain `google`.
+pub fn validate_bucket_name(name: &str) -> Result<(), NameError> {
+    let bucket = bucket_name(name);
+    let why = if !bucket.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        "the issuer bucket <name>-oidc must start with a letter or digit"
+    } else if bucket.starts_with("goog") || bucket.contains("google") {
+        "GCP refuses bucket names (here <name>-oidc) that start with goog or contain google"
+    } else {
+        return Ok(());
+    };
+    name_error("--name", name, why)
+}
+
+/// `--name` of the commands that create service accounts: their ids start with the first 12
+/// characters of the name, and GCP wants an id to start with a lower-case letter and hold only
+/// lower-case letters, digits and hyphens.
+pub fn validate_account_prefix(name: &str) -> Result<(), NameError> {
+    validate_name_length(name)?;
+    let head = cut(name, 12);
+    let what = "the service account ids are <first 12 characters of the name>-<request>-<random>, which GCP wants to start with a lower-case letter and hold only lower-case letters, digits and hyphens";
+    if !head.starts_with(|c: char| c.is_ascii_lowercase()) {
+        return name_error(
+            "--name",
+            name,
+            format!("it does not start with a lower-case letter; {what}"),
+        );
+    }
+    if let Some(c) = head
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
+        return name_error(
+            "--name",
+            name,
+            format!("it contains {c:?} in its first 12 characters; {what}"),
+        );
+    }
+    Ok(())
+}
+
+/// `--name` of `delete`: what the reference tool checks, plus no character that would change the
+/// meaning of the URLs it is put in.
+pub fn validate_delete_name(name: &str) -> Result<(), NameError> {
+    validate_name_length(name)?;
+    if let Some(c) = name
+        .chars()
+        .find(|c| matches!(c, '/' | '?' | '#' | '%') || c.is_whitespace() || c.is_control())
+    {
+        return name_error(
+            "--name",
+            name,
+            format!("it contains {c:?}, which no GCP resource name holds"),
+        );
     }
     Ok(())
 }
@@ -155,8 +228,29 @@ pub fn account_id(name: &str, request: &str, suffix: &str) -> String {
     format!("{}-{}-{suffix}", cut(name, 12), cut(request, 11))
 }
 
-/// `<name>_<request>` with `-` turned into `_`, cut to 64 characters: a custom role id.
-pub fn role_id(name: &str, request: &str) -> String {
+fn alphanumeric(s: &str) -> String {
+    s.chars().filter(char::is_ascii_alphanumeric).collect()
+}
+
+/// A custom role id as the reference tool makes it: `<project≤32>_<request≤31>`, both with every
+/// character other than a letter or digit removed. `None` when either part is left empty.
+pub fn role_id(project: &str, request: &str) -> Option<String> {
+    let (p, r) = (alphanumeric(project), alphanumeric(request));
+    if p.is_empty() || r.is_empty() {
+        return None;
+    }
+    Some(format!("{}_{}", cut(&p, 32), cut(&r, 31)))
+}
+
+/// A custom role's title as the reference tool makes it: `<project≤50>-<request≤49>` (the
+/// reference tool finds its roles again by this title).
+pub fn role_title(project: &str, request: &str) -> String {
+    format!("{}-{}", cut(project, 50), cut(request, 49))
+}
+
+/// The custom role id earlier versions of this tool used: `<name>_<request>` with `-` turned into
+/// `_`, cut to 64 characters. `delete --force-delete-custom-roles` still finds roles made so.
+pub fn legacy_role_id(name: &str, request: &str) -> String {
     let id = format!("{name}_{request}").replace('-', "_");
     cut(&id, 64).to_string()
 }
@@ -181,22 +275,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_follow_the_pool_id_rules() {
-        assert!(validate_name("my-cluster-1").is_ok());
-        assert!(validate_name(&"a".repeat(32)).is_ok());
-        for bad in [
-            "abc",
-            "1abc",
-            "Abcd",
-            "ab_cd",
-            "abcd-",
-            "gcp-abcd",
-            &"a".repeat(33),
-        ] {
-            assert!(validate_name(bad).is_err(), "{bad}");
+    fn pool_ids_follow_the_documented_rule() {
+        for ok in ["my-cluster-1", "1abc", "abcd-", &"a".repeat(32)] {
+            assert!(validate_pool_id("--name", ok).is_ok(), "{ok}");
         }
-        let e = validate_name(&"a".repeat(33)).expect_err("long");
-        assert!(e.to_string().contains("longer than 32"));
+        for bad in ["abc", "Abcd", "ab_cd", "ab.cd", "gcp-abcd", &"a".repeat(33)] {
+            assert!(validate_pool_id("--name", bad).is_err(), "{bad}");
+        }
+        let e = validate_pool_id("--workload-identity-pool", "ab_cd").expect_err("underscore");
+        assert!(
+            e.to_string()
+                .starts_with("--workload-identity-pool \"ab_cd\" is not valid: it contains '_'"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn other_names_follow_their_own_rules() {
+        assert!(validate_bucket_name("-abc").is_err());
+        assert!(validate_bucket_name("googly").is_err());
+        assert!(validate_bucket_name("my-google-x").is_err());
+        assert!(validate_bucket_name("abcd").is_ok());
+        // Only the first 12 characters reach the service account ids.
+        assert!(validate_account_prefix("mycluster-ab_CD.x").is_ok());
+        assert!(validate_account_prefix("My-cluster").is_err());
+        assert!(validate_account_prefix("1cluster").is_err());
+        let e = validate_account_prefix(&"a".repeat(33)).expect_err("long");
+        assert!(e.to_string().contains("at most 32 characters"), "{e}");
+        assert!(validate_delete_name("Any_Name.1").is_ok());
+        assert!(validate_delete_name("a/b").is_err());
     }
 
     #[test]
@@ -217,12 +324,20 @@ mod tests {
     }
 
     #[test]
-    fn role_ids_use_underscores_and_fit_in_64_characters() {
+    fn role_ids_follow_the_reference_scheme() {
         assert_eq!(
-            role_id("my-c", "openshift-gcp-ccm"),
+            role_id("my-project-1", "openshift-gcp-ccm").as_deref(),
+            Some("myproject1_openshiftgcpccm")
+        );
+        let long = role_id(&"p".repeat(40), &"r".repeat(40)).expect("id");
+        assert_eq!(long, format!("{}_{}", "p".repeat(32), "r".repeat(31)));
+        assert_eq!(role_id("---", "x"), None);
+        assert_eq!(role_title("proj", "req"), "proj-req");
+        assert_eq!(role_title(&"p".repeat(60), &"r".repeat(60)).len(), 100);
+        assert_eq!(
+            legacy_role_id("my-c", "openshift-gcp-ccm"),
             "my_c_openshift_gcp_ccm"
         );
-        assert_eq!(role_id(&"a".repeat(32), &"b".repeat(60)).len(), 64);
     }
 
     #[test]

@@ -7,16 +7,18 @@ use base64::Engine;
 use cco_api::ProviderSpec;
 use serde_json::Value;
 
-use super::{display_name, role_id, CREATED_BY};
+use super::{display_name, legacy_role_id, role_id, role_title, CREATED_BY};
 use crate::oidc::{discovery_document, to_pretty, Flavour};
 use crate::reader::{LoadedRequest, Source};
 
-/// A custom role holding a request's `permissions`.
+/// A custom role holding a request's `permissions`, named as the reference tool names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CustomRole {
-    /// Role id (`[a-zA-Z0-9_.]`, ≤ 64).
+    /// Role id `<project≤32>_<request≤31>`, alphanumerics only in each part ([`role_id`]).
     pub id: String,
-    /// Title: the display name of the service account, as the reference tool sets it.
+    /// The id earlier versions of this tool gave the role ([`legacy_role_id`]), for `delete`.
+    pub legacy_id: String,
+    /// Title `<project≤50>-<request≤49>` ([`role_title`]).
     pub title: String,
     pub description: String,
     /// Sorted, unique.
@@ -76,7 +78,9 @@ pub enum GcpPlanError {
         second: Source,
         display_name: String,
     },
-    #[error("{first} and {second} map to the same custom role id {role}; the id is cut to 64 characters, so rename one request")]
+    #[error("{source_} (CredentialsRequest {request}): field `metadata.name` has no letter or digit, so no custom role id can be made from it")]
+    NoRoleId { source_: Source, request: String },
+    #[error("{first} and {second} map to the same custom role id {role}; the id keeps only the letters and digits of the project and request names, cut to 32 and 31 characters, so rename one request")]
     RoleIdCollision {
         first: Source,
         second: Source,
@@ -84,10 +88,11 @@ pub enum GcpPlanError {
     },
 }
 
-/// Plans one service account per GCP request.
+/// Plans one service account per GCP request of project `project`.
 pub fn plan_service_accounts(
     reqs: &[LoadedRequest],
     name: &str,
+    project: &str,
 ) -> Result<Vec<ServiceAccountPlan>, GcpPlanError> {
     let mut by_display: BTreeMap<String, Source> = BTreeMap::new();
     let mut by_role: BTreeMap<String, Source> = BTreeMap::new();
@@ -122,7 +127,10 @@ pub fn plan_service_accounts(
         let custom_role = if perms.is_empty() {
             None
         } else {
-            let id = role_id(name, r.name());
+            let id = role_id(project, r.name()).ok_or_else(|| GcpPlanError::NoRoleId {
+                source_: r.source.clone(),
+                request: r.name().to_string(),
+            })?;
             if let Some(first) = by_role.insert(id.clone(), r.source.clone()) {
                 return Err(GcpPlanError::RoleIdCollision {
                     first,
@@ -132,8 +140,9 @@ pub fn plan_service_accounts(
             }
             Some(CustomRole {
                 id,
-                title: display.clone(),
-                description: format!("{CREATED_BY} for CredentialsRequest {}", r.name()),
+                legacy_id: legacy_role_id(name, r.name()),
+                title: role_title(project, r.name()),
+                description: format!("{CREATED_BY} for service account {display}"),
                 permissions: perms.into_iter().collect(),
             })
         };
@@ -173,7 +182,8 @@ pub fn discovery(issuer: &str) -> String {
     to_pretty(&discovery_document(issuer, Flavour::AwsGcp))
 }
 
-/// The `external_account` credential configuration of a service account.
+/// The `external_account` credential configuration of a service account, byte for byte as the
+/// reference tool writes it (its indentation included), so that the base64 in the Secret is the same.
 pub fn credentials_config(
     project_number: &str,
     pool: &str,
@@ -181,17 +191,16 @@ pub fn credentials_config(
     email: &str,
     token_path: &str,
 ) -> String {
-    crate::secrets::gcp_external_account(
-        &super::credential_audience(project_number, pool, provider),
-        email,
-        token_path,
+    let audience = super::credential_audience(project_number, pool, provider);
+    format!(
+        "{{\n  \t\"type\": \"external_account\",\n  \t\"audience\": \"{audience}\",\n  \t\"subject_token_type\": \"urn:ietf:params:oauth:token-type:jwt\",\n  \t\"token_url\": \"https://sts.googleapis.com/v1/token\",\n  \t\"service_account_impersonation_url\": \"https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/{email}:generateAccessToken\",\n  \t\"credential_source\": {{\n    \t\"file\": \"{token_path}\",\n    \t\"format\": {{\n      \t\t\"type\": \"text\"\n    \t}}\n\t}}\n}}"
     )
 }
 
 /// The Secret manifest (reference layout): `data.service_account.json` = base64 of `config`.
 pub fn secret_manifest(namespace: &str, name: &str, config: &str) -> String {
     format!(
-        "apiVersion: v1\ndata:\n  service_account.json: {}\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {namespace}\ntype: Opaque\n",
+        "apiVersion: v1\ndata:\n  service_account.json: {}\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {namespace}\ntype: Opaque",
         STANDARD.encode(config)
     )
 }
@@ -200,7 +209,7 @@ pub fn secret_manifest(namespace: &str, name: &str, config: &str) -> String {
 /// `script` is pasted in, as the reference tool writes it, so it cannot be applied by mistake.
 pub fn dry_run_secret_manifest(namespace: &str, name: &str, script: &str) -> String {
     format!(
-        "apiVersion: v1\ndata:\n  service_account.json: \nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {namespace}\ntype: Opaque\nPOPULATE service_account.json FIELD WITH BASE 64 ENCODED CREDENTIALS CONFIG JSON GENERATED FROM SCRIPT {script}\n"
+        "apiVersion: v1\ndata:\n  service_account.json: \nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {namespace}\ntype: Opaque\nPOPULATE service_account.json FIELD WITH BASE 64 ENCODED CREDENTIALS CONFIG JSON GENERATED FROM SCRIPT {script}"
     )
 }
 
@@ -245,22 +254,28 @@ spec:
 
     #[test]
     fn a_request_becomes_one_service_account_with_its_roles_and_principals() {
-        let plans = plan_service_accounts(&load(REQ), "c1").expect("plans");
+        let plans = plan_service_accounts(&load(REQ), "c1", "my-proj").expect("plans");
         let p = &plans[0];
         assert_eq!(p.display_name, "c1-openshift-gcp-ccm");
         assert_eq!(p.predefined_roles, ["roles/compute.viewer"]);
         let role = p.custom_role.as_ref().expect("custom role");
-        assert_eq!(role.id, "c1_openshift_gcp_ccm");
+        assert_eq!(role.id, "myproj_openshiftgcpccm");
+        assert_eq!(role.legacy_id, "c1_openshift_gcp_ccm");
+        assert_eq!(role.title, "my-proj-openshift-gcp-ccm");
+        assert_eq!(
+            role.description,
+            "Created By OpenShift ccoctl for service account c1-openshift-gcp-ccm"
+        );
         assert_eq!(
             role.permissions,
             ["compute.addresses.get", "compute.instances.get"]
         );
         assert_eq!(p.notes, ["1 duplicate permissions merged"]);
         assert_eq!(
-            p.project_roles("proj"),
+            p.project_roles("my-proj"),
             [
                 "roles/compute.viewer",
-                "projects/proj/roles/c1_openshift_gcp_ccm"
+                "projects/my-proj/roles/myproj_openshiftgcpccm"
             ]
         );
         assert_eq!(p.principals("9", "pool").len(), 2);
@@ -276,7 +291,7 @@ spec:
             "  serviceAccountNames: [cloud-controller-manager, other]\n",
             "",
         );
-        let e = plan_service_accounts(&load(&text), "c1").expect_err("bad");
+        let e = plan_service_accounts(&load(&text), "c1", "p").expect_err("bad");
         let s = e.to_string();
         assert!(
             s.contains("r.yaml (document 0)") && s.contains("spec.serviceAccountNames"),
@@ -296,6 +311,16 @@ spec:
         let m = secret_manifest("ns", "s", &cfg);
         let v = config_from_manifest(&m).expect("config");
         assert_eq!(v["type"], "external_account");
+        assert_eq!(
+            v["service_account_impersonation_url"],
+            "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/sa@p.iam.gserviceaccount.com:generateAccessToken"
+        );
+        assert_eq!(v["token_url"], "https://sts.googleapis.com/v1/token");
+        assert_eq!(
+            v["subject_token_type"],
+            "urn:ietf:params:oauth:token-type:jwt"
+        );
+        assert_eq!(v["credential_source"]["format"]["type"], "text");
         assert_eq!(
             v["audience"],
             "//iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/pool/providers/prov"

@@ -1,7 +1,9 @@
 //! `--dry-run`: the numbered gcloud/gsutil scripts and documents the reference tool writes instead of
-//! calling GCP, with the same file names. Unlike the reference tool they run as they are: the project
-//! number is looked up by the script itself, and the service account email is known in advance (the
-//! random id suffix is drawn when the scripts are written).
+//! calling GCP, with the same file names (`01-…` to `05-…` for the issuer; per request `06-<i>-…-sa.sh`,
+//! `07-<i>-…-role.sh` when it has permissions, `08-<i>-…`, `09-<i>-…`), written mode 0744 as the
+//! reference writes them. Unlike the reference tool's, the scripts run as they are: the project number
+//! is looked up by the script itself, and the service account email is known in advance (the random
+//! id suffix is drawn when the scripts are written).
 
 use super::{
     account_id, bucket_name, issuer_url, principal, service_account_email, service_account_member,
@@ -88,8 +90,9 @@ pub fn provider_files(
     files
 }
 
-/// Files of `create-service-accounts --dry-run`: per request, scripts 06 (custom role and service
-/// account), 07 (bindings) and 08 (credentials config), and the placeholder Secret manifest. The
+/// Files of `create-service-accounts --dry-run`: per request (numbered `i` from 0, in reading
+/// order), scripts 06 (service account), 07 (custom role, only when the request has permissions), 08
+/// (bindings) and 09 (credentials config), and the placeholder Secret manifest naming script 09. The
 /// account ids get `suffixes[i]`.
 pub fn service_account_files(
     plans: &[ServiceAccountPlan],
@@ -105,25 +108,29 @@ pub fn service_account_files(
         let id = account_id(name, &p.request, suffix);
         let email = service_account_email(&id, project);
         let d = &p.display_name;
-        let mut create = Vec::new();
-        if let Some(r) = &p.custom_role {
-            create.push(format!(
-                "gcloud iam roles create {} --project={} --title={} --description={} --stage=GA --permissions={}",
-                sh_quote(&r.id),
+        files.push((
+            format!("06-{i}-create-{d}-sa.sh"),
+            script(&[format!(
+                "gcloud iam service-accounts create {} --project={} --display-name={} --description={}",
+                sh_quote(&id),
                 sh_quote(project),
-                sh_quote(&r.title),
-                sh_quote(&r.description),
-                sh_quote(&r.permissions.join(","))
+                sh_quote(d),
+                sh_quote(&p.description)
+            )]),
+        ));
+        if let Some(r) = &p.custom_role {
+            files.push((
+                format!("07-{i}-create-{d}-role.sh"),
+                script(&[format!(
+                    "gcloud iam roles create {} --project={} --title={} --description={} --stage=GA --permissions={}",
+                    sh_quote(&r.id),
+                    sh_quote(project),
+                    sh_quote(&r.title),
+                    sh_quote(&r.description),
+                    sh_quote(&r.permissions.join(","))
+                )]),
             ));
         }
-        create.push(format!(
-            "gcloud iam service-accounts create {} --project={} --display-name={} --description={}",
-            sh_quote(&id),
-            sh_quote(project),
-            sh_quote(d),
-            sh_quote(&p.description)
-        ));
-        files.push((format!("06-{i}-create-{d}-sa.sh"), script(&create)));
         let mut bind = vec![
             format!("PROJECT={}", sh_quote(project)),
             PROJECT_NUMBER_LINE.to_string(),
@@ -143,12 +150,12 @@ pub fn service_account_files(
             ));
         }
         files.push((
-            format!("07-{i}-add-iam-policy-binding-for-{d}-sa.sh"),
+            format!("08-{i}-add-iam-policy-binding-for-{d}-sa.sh"),
             script(&bind),
         ));
         let config_path =
             format!("{out_dir}/credentials_configurations/{d}_credentials_config.json");
-        let gen_name = format!("08-{i}-generate-credentials-config-for-{d}-sa.sh");
+        let gen_name = format!("09-{i}-generate-credentials-config-for-{d}-sa.sh");
         files.push((
             gen_name.clone(),
             script(&[

@@ -230,9 +230,9 @@ pub fn plan_service_ids(
     Ok(out)
 }
 
-/// The `ibm-credentials.env` value.
+/// The `ibm-credentials.env` value, as the reference tool writes it.
 pub fn credentials_env(api_key: &str) -> String {
-    format!("IBMCLOUD_APIKEY={api_key}\nIBMCLOUD_AUTHTYPE=iam\n")
+    format!("IBMCLOUD_AUTHTYPE=iam\nIBMCLOUD_APIKEY={api_key}")
 }
 
 /// The Secret `data` for an API key (what `refresh-keys` applies to a cluster).
@@ -243,10 +243,19 @@ pub fn secret_data(api_key: &str) -> crate::secrets::SecretData {
     ])
 }
 
-/// The Secret manifest, in the reference tool's layout.
+/// The Secret manifest, byte for byte as the reference tool writes it (a `corev1.Secret` through
+/// `sigs.k8s.io/yaml`: keys sorted, `creationTimestamp: null`, the env file as a literal block).
 pub fn secret_manifest(namespace: &str, name: &str, api_key: &str) -> String {
+    let key = crate::yaml::scalar(api_key);
+    let env = credentials_env(api_key)
+        .lines()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n");
     format!(
-        "apiVersion: v1\nstringData:\n  {SECRET_API_KEY}: {api_key}\n  {SECRET_ENV_FILE}: |\n    IBMCLOUD_APIKEY={api_key}\n    IBMCLOUD_AUTHTYPE=iam\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {namespace}\ntype: Opaque\n"
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  creationTimestamp: null\n  name: {}\n  namespace: {}\nstringData:\n  {SECRET_ENV_FILE}: |-\n{env}\n  {SECRET_API_KEY}: {key}\ntype: Opaque\n",
+        crate::yaml::scalar(name),
+        crate::yaml::scalar(namespace),
     )
 }
 
@@ -328,13 +337,17 @@ mod tests {
         assert_eq!(v["stringData"]["ibmcloud_api_key"].as_str(), Some("KEY123"));
         assert_eq!(
             v["stringData"]["ibm-credentials.env"].as_str(),
-            Some("IBMCLOUD_APIKEY=KEY123\nIBMCLOUD_AUTHTYPE=iam\n")
+            Some("IBMCLOUD_AUTHTYPE=iam\nIBMCLOUD_APIKEY=KEY123")
+        );
+        assert_eq!(
+            m,
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  creationTimestamp: null\n  name: s\n  namespace: ns\nstringData:\n  ibm-credentials.env: |-\n    IBMCLOUD_AUTHTYPE=iam\n    IBMCLOUD_APIKEY=KEY123\n  ibmcloud_api_key: KEY123\ntype: Opaque\n"
         );
         assert_eq!(api_key_from_manifest(&m).as_deref(), Some("KEY123"));
         assert_eq!(api_key_from_manifest("kind: [").as_deref(), None);
         assert_eq!(
             secret_data("KEY123").get_str(SECRET_ENV_FILE),
-            Some("IBMCLOUD_APIKEY=KEY123\nIBMCLOUD_AUTHTYPE=iam\n")
+            Some("IBMCLOUD_AUTHTYPE=iam\nIBMCLOUD_APIKEY=KEY123")
         );
     }
 }

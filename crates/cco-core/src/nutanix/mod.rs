@@ -201,11 +201,11 @@ pub fn secret_manifest_path(namespace: &str, name: &str) -> String {
     format!("manifests/{namespace}-{name}-credentials.yaml")
 }
 
-/// The Secret manifest for one request, in the reference tool's layout.
+/// The Secret manifest for one request, byte for byte as the reference tool writes it.
 pub fn secret_manifest(namespace: &str, name: &str, creds: &SharedCredentials) -> String {
     let b64 = STANDARD.encode(creds.to_json());
     format!(
-        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {namespace}\ntype: Opaque\ndata:\n  credentials: {b64}\n"
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {namespace}\ntype: Opaque\ndata:\n  credentials: {b64}"
     )
 }
 
