@@ -53,7 +53,7 @@ fn plans() -> Vec<ServiceAccountPlan> {
             &[],
         ),
     ]);
-    plan_service_accounts(&reqs, "c1").expect("plans")
+    plan_service_accounts(&reqs, "c1", "proj").expect("plans")
 }
 
 fn desired(plans: &[ServiceAccountPlan]) -> GcpDesired<'_> {
@@ -163,7 +163,7 @@ fn nothing_exists_so_everything_is_created_in_dependency_order() {
     assert_eq!(m[0].email, None);
     assert_eq!(
         m[0].added,
-        ["projects/proj/roles/c1_ccm", "roles/compute.viewer"]
+        ["projects/proj/roles/proj_ccm", "roles/compute.viewer"]
     );
 }
 
@@ -180,7 +180,7 @@ fn gained_permissions_stale_trust_and_retired_accounts_show_as_diffs() {
     let d = desired(&plans);
     let mut o = converged(&d);
     // The role lost a permission and carries one no longer asked for.
-    let role = o.roles.get_mut("c1_ccm").expect("role");
+    let role = o.roles.get_mut("proj_ccm").expect("role");
     role.permissions = vec!["compute.old.get".into()];
     // The ingress account trusts a ServiceAccount no longer listed, and someone else's member.
     let stale = principal(NUMBER, "c1", "ns-b", "gone");

@@ -32,7 +32,7 @@ fn setup() -> (Vec<crate::gcp::ServiceAccountPlan>, GcpObserved) {
         },
     )
     .expect("parses");
-    let plans = plan_service_accounts(&reqs, "c1").expect("plans");
+    let plans = plan_service_accounts(&reqs, "c1", "proj").expect("plans");
     let p = &plans[0];
     let email = "sa@proj.iam.gserviceaccount.com".to_string();
     let mut o = GcpObserved {
