@@ -192,18 +192,58 @@ impl BlobClient {
         content_type: &str,
         body: &[u8],
     ) -> Result<(), AzureError> {
+        self.put_blob_tagged(container, name, content_type, body, &[])
+            .await
+    }
+
+    /// Uploads a block blob carrying blob index `tags` (as the reference tool tags the issuer
+    /// documents with the resource tags).
+    pub async fn put_blob_tagged(
+        &self,
+        container: &str,
+        name: &str,
+        content_type: &str,
+        body: &[u8],
+        tags: &[(String, String)],
+    ) -> Result<(), AzureError> {
+        let mut headers = vec![
+            ("content-type", content_type.to_string()),
+            ("x-ms-blob-type", "BlockBlob".into()),
+        ];
+        if !tags.is_empty() {
+            let mut q = url::form_urlencoded::Serializer::new(String::new());
+            for (k, v) in tags {
+                q.append_pair(k, v);
+            }
+            headers.push(("x-ms-tags", q.finish()));
+        }
         self.send(
             &format!("uploading {container}/{name}"),
             reqwest::Method::PUT,
             &format!("{container}/{name}"),
-            vec![
-                ("content-type", content_type.to_string()),
-                ("x-ms-blob-type", "BlockBlob".into()),
-            ],
+            headers,
             body.to_vec(),
         )
         .await
         .map(|_| ())
+    }
+
+    /// The blob index tags of a blob, in the order the service lists them.
+    pub async fn get_blob_tags(
+        &self,
+        container: &str,
+        name: &str,
+    ) -> Result<Vec<(String, String)>, AzureError> {
+        let (_, body) = self
+            .send(
+                &format!("reading the tags of {container}/{name}"),
+                reqwest::Method::GET,
+                &format!("{container}/{name}?comp=tags"),
+                vec![],
+                Vec::new(),
+            )
+            .await?;
+        Ok(parse_tags_xml(&String::from_utf8_lossy(&body)))
     }
 
     /// Downloads a blob; `None` when it or its container does not exist.
@@ -247,9 +287,50 @@ impl BlobClient {
     }
 }
 
+fn xml_unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+fn between<'a>(s: &'a str, open: &str, close: &str) -> Option<(&'a str, &'a str)> {
+    let start = s.find(open)? + open.len();
+    let end = start + s[start..].find(close)?;
+    Some((&s[start..end], &s[end + close.len()..]))
+}
+
+/// `<Tags><TagSet><Tag><Key>k</Key><Value>v</Value></Tag>…</TagSet></Tags>` as pairs.
+fn parse_tags_xml(xml: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some((tag, after)) = between(rest, "<Tag>", "</Tag>") {
+        let key = between(tag, "<Key>", "</Key>").map(|(k, _)| xml_unescape(k));
+        let value = between(tag, "<Value>", "</Value>").map(|(v, _)| xml_unescape(v));
+        if let Some(k) = key {
+            out.push((k, value.unwrap_or_default()));
+        }
+        rest = after;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tag_sets_parse() {
+        let xml = "<?xml version=\"1.0\"?><Tags><TagSet><Tag><Key>a_b</Key><Value>owned</Value></Tag><Tag><Key>t</Key><Value>x&amp;y</Value></Tag></TagSet></Tags>";
+        assert_eq!(
+            parse_tags_xml(xml),
+            vec![
+                ("a_b".to_string(), "owned".to_string()),
+                ("t".into(), "x&y".into())
+            ]
+        );
+    }
 
     #[test]
     fn account_comes_from_the_path_or_the_host() {

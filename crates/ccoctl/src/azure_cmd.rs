@@ -494,20 +494,25 @@ async fn issuer(
         .unwrap_or(Value::Null);
     let jwks = to_pretty(&keys::merge_jwks(&jwks, &published));
     let discovery = to_pretty(&discovery_document(&issuer, Flavour::Azure));
-    blob.put_blob(
-        &container,
-        DISCOVERY_PATH,
-        "application/json",
-        discovery.as_bytes(),
-    )
-    .await?;
-    blob.put_blob(
-        &container,
-        AZURE_KEYS_PATH,
-        "application/json",
-        jwks.as_bytes(),
-    )
-    .await?;
+    // Tagged with the resource tags, as the reference tool tags them.
+    let blob_tags: Vec<(String, String)> = t
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    for (path, body) in [(DISCOVERY_PATH, &discovery), (AZURE_KEYS_PATH, &jwks)] {
+        blob.put_blob_tagged(
+            &container,
+            path,
+            "application/json",
+            body.as_bytes(),
+            &blob_tags,
+        )
+        .await?;
+    }
     println!("Published {DISCOVERY_PATH} and {AZURE_KEYS_PATH} at {issuer}");
     write_issuer_files(&c.output_dir, &issuer, &discovery, &jwks, tenant)?;
     Ok(issuer)

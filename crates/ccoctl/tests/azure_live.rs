@@ -145,6 +145,32 @@ fn every_corpus_request_goes_through_create_all_rerun_and_delete_leaving_nothing
         .public_blob(ACCOUNT, "openid/v1/jwks")
         .expect("jwks is public");
     assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(1));
+    // Both documents carry the resource tags (blob index tags), as the reference tool uploads them.
+    {
+        let rt = tokio::runtime::Runtime::new().expect("rt");
+        let blob = cco_azure::blob::BlobClient::new(
+            cco_azure::http_client().expect("client"),
+            &env.azurite.blob_endpoint(ACCOUNT),
+            cco_testsupport::azurite::DEV_KEY,
+        )
+        .expect("blob client");
+        for doc in [".well-known/openid-configuration", "openid/v1/jwks"] {
+            let mut tags = rt.block_on(blob.get_blob_tags(ACCOUNT, doc)).expect("tags");
+            tags.sort();
+            assert_eq!(
+                tags,
+                [
+                    ("env".to_string(), "test".to_string()),
+                    (
+                        "openshift.io_cloud-credential-operator_ccoazlive".into(),
+                        "owned".into()
+                    ),
+                    ("team".into(), "ocp".into()),
+                ],
+                "{doc}"
+            );
+        }
+    }
     let auth = std::fs::read_to_string(
         env.out()
             .join("manifests/cluster-authentication-02-config.yaml"),

@@ -73,15 +73,16 @@ pub struct Login {
     pub password: String,
 }
 
-/// A Prism Element (cluster) login.
+/// A Prism Element (cluster) login. Field order is the JSON order of the reference tool (the
+/// embedded username and password first, then the name).
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ElementLogin {
-    #[serde(default)]
-    pub name: String,
     #[serde(default)]
     pub username: String,
     #[serde(default)]
     pub password: String,
+    #[serde(default)]
+    pub name: String,
 }
 
 impl fmt::Debug for CredentialsFile {
@@ -122,8 +123,13 @@ impl SharedCredentials {
         self.0.is_empty()
     }
 
-    /// The JSON list the Secret carries (compact, as the reference tool marshals it).
+    /// The JSON list the Secret carries, byte for byte as the reference tool's Go `json.Marshal`
+    /// writes it: compact, and with `<`, `>`, `&`, U+2028 and U+2029 escaped as `\u003c`, … .
     pub fn to_json(&self) -> String {
+        go_json_escape(&self.compact_json())
+    }
+
+    fn compact_json(&self) -> String {
         let list: Vec<serde_json::Value> = self
             .0
             .iter()
@@ -136,6 +142,23 @@ impl SharedCredentials {
             .collect();
         serde_json::to_string(&list).unwrap_or_default()
     }
+}
+
+/// Go's `encoding/json` escapes these characters inside strings (they only occur inside strings
+/// in the JSON rendered here).
+fn go_json_escape(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Parses and validates the credentials file `text` (YAML or JSON); `file` names it in errors.
@@ -231,7 +254,7 @@ credentials:
         let c = parse_credentials("f", FILE).expect("valid");
         assert_eq!(
             c.to_json(),
-            r#"[{"type":"basic_auth","data":{"prismCentral":{"username":"admin","password":"s3cret"},"prismElements":[{"name":"pe1","username":"peuser","password":"pepass"}]}}]"#
+            r#"[{"type":"basic_auth","data":{"prismCentral":{"username":"admin","password":"s3cret"},"prismElements":[{"username":"peuser","password":"pepass","name":"pe1"}]}}]"#
         );
     }
 
@@ -241,6 +264,17 @@ credentials:
         let c = parse_credentials("f", text).expect("valid");
         assert!(
             c.to_json().ends_with(r#""prismElements":null}}]"#),
+            "{}",
+            c.to_json()
+        );
+    }
+
+    #[test]
+    fn html_characters_are_escaped_as_go_escapes_them() {
+        let c = parse_credentials("f", &FILE.replace("s3cret", "\"a<b>&c\"")).expect("valid");
+        assert!(
+            c.to_json()
+                .contains(r#""password":"a\u003cb\u003e\u0026c""#),
             "{}",
             c.to_json()
         );
