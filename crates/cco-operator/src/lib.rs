@@ -16,7 +16,8 @@
 //!   Prometheus metrics, [`operator`] wires it all and handles shutdown;
 //! - [`upgrade`] (the Upgradeable gate, pure) reads ClusterVersion and APIServer through
 //!   [`config_watch`] ([`clusterconfig`] types); [`co_merge`] folds such extra ClusterOperator
-//!   conditions into the request conditions as the reference's status controller does.
+//!   conditions into the request conditions as the reference's status controller does;
+//! - [`podidentity`] deploys and keeps the pod identity webhook, and reports its health.
 
 pub mod cluster;
 pub mod clusterconfig;
@@ -32,6 +33,7 @@ pub mod mint_plan;
 pub mod openshift;
 pub mod operator;
 pub mod plan;
+pub mod podidentity;
 pub mod state;
 pub mod status;
 pub mod upgrade;
@@ -71,6 +73,10 @@ pub struct Settings {
     pub gcp_resource_manager_endpoint: Option<String>,
     /// Version reported on the ClusterOperator.
     pub version: String,
+    /// Pod identity webhook images (`*_POD_IDENTITY_WEBHOOK_IMAGE`); none: no webhook.
+    pub webhook_images: podidentity::WebhookImages,
+    /// How long the webhook may be unavailable (or failing to apply) before Degraded.
+    pub webhook_degraded_grace: Duration,
 }
 
 impl Default for Settings {
@@ -93,6 +99,8 @@ impl Default for Settings {
             gcp_iam_endpoint: None,
             gcp_resource_manager_endpoint: None,
             version: env!("CARGO_PKG_VERSION").to_string(),
+            webhook_images: podidentity::WebhookImages::default(),
+            webhook_degraded_grace: Duration::from_secs(300),
         }
     }
 }

@@ -71,6 +71,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(id) = args.identity {
         settings.identity = id;
     }
+    settings.webhook_images = cco_operator::podidentity::WebhookImages::from_env();
     if let Ok(v) = std::env::var("RELEASE_VERSION") {
         settings.version = v;
     }

@@ -199,12 +199,24 @@ pub async fn run(
         changes.clone(),
         wait_for(&stop_rx),
     ));
+    let webhook_status = Arc::new(crate::podidentity::controller::WebhookStatus::new(
+        settings.webhook_degraded_grace,
+    ));
+    let webhook = tokio::spawn(crate::podidentity::controller::run(
+        ctx.clone(),
+        config_watch.clone(),
+        webhook_status.clone(),
+        changes.clone(),
+        config_changes.clone(),
+        wait_for(&stop_rx),
+    ));
     let status = tokio::spawn(status_loop(
         ctx.clone(),
         store.clone(),
         StatusSources {
             config: config_watch.clone(),
             config_changes: config_changes.clone(),
+            webhook: webhook_status,
         },
         wait_for(&stop_rx),
     ));
@@ -213,6 +225,7 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let _ = annotator.await;
     let _ = status.await;
+    let _ = webhook.await;
     if let Some(e) = &elector {
         if !lost.load(std::sync::atomic::Ordering::SeqCst) {
             e.release().await;
@@ -308,6 +321,7 @@ async fn annotator_loop(
 struct StatusSources {
     config: crate::config_watch::ConfigWatch,
     config_changes: watch::Receiver<u64>,
+    webhook: Arc<crate::podidentity::controller::WebhookStatus>,
 }
 
 /// Recomputes the ClusterOperator and metrics after reconciles (debounced) and periodically.
@@ -342,13 +356,15 @@ async fn status_loop(
         let upgradeable =
             crate::upgrade::current(&ctx.state, &sources.config, &view, root.is_some());
         let conds = merge_worst(conds, upgradeable.as_slice());
+        let conds = merge_worst(conds, &sources.webhook.conditions());
+        let related = sources.webhook.related_objects();
         let (by_cloud, by_cond) = metric_counts(&crs, view.mode == CredentialsMode::Manual);
         ctx.metrics.set_counts(&by_cloud, &by_cond);
         ctx.metrics.set_mode(effective.metric_label(root.is_some()));
         match write_cluster_operator(
             &ctx.client,
             &conds,
-            &[],
+            &related,
             &ctx.settings.version,
             &now_string(),
         )

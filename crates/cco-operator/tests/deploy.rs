@@ -218,6 +218,70 @@ async fn manifests_apply_and_accept_every_corpus_request_with_least_privilege_rb
         .await
     );
 
+    // The pod identity webhook's objects: by name, nothing else.
+    let piw = Some("pod-identity-webhook");
+    for (group, resource, ns) in [
+        ("", "serviceaccounts", Some(common::OPERATOR_NS)),
+        ("", "services", Some(common::OPERATOR_NS)),
+        ("apps", "deployments", Some(common::OPERATOR_NS)),
+        (
+            "rbac.authorization.k8s.io",
+            "roles",
+            Some(common::OPERATOR_NS),
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "rolebindings",
+            Some(common::OPERATOR_NS),
+        ),
+        ("policy", "poddisruptionbudgets", Some(common::OPERATOR_NS)),
+        ("rbac.authorization.k8s.io", "clusterroles", None),
+        ("rbac.authorization.k8s.io", "clusterrolebindings", None),
+        (
+            "admissionregistration.k8s.io",
+            "mutatingwebhookconfigurations",
+            None,
+        ),
+    ] {
+        for verb in ["get", "watch", "create", "patch", "delete"] {
+            assert!(
+                can(a, verb, group, resource, ns, piw).await,
+                "{verb} {resource}/pod-identity-webhook"
+            );
+        }
+        assert!(
+            !can(a, "patch", group, resource, ns, Some("other")).await,
+            "patch {resource}/other"
+        );
+        assert!(
+            !can(a, "create", group, resource, ns, None).await,
+            "create {resource} of any name"
+        );
+    }
+    assert!(!can(a, "patch", "apps", "deployments", Some("kube-system"), piw).await);
+    assert!(
+        can(
+            a,
+            "get",
+            "config.openshift.io",
+            "clusterversions",
+            None,
+            Some("version")
+        )
+        .await
+    );
+    assert!(
+        can(
+            a,
+            "watch",
+            "config.openshift.io",
+            "apiservers",
+            None,
+            Some("cluster")
+        )
+        .await
+    );
+
     // What it does not need, it does not have.
     assert!(
         !can(
