@@ -1,14 +1,18 @@
-//! `delete`: finds what `ccoctl aws` made for a `--name` and removes it.
+//! `delete`: finds what `ccoctl aws` (or the reference tool) made for a `--name` and removes it.
 //!
 //! Nothing unrelated is inspected in depth: role candidates are the roles whose name starts with
 //! `<name>-` (every role we create does), OIDC provider candidates are those whose issuer is our bucket
 //! or a CloudFront domain, and distributions are those whose origin is our bucket. Each candidate is
 //! removed only when it carries our ownership tag `openshift.io/cloud-credential-operator/<name>=owned`.
+//! Origin access identities cannot be tagged: the reference tool marks its one with that tag key as
+//! the comment, and the same rule finds it here.
 
 use std::time::Duration;
 
 use aws_sdk_s3::types as s3t;
-use cco_core::aws::{bucket_name, owned_tag_key, Partition, OWNED_TAG_VALUE};
+use cco_core::aws::{
+    bucket_name, bucket_name_problem, owned_tag_key, Partition, OWNED_TAG_VALUE,
+};
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::idp::{find_distributions, find_origin_access_control};
@@ -21,6 +25,8 @@ pub struct DeleteReport {
     pub providers: Vec<String>,
     pub distributions: Vec<String>,
     pub origin_access_controls: Vec<String>,
+    /// Origin access identities (left by the reference tool's private-bucket setup).
+    pub origin_access_identities: Vec<String>,
     pub buckets: Vec<String>,
 }
 
@@ -57,14 +63,19 @@ pub async fn delete_all(aws: &Aws, name: &str, dry_run: bool) -> Result<DeleteRe
                 .send()
                 .await
                 .map_err(|e| AwsError::call("iam:DeleteOpenIDConnectProvider", arn, e))?;
-            tracing::info!(%arn, "identity provider deleted");
+            tracing::debug!(%arn, "identity provider deleted");
         }
     }
 
     let bucket = bucket_name(name);
+    if bucket_name_problem(&bucket).is_some() {
+        // No bucket can have this name, so there is no issuer bucket nor anything in front of it.
+        return Ok(report);
+    }
     let partition = Partition::for_region(&aws.region);
     let origin = format!("{bucket}.s3.{}.{}", aws.region, partition.dns_suffix);
-    for (id, _domain, arn) in find_distributions(aws, &origin).await? {
+    for found in find_distributions(aws, &origin).await? {
+        let (id, arn) = (found.id, found.arn);
         let tags = aws
             .cloudfront
             .list_tags_for_resource()
@@ -104,9 +115,16 @@ pub async fn delete_all(aws: &Aws, name: &str, dry_run: bool) -> Result<DeleteRe
                 .send()
                 .await
                 .map_err(|e| AwsError::call("cloudfront:DeleteOriginAccessControl", &id, e))?;
-            tracing::info!(%id, "origin access control deleted");
+            tracing::debug!(%id, "origin access control deleted");
         }
         report.origin_access_controls.push(id);
+    }
+
+    report.origin_access_identities = owned_origin_access_identities(aws, &key).await?;
+    for id in &report.origin_access_identities {
+        if !dry_run {
+            delete_origin_access_identity(aws, id).await?;
+        }
     }
 
     if bucket_owned(aws, &bucket, &key).await? {
@@ -116,6 +134,54 @@ pub async fn delete_all(aws: &Aws, name: &str, dry_run: bool) -> Result<DeleteRe
         report.buckets.push(bucket);
     }
     Ok(report)
+}
+
+/// Origin access identities whose comment is the ownership tag key, as the reference tool writes it.
+async fn owned_origin_access_identities(aws: &Aws, key: &str) -> Result<Vec<String>, AwsError> {
+    let mut found = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let out = aws
+            .cloudfront
+            .list_cloud_front_origin_access_identities()
+            .set_marker(marker.clone())
+            .send()
+            .await
+            .map_err(|e| AwsError::call("cloudfront:ListCloudFrontOriginAccessIdentities", key, e))?;
+        let Some(list) = out.cloud_front_origin_access_identity_list() else {
+            break;
+        };
+        found.extend(
+            list.items()
+                .iter()
+                .filter(|o| o.comment() == key)
+                .map(|o| o.id().to_string()),
+        );
+        match list.next_marker() {
+            Some(m) if list.is_truncated() && !m.is_empty() => marker = Some(m.to_string()),
+            _ => break,
+        }
+    }
+    Ok(found)
+}
+
+async fn delete_origin_access_identity(aws: &Aws, id: &str) -> Result<(), AwsError> {
+    let got = aws
+        .cloudfront
+        .get_cloud_front_origin_access_identity()
+        .id(id)
+        .send()
+        .await
+        .map_err(|e| AwsError::call("cloudfront:GetCloudFrontOriginAccessIdentity", id, e))?;
+    aws.cloudfront
+        .delete_cloud_front_origin_access_identity()
+        .id(id)
+        .set_if_match(got.e_tag().map(str::to_owned))
+        .send()
+        .await
+        .map_err(|e| AwsError::call("cloudfront:DeleteCloudFrontOriginAccessIdentity", id, e))?;
+    tracing::debug!(%id, "origin access identity deleted");
+    Ok(())
 }
 
 async fn owned_roles(aws: &Aws, name: &str, key: &str) -> Result<Vec<String>, AwsError> {
@@ -201,7 +267,7 @@ async fn delete_role(aws: &Aws, role: &str) -> Result<(), AwsError> {
         }
         Err(e) => return Err(AwsError::call("iam:DeleteRole", role, e)),
     }
-    tracing::info!(%role, "role deleted");
+    tracing::debug!(%role, "role deleted");
     Ok(())
 }
 
@@ -330,7 +396,7 @@ async fn delete_distribution(aws: &Aws, id: &str) -> Result<(), AwsError> {
         .send()
         .await
         .map_err(|e| AwsError::call("cloudfront:DeleteDistribution", id, e))?;
-    tracing::info!(%id, "distribution deleted");
+    tracing::debug!(%id, "distribution deleted");
     Ok(())
 }
 
@@ -390,6 +456,6 @@ async fn empty_and_delete_bucket(aws: &Aws, bucket: &str) -> Result<(), AwsError
         .send()
         .await
         .map_err(|e| AwsError::call("s3:DeleteBucket", bucket, e))?;
-    tracing::info!(%bucket, "bucket deleted");
+    tracing::debug!(%bucket, "bucket deleted");
     Ok(())
 }

@@ -5,8 +5,9 @@ use aws_sdk_cloudfront::types as cf;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types as s3t;
 use cco_core::aws::{
-    cloudfront_read_bucket_policy, provider_arn, public_read_bucket_policy, Front,
-    IdentityProviderPlan, CACHING_DISABLED_POLICY_ID, CLIENT_IDS,
+    cloudfront_read_bucket_policy, origin_access_identity_bucket_policy, provider_arn,
+    public_read_bucket_policy, Front, IdentityProviderPlan, CACHING_DISABLED_POLICY_ID,
+    CLIENT_IDS,
 };
 use cco_core::keys::merge_jwks;
 use cco_core::oidc::{to_pretty, DISCOVERY_PATH, KEYS_PATH};
@@ -31,6 +32,8 @@ pub struct IdpOptions {
 pub struct IdentityProviderOutcome {
     pub issuer: String,
     pub provider_arn: String,
+    /// False when the provider already existed and was reused.
+    pub provider_created: bool,
 }
 
 fn s3_tags(plan: &IdentityProviderPlan) -> Result<Vec<s3t::Tag>, AwsError> {
@@ -63,12 +66,22 @@ pub async fn create_identity_provider(
         }
         Front::CloudFront => {
             put_public_access_block(aws, &plan.bucket, true).await?;
-            let oac = ensure_origin_access_control(aws, plan).await?;
-            let (dist_id, domain) = ensure_distribution(aws, plan, &oac).await?;
-            let policy =
-                cloudfront_read_bucket_policy(&plan.partition, &plan.bucket, &account, &dist_id);
+            let dist = ensure_distribution(aws, plan).await?;
+            // A distribution the reference tool made reads through an origin access identity: keep
+            // granting that identity, or the issuer would stop being served.
+            let policy = match &dist.access {
+                OriginAccess::Identity(oai) => {
+                    origin_access_identity_bucket_policy(&plan.partition, &plan.bucket, oai)
+                }
+                OriginAccess::Control(_) | OriginAccess::None => cloudfront_read_bucket_policy(
+                    &plan.partition,
+                    &plan.bucket,
+                    &account,
+                    &dist.id,
+                ),
+            };
             put_bucket_policy(aws, &plan.bucket, &policy).await?;
-            format!("https://{domain}")
+            format!("https://{}", dist.domain)
         }
     };
     upload_documents(aws, plan, &issuer, opts.prune_old_keys).await?;
@@ -76,10 +89,12 @@ pub async fn create_identity_provider(
         Some(t) => t.to_ascii_lowercase(),
         None => tls::issuer_thumbprint(&issuer, opts.issuer_ca_pem.as_deref()).await?,
     };
-    let arn = ensure_oidc_provider(aws, plan, &account, &issuer, &thumbprint).await?;
+    let (arn, provider_created) =
+        ensure_oidc_provider(aws, plan, &account, &issuer, &thumbprint).await?;
     Ok(IdentityProviderOutcome {
         issuer,
         provider_arn: arn,
+        provider_created,
     })
 }
 
@@ -185,6 +200,11 @@ async fn upload_documents(
         }
     }
     let published = jwks["keys"].as_array().map_or(0, Vec::len);
+    // The ownership tags on both objects too, as the reference tool does: its `delete` removes only
+    // tagged objects, and a bucket with objects left in it cannot be deleted.
+    let tagging = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(plan.tags.iter())
+        .finish();
     for (key, body) in [
         (DISCOVERY_PATH, to_pretty(&plan.discovery(issuer))),
         (KEYS_PATH, to_pretty(&jwks)),
@@ -193,6 +213,7 @@ async fn upload_documents(
             .put_object()
             .bucket(&plan.bucket)
             .key(key)
+            .tagging(&tagging)
             .content_type("application/json")
             .body(ByteStream::from(body.into_bytes()))
             .send()
@@ -260,11 +281,50 @@ pub async fn find_origin_access_control(aws: &Aws, name: &str) -> Result<Option<
     }
 }
 
-/// Distributions whose origin is the issuer bucket: `(id, domain, arn)`.
+/// How a distribution's S3 origin reads the private bucket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OriginAccess {
+    /// Through an origin access control (what this tool creates): its id.
+    Control(String),
+    /// Through a legacy origin access identity (what the reference tool creates): its id.
+    Identity(String),
+    /// Neither (a public origin).
+    None,
+}
+
+impl OriginAccess {
+    fn of(origin: &cf::Origin) -> OriginAccess {
+        if let Some(id) = origin
+            .origin_access_control_id()
+            .filter(|i| !i.is_empty())
+        {
+            return OriginAccess::Control(id.to_string());
+        }
+        match origin
+            .s3_origin_config()
+            .map(|c| c.origin_access_identity())
+            .and_then(|i| i.strip_prefix("origin-access-identity/cloudfront/"))
+        {
+            Some(id) if !id.is_empty() => OriginAccess::Identity(id.to_string()),
+            _ => OriginAccess::None,
+        }
+    }
+}
+
+/// A distribution in front of the issuer bucket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FoundDistribution {
+    pub id: String,
+    pub domain: String,
+    pub arn: String,
+    pub access: OriginAccess,
+}
+
+/// Distributions whose origin is the issuer bucket.
 pub async fn find_distributions(
     aws: &Aws,
     origin_domain: &str,
-) -> Result<Vec<(String, String, String)>, AwsError> {
+) -> Result<Vec<FoundDistribution>, AwsError> {
     let mut found = Vec::new();
     let mut marker: Option<String> = None;
     loop {
@@ -280,16 +340,21 @@ pub async fn find_distributions(
         };
         for d in list.items() {
             let ours = match d.origins().filter(|o| !o.items().is_empty()) {
-                Some(o) => o.items().iter().any(|i| i.domain_name() == origin_domain),
+                Some(o) => o
+                    .items()
+                    .iter()
+                    .find(|i| i.domain_name() == origin_domain)
+                    .map(OriginAccess::of),
                 // Some emulators leave Origins out of the summary; read this one's config instead.
-                None => distribution_has_origin(aws, d.id(), origin_domain).await?,
+                None => distribution_origin(aws, d.id(), origin_domain).await?,
             };
-            if ours {
-                found.push((
-                    d.id().to_string(),
-                    d.domain_name().to_string(),
-                    d.arn().to_string(),
-                ));
+            if let Some(access) = ours {
+                found.push(FoundDistribution {
+                    id: d.id().to_string(),
+                    domain: d.domain_name().to_string(),
+                    arn: d.arn().to_string(),
+                    access,
+                });
             }
         }
         match list.next_marker() {
@@ -300,11 +365,11 @@ pub async fn find_distributions(
     Ok(found)
 }
 
-async fn distribution_has_origin(
+async fn distribution_origin(
     aws: &Aws,
     id: &str,
     origin_domain: &str,
-) -> Result<bool, AwsError> {
+) -> Result<Option<OriginAccess>, AwsError> {
     let out = aws
         .cloudfront
         .get_distribution_config()
@@ -315,7 +380,8 @@ async fn distribution_has_origin(
     Ok(out
         .distribution_config()
         .and_then(|c| c.origins())
-        .is_some_and(|o| o.items().iter().any(|i| i.domain_name() == origin_domain)))
+        .and_then(|o| o.items().iter().find(|i| i.domain_name() == origin_domain))
+        .map(OriginAccess::of))
 }
 
 fn distribution_config(
@@ -375,16 +441,16 @@ fn distribution_config(
 async fn ensure_distribution(
     aws: &Aws,
     plan: &IdentityProviderPlan,
-    oac_id: &str,
-) -> Result<(String, String), AwsError> {
-    if let Some((id, domain, _)) = find_distributions(aws, &plan.bucket_regional_domain())
+) -> Result<FoundDistribution, AwsError> {
+    if let Some(d) = find_distributions(aws, &plan.bucket_regional_domain())
         .await?
         .into_iter()
         .next()
     {
-        tracing::info!(%id, %domain, "CloudFront distribution exists, reusing it");
-        return Ok((id, domain));
+        tracing::info!(id = %d.id, domain = %d.domain, "CloudFront distribution exists, reusing it");
+        return Ok(d);
     }
+    let oac_id = ensure_origin_access_control(aws, plan).await?;
     let tags = plan
         .tags
         .iter()
@@ -392,7 +458,7 @@ async fn ensure_distribution(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| AwsError::Local(e.to_string()))?;
     let with_tags = cf::DistributionConfigWithTags::builder()
-        .distribution_config(distribution_config(plan, oac_id)?)
+        .distribution_config(distribution_config(plan, &oac_id)?)
         .tags(cf::Tags::builder().set_items(Some(tags)).build())
         .build();
     let out = aws
@@ -406,7 +472,12 @@ async fn ensure_distribution(
         AwsError::Unexpected("CreateDistribution returned no distribution".into())
     })?;
     tracing::info!(id = %d.id(), domain = %d.domain_name(), "CloudFront distribution created");
-    Ok((d.id().to_string(), d.domain_name().to_string()))
+    Ok(FoundDistribution {
+        id: d.id().to_string(),
+        domain: d.domain_name().to_string(),
+        arn: d.arn().to_string(),
+        access: OriginAccess::Control(oac_id),
+    })
 }
 
 pub(crate) fn iam_tags(
@@ -430,7 +501,7 @@ async fn ensure_oidc_provider(
     account: &str,
     issuer: &str,
     thumbprint: &str,
-) -> Result<String, AwsError> {
+) -> Result<(String, bool), AwsError> {
     let arn = provider_arn(&plan.partition, account, issuer);
     match aws
         .iam
@@ -475,8 +546,8 @@ async fn ensure_oidc_provider(
                 .send()
                 .await
                 .map_err(|e| AwsError::call("iam:TagOpenIDConnectProvider", &arn, e))?;
-            tracing::info!(%arn, "identity provider exists, brought up to date");
-            Ok(arn)
+            tracing::debug!(%arn, "identity provider exists, brought up to date");
+            Ok((arn, false))
         }
         Err(e)
             if e.as_service_error()
@@ -494,15 +565,15 @@ async fn ensure_oidc_provider(
             match out {
                 Ok(o) => {
                     let arn = o.open_id_connect_provider_arn().unwrap_or(&arn).to_string();
-                    tracing::info!(%arn, "identity provider created");
-                    Ok(arn)
+                    tracing::debug!(%arn, "identity provider created");
+                    Ok((arn, true))
                 }
                 // Another run created it between our look and our create.
                 Err(e)
                     if e.as_service_error()
                         .is_some_and(|s| s.is_entity_already_exists_exception()) =>
                 {
-                    Ok(arn)
+                    Ok((arn, false))
                 }
                 Err(e) => Err(AwsError::call("iam:CreateOpenIDConnectProvider", issuer, e)),
             }

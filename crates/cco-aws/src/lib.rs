@@ -43,6 +43,34 @@ pub fn custom_endpoint() -> Option<String> {
         .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
 }
 
+/// The region for a command whose `--region` is optional because IAM is global: the flag, else the
+/// standard configuration chain (AWS_REGION, the profile), else the home region of the partition of
+/// `provider_arn`. A configured region of another partition than the ARN's is passed over, since
+/// that partition's IAM would not know the provider. `None` when nothing applies.
+pub async fn region_for_iam(flag: Option<&str>, provider_arn: &str) -> Option<String> {
+    use cco_core::aws::{parse_provider_arn, Partition};
+    if let Some(r) = flag.filter(|r| !r.is_empty()) {
+        return Some(r.to_string());
+    }
+    let partition = parse_provider_arn(provider_arn).map(|(p, _, _)| p);
+    let configured = aws_config::default_provider::region::DefaultRegionChain::builder()
+        .build()
+        .region()
+        .await
+        .map(|r| r.to_string());
+    if let Some(r) =
+        configured.filter(|r| partition.is_none_or(|p| Partition::for_region(r).id == p))
+    {
+        return Some(r);
+    }
+    let home = partition.and_then(Partition::home_region)?;
+    tracing::debug!(
+        region = home,
+        "no region configured; using the home region of the provider's partition"
+    );
+    Some(home.to_string())
+}
+
 impl Aws {
     /// Loads the standard AWS configuration for `region`. Retries use the SDK's adaptive mode, which
     /// backs off on throttling and rate-limits itself client-side.

@@ -28,10 +28,7 @@ pub async fn apply_role(aws: &Aws, plan: &RolePlan) -> Result<RoleChange, AwsErr
             .create_role()
             .role_name(&plan.role_name)
             .assume_role_policy_document(&trust)
-            .description(format!(
-                "OpenShift role for {}/{} (CredentialsRequest {})",
-                plan.namespace, plan.secret_name, plan.request
-            ))
+            .description(&plan.description)
             .set_permissions_boundary(plan.permissions_boundary.clone())
             .set_tags(Some(tags.clone()))
             .send()

@@ -84,7 +84,48 @@ fn write_atomic_impl(
     fs::rename(&tmp, path).map_err(err("cannot write", path))
 }
 
+/// `base` joined with `relative`, refusing anything that could leave `base`: an absolute path, `..`,
+/// or an empty name. Every file name built from input goes through this, so no input can make a
+/// command write outside its output directory.
+pub fn join_inside(base: &Path, relative: &str) -> Result<PathBuf, FsError> {
+    use std::path::Component;
+    let rel = Path::new(relative);
+    let ok = !relative.is_empty()
+        && rel
+            .components()
+            .all(|c| matches!(c, Component::Normal(n) if !n.is_empty()));
+    if ok {
+        Ok(base.join(rel))
+    } else {
+        Err(FsError {
+            action: "refusing to write",
+            path: rel.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("the name would leave the output directory {}", base.display()),
+            ),
+        })
+    }
+}
+
 /// Reads a file to a string, naming the file on failure.
 pub fn read_to_string(path: &Path) -> Result<String, FsError> {
     fs::read_to_string(path).map_err(err("cannot read", path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_inside_refuses_every_way_out() {
+        let base = Path::new("/out");
+        assert_eq!(
+            join_inside(base, "manifests/ns-s-credentials.yaml").expect("inside"),
+            Path::new("/out/manifests/ns-s-credentials.yaml")
+        );
+        for bad in ["", "/etc/passwd", "../x", "manifests/../../x", "a/./../../b"] {
+            assert!(join_inside(base, bad).is_err(), "{bad}");
+        }
+    }
 }

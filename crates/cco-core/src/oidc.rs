@@ -41,10 +41,14 @@ pub fn discovery_document(issuer: &str, flavour: Flavour) -> Value {
     }
 }
 
-/// The `config.openshift.io/v1` Authentication `cluster` manifest naming the issuer.
+/// Mode of the Authentication manifest, as the reference tool writes it.
+pub const AUTHENTICATION_MANIFEST_MODE: u32 = 0o600;
+
+/// The `config.openshift.io/v1` Authentication `cluster` manifest naming the issuer, byte for byte as
+/// the reference tool writes it (no final newline).
 pub fn authentication_manifest(issuer: &str) -> String {
     format!(
-        "apiVersion: config.openshift.io/v1\nkind: Authentication\nmetadata:\n  name: cluster\nspec:\n  serviceAccountIssuer: {}\n",
+        "apiVersion: config.openshift.io/v1\nkind: Authentication\nmetadata:\n  name: cluster\nspec:\n  serviceAccountIssuer: {}",
         issuer.trim_end_matches('/')
     )
 }

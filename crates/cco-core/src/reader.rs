@@ -212,15 +212,93 @@ fn parse_request(
     if request.spec.provider_kind() != Some(opts.cloud.kind()) {
         return Ok(None);
     }
+    // The Secret's name and namespace become file names and cloud identity names: refuse anything
+    // Kubernetes itself would refuse before a single file is written or call made.
+    let sec = &request.spec.secret_ref;
+    if let Err(why) = dns1123_subdomain(&sec.name) {
+        return Err(field_err(format!(
+            "field `spec.secretRef.name` {:?} is not a valid Secret name: {why}",
+            sec.name
+        )));
+    }
+    if let Err(why) = dns1123_label(&sec.namespace) {
+        return Err(field_err(format!(
+            "field `spec.secretRef.namespace` {:?} is not a valid namespace name: {why}",
+            sec.namespace
+        )));
+    }
     let provider = request
         .spec
         .provider()
         .map_err(|e| field_err(e.to_string()))?;
+    validate_provider(&provider).map_err(field_err)?;
     Ok(Some(LoadedRequest {
         source,
         request,
         provider,
     }))
+}
+
+/// Checks what a cloud would refuse only after resources exist: every AWS statement needs an effect
+/// of `Allow` or `Deny` and at least one action.
+fn validate_provider(provider: &ProviderSpec) -> Result<(), String> {
+    if let ProviderSpec::Aws(spec) = provider {
+        for (i, e) in spec.statement_entries.iter().enumerate() {
+            let field = format!("spec.providerSpec.statementEntries[{i}]");
+            if e.effect != "Allow" && e.effect != "Deny" {
+                return Err(format!(
+                    "field `{field}.effect` is {:?}; IAM accepts only \"Allow\" or \"Deny\"",
+                    e.effect
+                ));
+            }
+            if e.action.is_empty() {
+                return Err(format!(
+                    "field `{field}.action` is empty; list at least one IAM action"
+                ));
+            }
+            if let Some(j) = e.action.iter().position(|a| a.trim().is_empty()) {
+                return Err(format!(
+                    "field `{field}.action[{j}]` is empty; name an IAM action such as s3:GetObject"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Kubernetes' DNS-1123 label (namespace names): at most 63 characters, lowercase letters, digits and
+/// '-', starting and ending with a letter or digit.
+pub fn dns1123_label(s: &str) -> Result<(), String> {
+    if s.len() > 63 {
+        return Err(format!("it has {} characters, at most 63 are allowed", s.len()));
+    }
+    dns1123_part(s)
+}
+
+/// Kubernetes' DNS-1123 subdomain (Secret names): at most 253 characters, one or more DNS-1123 labels
+/// joined by '.'.
+pub fn dns1123_subdomain(s: &str) -> Result<(), String> {
+    if s.len() > 253 {
+        return Err(format!("it has {} characters, at most 253 are allowed", s.len()));
+    }
+    s.split('.').try_for_each(dns1123_part)
+}
+
+fn dns1123_part(s: &str) -> Result<(), String> {
+    const RULE: &str = "use lowercase letters, digits and '-' (and '.' between parts of a Secret name), starting and ending with a letter or digit";
+    if s.is_empty() {
+        return Err(format!("it is empty or has an empty part; {RULE}"));
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
+        return Err(format!("{c:?} is not allowed; {RULE}"));
+    }
+    if s.starts_with('-') || s.ends_with('-') {
+        return Err(format!("it starts or ends with '-'; {RULE}"));
+    }
+    Ok(())
 }
 
 fn check_duplicate_secret_refs(reqs: &[LoadedRequest]) -> Result<(), ReadError> {
@@ -371,6 +449,64 @@ spec:
         std::fs::write(dir.path().join("c.yaml"), AWS).expect("write");
         let got = read_dir(dir.path(), opts()).expect("reads");
         assert_eq!(got.len(), 1);
+    }
+
+    #[test]
+    fn secret_ref_names_kubernetes_refuses_are_refused_with_the_field() {
+        for (name, ns, field) in [
+            ("../../etc/x", "ns", "spec.secretRef.name"),
+            ("a/b", "ns", "spec.secretRef.name"),
+            ("Upper", "ns", "spec.secretRef.name"),
+            ("a..b", "ns", "spec.secretRef.name"),
+            ("s", "n/s", "spec.secretRef.namespace"),
+            ("s", "..", "spec.secretRef.namespace"),
+            ("s", "Ns", "spec.secretRef.namespace"),
+            ("s", "a.b", "spec.secretRef.namespace"),
+        ] {
+            let text = AWS.replace(
+                "secretRef: {name: s, namespace: ns}",
+                &format!("secretRef: {{name: {name:?}, namespace: {ns:?}}}"),
+            );
+            let err = parse_documents(Path::new("f.yaml"), &text, opts())
+                .expect_err(name)
+                .to_string();
+            assert!(
+                err.contains("f.yaml (document 0)")
+                    && err.contains("CredentialsRequest a")
+                    && err.contains(field),
+                "{err}"
+            );
+        }
+        let ok = AWS.replace(
+            "secretRef: {name: s, namespace: ns}",
+            "secretRef: {name: a.b-c, namespace: x-1}",
+        );
+        assert_eq!(
+            parse_documents(Path::new("f.yaml"), &ok, opts())
+                .expect("valid names")
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn bad_statement_effect_or_empty_action_is_refused_with_the_field_path() {
+        let effect = AWS.replace("effect: Allow", "effect: allow");
+        let err = parse_documents(Path::new("f.yaml"), &effect, opts())
+            .expect_err("bad effect")
+            .to_string();
+        assert!(
+            err.contains("spec.providerSpec.statementEntries[0].effect") && err.contains("Deny"),
+            "{err}"
+        );
+        let empty = AWS.replace("action: [\"s3:*\"]", "action: []");
+        let err = parse_documents(Path::new("f.yaml"), &empty, opts())
+            .expect_err("empty action")
+            .to_string();
+        assert!(
+            err.contains("spec.providerSpec.statementEntries[0].action"),
+            "{err}"
+        );
     }
 
     #[test]

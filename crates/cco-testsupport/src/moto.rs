@@ -2,7 +2,9 @@
 //! loopback port and stopped on drop.
 //!
 //! The server comes from the project's virtualenv (`.venv`, or `$CCO_VENV`), which
-//! `scripts/setup-python.sh` creates; if it is missing, [`Moto::start`] runs that script first.
+//! `scripts/setup-python.sh` creates; if it is missing, [`Moto::start`] runs that script first. It is
+//! started through `python/moto_server.py`, which adds CloudFront origin access identities (the
+//! reference tool's private-bucket setup uses them; moto has none) to moto's own CloudFront.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -58,14 +60,17 @@ impl Moto {
     /// Starts a fresh emulator and waits until it answers.
     pub fn start() -> anyhow::Result<Moto> {
         let bin = moto_server_path()?;
+        let python = bin.with_file_name("python");
+        let script = repo_root().join("crates/cco-testsupport/python/moto_server.py");
         for _attempt in 0..3 {
             let port = free_port()?;
-            let child = Command::new(&bin)
+            let child = Command::new(&python)
+                .arg(&script)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
-                .with_context(|| format!("starting {}", bin.display()))?;
+                .with_context(|| format!("starting {} {}", python.display(), script.display()))?;
             let mut moto = Moto {
                 endpoint: format!("http://127.0.0.1:{port}"),
                 child,

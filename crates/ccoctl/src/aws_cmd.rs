@@ -1,16 +1,19 @@
 //! `ccoctl aws …`: read inputs, plan, then render (`--dry-run`) or execute through `cco_aws`.
 
-use crate::output::{write_authentication_manifest, write_dry_run_files};
+use crate::output::{
+    write_authentication_manifest, write_dry_run_files, write_inside, write_secret_files,
+};
 use std::path::Path;
 
 use anyhow::{bail, Context};
 use cco_api::Cloud;
 use cco_aws::{Aws, IdpOptions, RoleChange};
 use cco_core::aws::{
-    dry_run_identity_provider_files, dry_run_provider_arn, dry_run_role_files, plan_roles,
-    validate_name, Front, IdentityProviderPlan, Partition, RolePlan,
+    bucket_name_problem, dry_run_identity_provider_files, dry_run_provider_arn, dry_run_role_files,
+    dry_run_secret_files, plan_roles, validate_iam_name, validate_name, Front,
+    IdentityProviderPlan, Partition, RolePlan,
 };
-use cco_core::fsutil::{ensure_dir, write_atomic, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE};
+use cco_core::fsutil::{ensure_dir, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE};
 use cco_core::keys;
 use cco_core::reader::{read_dir, ReadOptions};
 
@@ -49,25 +52,25 @@ fn idp_options(issuer: &IssuerArgs) -> anyhow::Result<IdpOptions> {
 /// What every create step needs to know about the run.
 struct Run<'a> {
     name: &'a str,
-    region: &'a str,
+    region: String,
     concurrency: u16,
     out: &'a Path,
     dry_run: bool,
 }
 
 impl<'a> Run<'a> {
-    fn new(name: &'a str, common: &'a AwsCommon, out: &'a Path, dry_run: bool) -> Self {
+    fn new(name: &'a str, common: &AwsCommon, out: &'a Path, dry_run: bool) -> Self {
         Run {
             name,
-            region: &common.region,
-            concurrency: common.concurrency,
+            region: common.region.clone(),
+            concurrency: common.concurrency.concurrency,
             out,
             dry_run,
         }
     }
 
     async fn connect(&self) -> anyhow::Result<Aws> {
-        let aws = Aws::connect(self.region, self.concurrency.into()).await;
+        let aws = Aws::connect(&self.region, self.concurrency.into()).await;
         aws.preflight().await?;
         Ok(aws)
     }
@@ -79,16 +82,19 @@ async fn identity_provider(
     public_key: &keys::RsaPublicKey,
     issuer_args: &IssuerArgs,
 ) -> anyhow::Result<String> {
-    let (name, region, out, dry_run) = (run.name, run.region, run.out, run.dry_run);
+    let (name, region, out, dry_run) = (run.name, run.region.as_str(), run.out, run.dry_run);
     let jwks = keys::jwks(std::slice::from_ref(public_key))?;
     let plan = IdentityProviderPlan::new(name, region, issuer_args.create_private_s3_bucket, jwks)?;
     ensure_output_dir(out)?;
+    if plan.front == Front::PublicBucket && name.contains('.') {
+        tracing::warn!("--name contains '.': the issuer https://{}-oidc.s3.… does not match S3's wildcard TLS certificate, so token exchange will fail; use --create-private-s3-bucket or a name without '.'", name);
+    }
     if dry_run {
+        // Everything names the same issuer: the bucket URL, or the CloudFront placeholder.
+        let issuer = plan.dry_run_issuer();
         write_dry_run_files(out, &dry_run_identity_provider_files(&plan))?;
-        if plan.front == Front::PublicBucket {
-            write_authentication_manifest(out, &plan.bucket_issuer)?;
-        }
-        return Ok(dry_run_provider_arn(&plan.partition, &plan.bucket_issuer));
+        write_authentication_manifest(out, &issuer)?;
+        return Ok(dry_run_provider_arn(&plan.partition, &issuer));
     }
     let opts = idp_options(issuer_args)?;
     let aws = run.connect().await?;
@@ -102,10 +108,15 @@ async fn identity_provider(
         })?;
     write_authentication_manifest(out, &outcome.issuer)?;
     println!("Issuer URL: {}", outcome.issuer);
-    println!(
-        "Identity Provider created with ARN: {}",
-        outcome.provider_arn
-    );
+    // The ARN stays the last word of the last line: runbooks read it from there.
+    if outcome.provider_created {
+        println!("Identity Provider created with ARN: {}", outcome.provider_arn);
+    } else {
+        println!(
+            "Existing Identity Provider found with ARN: {}",
+            outcome.provider_arn
+        );
+    }
     Ok(outcome.provider_arn)
 }
 
@@ -145,7 +156,8 @@ async fn roles(
     }
     ensure_output_dir(out)?;
     if dry_run {
-        return write_dry_run_files(out, &dry_run_role_files(&plans));
+        write_dry_run_files(out, &dry_run_role_files(&plans))?;
+        return write_secret_files(out, &dry_run_secret_files(&plans));
     }
     if plans.is_empty() {
         return Ok(());
@@ -155,16 +167,15 @@ async fn roles(
     let total = plans.len();
     let mut done = 0usize;
     let mut write_errors = Vec::new();
+    // One line per role, as it finishes; the count shows progress.
     let failures = cco_aws::apply_roles(&aws, &plans, |plan: &RolePlan, result| {
         done += 1;
         match result {
             Ok(change) => {
-                let verb = if *change == RoleChange::Created { "created" } else { "updated" };
-                tracing::info!(progress = %format!("{done}/{total}"), role = %plan.role_arn, "role {verb}");
-                let path = out.join(&plan.secret_path);
-                match write_atomic(&path, plan.secret_manifest.as_bytes(), PRIVATE_FILE_MODE) {
-                    Ok(()) => println!("Role {} {verb}; Secret manifest saved to {}", plan.role_arn, path.display()),
-                    Err(e) => write_errors.push(e.to_string()),
+                let verb = if *change == RoleChange::Created { "created" } else { "existed, brought up to date" };
+                match write_inside(out, &plan.secret_path, &plan.secret_manifest, PRIVATE_FILE_MODE) {
+                    Ok(path) => println!("[{done}/{total}] Role {} {verb}; Secret manifest saved to {}", plan.role_arn, path.display()),
+                    Err(e) => write_errors.push(format!("{e:#}")),
                 }
             }
             Err(e) => tracing::error!(progress = %format!("{done}/{total}"), role = %plan.role_name, source = %plan.source, error = %e, "role failed"),
@@ -186,9 +197,23 @@ async fn roles(
 }
 
 async fn create_iam_roles(a: IamRolesArgs) -> anyhow::Result<()> {
-    validate_name(&a.name)?;
+    validate_iam_name(&a.name)?;
     let reqs = load_requests(&a.requests)?;
-    let run = Run::new(&a.name, &a.common, &a.output_dir, a.dry_run);
+    // A dry run calls nothing, so it needs no region.
+    let region = if a.dry_run {
+        String::new()
+    } else {
+        cco_aws::region_for_iam(a.region.as_deref(), &a.identity_provider_arn)
+            .await
+            .ok_or_else(|| anyhow::anyhow!("no AWS region: pass --region or set AWS_REGION (the partition of --identity-provider-arn is not one this tool knows)"))?
+    };
+    let run = Run {
+        name: &a.name,
+        region,
+        concurrency: a.concurrency.concurrency,
+        out: &a.output_dir,
+        dry_run: a.dry_run,
+    };
     roles(
         &run,
         &a.identity_provider_arn,
@@ -212,7 +237,11 @@ async fn create_all(a: CreateAllArgs) -> anyhow::Result<()> {
         ),
         a.requests.permissions_boundary_arn.as_deref(),
     )?;
-    let public_key = create_key_pair(&a.output_dir)?;
+    // As the reference: with --public-key-file no key pair is made, the given key is published.
+    let public_key = match &a.public_key_file {
+        Some(f) => read_public_key(Some(f), &a.output_dir)?.1,
+        None => create_key_pair(&a.output_dir)?,
+    };
     let run = Run::new(&a.name, &a.common, &a.output_dir, a.dry_run);
     let provider_arn = identity_provider(&run, &public_key, &a.issuer).await?;
     let boundary = a.requests.permissions_boundary_arn.as_deref();
@@ -220,8 +249,12 @@ async fn create_all(a: CreateAllArgs) -> anyhow::Result<()> {
 }
 
 async fn delete(a: DeleteArgs) -> anyhow::Result<()> {
-    validate_name(&a.name)?;
-    let aws = Aws::connect(&a.common.region, a.common.concurrency.into()).await;
+    // Any name the roles could have been made with; the bucket is looked at only if S3 allows it.
+    validate_iam_name(&a.name)?;
+    if let Some(why) = bucket_name_problem(&cco_core::aws::bucket_name(&a.name)) {
+        tracing::info!("no issuer bucket, distribution or origin access to look for: the bucket name {why}");
+    }
+    let aws = Aws::connect(&a.common.region, a.common.concurrency.concurrency.into()).await;
     aws.preflight().await?;
     let report = cco_aws::delete_all(&aws, &a.name, a.dry_run).await?;
     let verb = if a.dry_run { "Would delete" } else { "Deleted" };
@@ -237,6 +270,9 @@ async fn delete(a: DeleteArgs) -> anyhow::Result<()> {
     for o in &report.origin_access_controls {
         println!("{verb} CloudFront origin access control {o}");
     }
+    for o in &report.origin_access_identities {
+        println!("{verb} CloudFront origin access identity {o}");
+    }
     for b in &report.buckets {
         println!("{verb} S3 bucket {b}");
     }
@@ -244,6 +280,7 @@ async fn delete(a: DeleteArgs) -> anyhow::Result<()> {
         + report.providers.len()
         + report.distributions.len()
         + report.origin_access_controls.len()
+        + report.origin_access_identities.len()
         + report.buckets.len();
     if n == 0 {
         println!("Nothing owned by {} was found.", a.name);

@@ -57,6 +57,13 @@ pub struct AwsCommon {
     /// Region of the issuer bucket (and of the SDK clients).
     #[arg(long)]
     pub region: String,
+    #[command(flatten)]
+    pub concurrency: Concurrency,
+}
+
+/// How many AWS calls run at once.
+#[derive(Debug, Args, Clone)]
+pub struct Concurrency {
     /// How many independent AWS calls run at once. The SDK backs off on throttling.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
@@ -126,8 +133,13 @@ pub struct IamRolesArgs {
     /// Name prefix of the roles (`<name>-<namespace>-<secret>`, cut to 64 characters).
     #[arg(long)]
     pub name: String,
+    /// AWS region endpoint, only required for GovCloud. IAM is global: without it the region comes
+    /// from the standard configuration (AWS_REGION, the profile), or else from the partition of
+    /// --identity-provider-arn.
+    #[arg(long)]
+    pub region: Option<String>,
     #[command(flatten)]
-    pub common: AwsCommon,
+    pub concurrency: Concurrency,
     /// ARN of the IAM OIDC identity provider the roles trust.
     #[arg(long)]
     pub identity_provider_arn: String,
@@ -153,6 +165,10 @@ pub struct CreateAllArgs {
     /// Directory for keys, manifests and dry-run files.
     #[arg(long, default_value = ".")]
     pub output_dir: PathBuf,
+    /// Public key of an existing service-account signer (e.g. a cluster's). With it no key pair is
+    /// created: the issuer publishes this key.
+    #[arg(long)]
+    pub public_key_file: Option<PathBuf>,
     #[command(flatten)]
     pub issuer: IssuerArgs,
     /// Write the API inputs as numbered JSON files instead of calling AWS.

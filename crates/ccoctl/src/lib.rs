@@ -69,5 +69,13 @@ fn init_logging(level: Option<&str>) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(colour_logs())
         .try_init();
+}
+
+/// Colour only for a person watching: stderr is a terminal and `NO_COLOR` is unset or empty
+/// (<https://no-color.org>). A log redirected to a file or a pipe gets no escape codes.
+fn colour_logs() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }

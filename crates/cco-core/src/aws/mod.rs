@@ -2,10 +2,12 @@
 //!
 //! Everything is computed from the inputs alone; the adapter crate executes the plan.
 
+mod names;
 mod plan;
 mod policy;
 mod secret;
 
+pub use names::*;
 pub use plan::*;
 pub use policy::*;
 pub use secret::*;
@@ -47,6 +49,11 @@ impl Partition {
                 id: "aws-us-gov",
                 dns_suffix: "amazonaws.com",
             }
+        } else if region.starts_with("eusc-") {
+            Partition {
+                id: "aws-eusc",
+                dns_suffix: "amazonaws.eu",
+            }
         } else if region.starts_with("us-isob-") {
             Partition {
                 id: "aws-iso-b",
@@ -63,6 +70,22 @@ impl Partition {
                 dns_suffix: "amazonaws.com",
             }
         }
+    }
+}
+
+impl Partition {
+    /// A region of the partition named `id` (as in an ARN), where its global IAM endpoint is reached
+    /// when no region is configured. `None` for a partition this tool does not know.
+    pub fn home_region(id: &str) -> Option<&'static str> {
+        Some(match id {
+            "aws" => "us-east-1",
+            "aws-us-gov" => "us-gov-west-1",
+            "aws-cn" => "cn-north-1",
+            "aws-eusc" => "eusc-de-east-1",
+            "aws-iso" => "us-iso-east-1",
+            "aws-iso-b" => "us-isob-east-1",
+            _ => return None,
+        })
     }
 }
 
@@ -157,6 +180,10 @@ mod tests {
             "https://x-oidc.s3.cn-north-1.amazonaws.com.cn"
         );
         assert_eq!(Partition::for_region("us-gov-west-1").id, "aws-us-gov");
+        for id in ["aws", "aws-us-gov", "aws-cn", "aws-eusc", "aws-iso", "aws-iso-b"] {
+            let home = Partition::home_region(id).expect("known partition");
+            assert_eq!(Partition::for_region(home).id, id);
+        }
     }
 
     #[test]

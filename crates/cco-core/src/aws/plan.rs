@@ -10,9 +10,10 @@ use cco_api::ProviderSpec;
 use serde_json::{json, Value};
 
 use super::{
-    bucket_issuer_url, bucket_name, cloudfront_read_bucket_policy, issuer_host_path, owned_tags,
-    parse_provider_arn, permission_policy, role_name, secret_manifest, secret_manifest_path,
-    trust_policy, Partition, ACCOUNT_PLACEHOLDER, CLIENT_IDS, CLOUDFRONT_PLACEHOLDER,
+    bucket_issuer_url, bucket_name, cloudfront_read_bucket_policy, dry_run_secret_manifest,
+    issuer_host_path, owned_tags, parse_provider_arn, permission_policy, role_name,
+    secret_manifest, secret_manifest_path, trust_policy, validate_iam_name, validate_name,
+    Partition, ACCOUNT_PLACEHOLDER, CLIENT_IDS, CLOUDFRONT_PLACEHOLDER,
     DISTRIBUTION_ID_PLACEHOLDER, THUMBPRINT_PLACEHOLDER,
 };
 use crate::oidc::{discovery_document, to_pretty, Flavour};
@@ -21,8 +22,8 @@ use crate::reader::{LoadedRequest, Source};
 /// Why a plan could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
-    #[error("--name {name:?} is invalid: {why}")]
-    InvalidName { name: String, why: String },
+    #[error(transparent)]
+    InvalidName(#[from] super::InvalidName),
     #[error("{source_} (CredentialsRequest {request}): field `spec.serviceAccountNames` is missing or empty; list the ServiceAccounts that will assume the role")]
     MissingServiceAccounts { source_: Source, request: String },
     #[error("{first} and {second} both map to IAM role {role} (role names are cut to 64 characters); use a shorter --name or distinct secretRef names")]
@@ -33,36 +34,6 @@ pub enum PlanError {
     },
     #[error("--identity-provider-arn {arn:?} is not an IAM OIDC provider ARN (expected arn:<partition>:iam::<account>:oidc-provider/<issuer host>)")]
     BadProviderArn { arn: String },
-}
-
-/// Checks `--name`: it prefixes the bucket `<name>-oidc`, so it must make a valid S3 bucket name.
-pub fn validate_name(name: &str) -> Result<(), PlanError> {
-    let bad = |why: &str| {
-        Err(PlanError::InvalidName {
-            name: name.to_string(),
-            why: why.to_string(),
-        })
-    };
-    if name.is_empty() {
-        return bad("it must not be empty");
-    }
-    if name.len() > 58 {
-        return bad(
-            "it must be at most 58 characters, so that the bucket name <name>-oidc fits S3's 63",
-        );
-    }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-    {
-        return bad(
-            "use only lowercase letters, digits and '-' (it becomes part of an S3 bucket name)",
-        );
-    }
-    if name.starts_with('-') {
-        return bad("it must start with a letter or digit");
-    }
-    Ok(())
 }
 
 /// How the issuer documents are served.
@@ -106,6 +77,16 @@ impl IdentityProviderPlan {
             jwks,
             tags: owned_tags(name),
         })
+    }
+
+    /// The issuer a dry run names everywhere (documents, provider, roles, Authentication manifest):
+    /// the bucket URL, or for CloudFront the reference tool's placeholder, which stands for the whole
+    /// `https://…` URL of the distribution.
+    pub fn dry_run_issuer(&self) -> String {
+        match self.front {
+            Front::PublicBucket => self.bucket_issuer.clone(),
+            Front::CloudFront => CLOUDFRONT_PLACEHOLDER.to_string(),
+        }
     }
 
     /// The name of the origin access control (one per issuer, found again by this name).
@@ -176,7 +157,12 @@ fn tags_json(tags: &[(String, String)]) -> Value {
 pub struct RolePlan {
     pub source: Source,
     pub request: String,
+    /// The role's name: [`RolePlan::full_name`] cut to 64 characters.
     pub role_name: String,
+    /// `<name>-<namespace>-<secret>` before the cut; dry-run file names use it, as the reference does.
+    pub full_name: String,
+    /// `OpenShift role for <namespace>/<secret>`, as the reference tool describes its roles.
+    pub description: String,
     pub role_arn: String,
     pub namespace: String,
     pub secret_name: String,
@@ -187,6 +173,8 @@ pub struct RolePlan {
     pub tags: Vec<(String, String)>,
     pub secret_path: String,
     pub secret_manifest: String,
+    /// The manifest a dry run writes instead: no ARN, and a last line that keeps it from being applied.
+    pub dry_run_secret_manifest: String,
     /// Explicitly handled oddities of the request (merged duplicate actions).
     pub notes: Vec<String>,
 }
@@ -198,7 +186,7 @@ pub fn plan_roles(
     provider_arn: &str,
     permissions_boundary: Option<&str>,
 ) -> Result<Vec<RolePlan>, PlanError> {
-    validate_name(name)?;
+    validate_iam_name(name)?;
     let (partition, account, host) =
         parse_provider_arn(provider_arn).ok_or_else(|| PlanError::BadProviderArn {
             arn: provider_arn.to_string(),
@@ -248,6 +236,9 @@ pub fn plan_roles(
             tags: owned_tags(name),
             secret_path: secret_manifest_path(&sec.namespace, &sec.name),
             secret_manifest: secret_manifest(&sec.namespace, &sec.name, &role_arn, token_path),
+            dry_run_secret_manifest: dry_run_secret_manifest(&sec.namespace, &sec.name, token_path),
+            full_name: format!("{name}-{}-{}", sec.namespace, sec.name),
+            description: format!("OpenShift role for {}/{}", sec.namespace, sec.name),
             notes: notes
                 .into_iter()
                 .map(|n| format!("statementEntries[{}]: {}", n.statement, n.message))
@@ -266,11 +257,8 @@ pub type DryRunFile = (String, String);
 
 /// The dry-run files of `create-identity-provider`: 01–04, and 05–08 for the CloudFront variant.
 pub fn dry_run_identity_provider_files(plan: &IdentityProviderPlan) -> Vec<DryRunFile> {
-    let issuer = match plan.front {
-        Front::PublicBucket => plan.bucket_issuer.clone(),
-        Front::CloudFront => format!("https://{CLOUDFRONT_PLACEHOLDER}"),
-    };
-    let mut bucket = json!({"Bucket": plan.bucket});
+    let issuer = plan.dry_run_issuer();
+    let mut bucket = json!({"ACL": "private", "Bucket": plan.bucket});
     if plan.region != "us-east-1" {
         bucket["CreateBucketConfiguration"] = json!({"LocationConstraint": plan.region});
     }
@@ -329,14 +317,16 @@ pub fn dry_run_identity_provider_files(plan: &IdentityProviderPlan) -> Vec<DryRu
     files
 }
 
-/// The dry-run files of `create-iam-roles`: `05-<i>-<role>-role.json` and `06-<i>-<role>-policy.json`.
+/// The dry-run files of `create-iam-roles`: `05-<i>-<full role name>-role.json` and
+/// `06-<i>-<full role name>-policy.json` (mode 0644). The name in the file name is the one before the
+/// 64-character cut, as in the reference tool; the cut name is inside.
 pub fn dry_run_role_files(roles: &[RolePlan]) -> Vec<DryRunFile> {
     let mut files = Vec::new();
     for (i, r) in roles.iter().enumerate() {
         let mut role = json!({
             "RoleName": r.role_name,
             "AssumeRolePolicyDocument": r.trust_policy.to_string(),
-            "Description": format!("OpenShift role for {}/{}", r.namespace, r.secret_name),
+            "Description": r.description,
             "Tags": tags_json(&r.tags),
         });
         if let Some(b) = &r.permissions_boundary {
@@ -348,15 +338,24 @@ pub fn dry_run_role_files(roles: &[RolePlan]) -> Vec<DryRunFile> {
             "PolicyDocument": r.policy.to_string(),
         });
         files.push((
-            format!("05-{i}-{}-role.json", r.role_name),
+            format!("05-{i}-{}-role.json", r.full_name),
             to_pretty(&role),
         ));
         files.push((
-            format!("06-{i}-{}-policy.json", r.role_name),
+            format!("06-{i}-{}-policy.json", r.full_name),
             to_pretty(&policy),
         ));
     }
     files
+}
+
+/// The Secret manifests a dry run writes (mode 0600): `manifests/<ns>-<secret>-credentials.yaml`
+/// with an empty role ARN and the reference tool's marker line.
+pub fn dry_run_secret_files(roles: &[RolePlan]) -> Vec<DryRunFile> {
+    roles
+        .iter()
+        .map(|r| (r.secret_path.clone(), r.dry_run_secret_manifest.clone()))
+        .collect()
 }
 
 /// The provider ARN a dry run uses when none is given: the account is a placeholder.
@@ -438,7 +437,7 @@ spec:
 
     #[test]
     fn truncated_role_names_that_collide_are_reported() {
-        let long = "n".repeat(70);
+        let long = "n".repeat(63);
         let a = REQ.replace("SECRET", "s1").replace("NS", &long);
         let b = REQ.replace("SECRET", "s2").replace("NS", &long);
         let r = reqs(&format!("{a}\n---\n{b}"));
@@ -449,11 +448,30 @@ spec:
     }
 
     #[test]
-    fn name_must_make_a_valid_bucket() {
-        assert!(validate_name("ok-name-1").is_ok());
-        assert!(validate_name("Bad").is_err());
-        assert!(validate_name(&"a".repeat(59)).is_err());
-        assert!(validate_name("").is_err());
+    fn file_names_carry_the_full_role_name_and_the_cut_name_is_inside() {
+        let ns = "n".repeat(63);
+        let r = reqs(&REQ.replace("SECRET", "secret").replace("NS", &ns));
+        let plans = plan_roles(&r, "c", ARN, None).expect("plans");
+        let full = format!("c-{ns}-secret");
+        let files = dry_run_role_files(&plans);
+        assert_eq!(files[0].0, format!("05-0-{full}-role.json"));
+        assert_eq!(files[1].0, format!("06-0-{full}-policy.json"));
+        let role: Value = serde_json::from_str(&files[0].1).expect("json");
+        assert_eq!(role["RoleName"], json!(&full[..64]));
+        let secrets = dry_run_secret_files(&plans);
+        assert_eq!(
+            secrets[0].0,
+            format!("manifests/{ns}-secret-credentials.yaml")
+        );
+        assert!(secrets[0].1.ends_with("\nPOPULATE ROLE ARN AND DELETE THIS LINE"));
+    }
+
+    #[test]
+    fn roles_accept_names_iam_accepts() {
+        let r = reqs(&REQ.replace("SECRET", "s").replace("NS", "ns"));
+        let plans = plan_roles(&r, "My_Cluster.1", ARN, None).expect("IAM accepts this name");
+        assert_eq!(plans[0].role_name, "My_Cluster.1-ns-s");
+        assert!(plan_roles(&r, "a,b", ARN, None).is_err());
     }
 
     #[test]
@@ -464,7 +482,9 @@ spec:
         let names: Vec<_> = files.iter().map(|f| f.0.as_str()).collect();
         assert_eq!(names.len(), 8);
         assert!(names[4].starts_with("05-cloudfront"));
-        assert!(files[1].1.contains(CLOUDFRONT_PLACEHOLDER));
+        assert!(files[1]
+            .1
+            .contains(&format!("\"issuer\": \"{CLOUDFRONT_PLACEHOLDER}\"")));
         assert!(files[3].1.contains(THUMBPRINT_PLACEHOLDER));
         let public =
             IdentityProviderPlan::new("c", "us-west-2", false, json!({"keys": []})).expect("plan");

@@ -74,15 +74,33 @@ pub fn permission_policy(entries: &[StatementEntry]) -> (Value, Vec<PolicyNote>)
     )
 }
 
-/// Bucket policy granting anonymous read of the issuer documents (public-bucket variant).
+/// Bucket policy granting anonymous read of the issuer documents (public-bucket variant), in the
+/// reference tool's statement shape (`Sid`, `Action` as a list).
 pub fn public_read_bucket_policy(partition: &Partition, bucket: &str) -> Value {
     json!({
         "Version": "2012-10-17",
         "Statement": [{
-            "Effect": "Allow",
+            "Sid": "AllowReadPublicAccess",
             "Principal": "*",
-            "Action": "s3:GetObject",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject"],
             "Resource": [format!("arn:{}:s3:::{bucket}/*", partition.id)]
+        }]
+    })
+}
+
+/// Bucket policy letting a CloudFront origin access identity read the issuer documents, as the
+/// reference tool's private-bucket setup writes it.
+pub fn origin_access_identity_bucket_policy(partition: &Partition, bucket: &str, oai_id: &str) -> Value {
+    json!({
+        "Version": "2008-10-17",
+        "Id": "PolicyForCloudFrontPrivateContent",
+        "Statement": [{
+            "Sid": "1",
+            "Effect": "Allow",
+            "Principal": {"AWS": format!("arn:{}:iam::cloudfront:user/CloudFront Origin Access Identity {oai_id}", partition.id)},
+            "Action": "s3:GetObject",
+            "Resource": format!("arn:{}:s3:::{bucket}/*", partition.id)
         }]
     })
 }

@@ -13,7 +13,11 @@ pub fn credentials_file(role_arn: &str, token_path: &str) -> String {
     )
 }
 
-/// The Secret manifest, in the reference tool's layout.
+/// Last line of a dry run's Secret manifest: it keeps the manifest from being applied before the
+/// role ARN is filled in (the reference tool's marker, byte for byte).
+pub const POPULATE_ROLE_ARN: &str = "POPULATE ROLE ARN AND DELETE THIS LINE";
+
+/// The Secret manifest, byte for byte in the reference tool's layout (no final newline).
 pub fn secret_manifest(namespace: &str, name: &str, role_arn: &str, token_path: &str) -> String {
     let creds = credentials_file(role_arn, token_path)
         .lines()
@@ -21,7 +25,16 @@ pub fn secret_manifest(namespace: &str, name: &str, role_arn: &str, token_path: 
         .collect::<Vec<_>>()
         .join("\n");
     format!(
-        "apiVersion: v1\nstringData:\n  credentials: |-\n{creds}\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {namespace}\ntype: Opaque\n"
+        "apiVersion: v1\nstringData:\n  credentials: |-\n{creds}\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {namespace}\ntype: Opaque"
+    )
+}
+
+/// The Secret manifest a dry run writes: an empty `role_arn`, then [`POPULATE_ROLE_ARN`] on a line of
+/// its own, so that the file is not valid YAML until someone fills it in.
+pub fn dry_run_secret_manifest(namespace: &str, name: &str, token_path: &str) -> String {
+    format!(
+        "{}\n{POPULATE_ROLE_ARN}",
+        secret_manifest(namespace, name, "", token_path)
     )
 }
 
@@ -44,5 +57,12 @@ mod tests {
         );
         assert_eq!(v["metadata"]["namespace"].as_str(), Some("ns"));
         assert_eq!(v["type"].as_str(), Some("Opaque"));
+    }
+
+    #[test]
+    fn dry_run_manifest_has_an_empty_arn_and_the_marker_line_last() {
+        let m = dry_run_secret_manifest("ns", "s", crate::DEFAULT_TOKEN_PATH);
+        assert!(m.contains("    role_arn = \n"), "{m}");
+        assert!(m.ends_with("type: Opaque\nPOPULATE ROLE ARN AND DELETE THIS LINE"), "{m}");
     }
 }
