@@ -196,11 +196,24 @@ fn dry_run_create_all_writes_numbered_inputs_and_calls_no_cloud() {
         trust["Statement"][0]["Principal"]["Federated"],
         "arn:aws:iam::<enter_aws_account_id_here>:oidc-provider/dry-oidc.s3.us-east-1.amazonaws.com"
     );
-    assert!(
-        !out.join("manifests")
-            .join("openshift-ingress-operator-cloud-credentials-credentials.yaml")
-            .exists(),
-        "a dry run writes no Secret"
+    // Item 1: a Secret manifest per request, as the reference writes it in a dry run: empty ARN and a
+    // last line that keeps it from being applied.
+    let secrets: Vec<_> = std::fs::read_dir(out.join("manifests"))
+        .expect("manifests")
+        .map(|e| e.expect("e").path())
+        .filter(|p| p.to_string_lossy().ends_with("-credentials.yaml"))
+        .collect();
+    assert_eq!(secrets.len(), 7, "{secrets:?}");
+    let ingress = out.join("manifests/openshift-ingress-operator-cloud-credentials-credentials.yaml");
+    assert_eq!(mode(&ingress), 0o600);
+    assert_eq!(
+        std::fs::read_to_string(&ingress).expect("secret"),
+        "apiVersion: v1\nstringData:\n  credentials: |-\n    [default]\n    sts_regional_endpoints = regional\n    role_arn = \n    web_identity_token_file = /var/run/secrets/openshift/serviceaccount/token\nkind: Secret\nmetadata:\n  name: cloud-credentials\n  namespace: openshift-ingress-operator\ntype: Opaque\nPOPULATE ROLE ARN AND DELETE THIS LINE"
+    );
+    // Item 11: the Authentication manifest has the reference's mode.
+    assert_eq!(
+        mode(&out.join("manifests/cluster-authentication-02-config.yaml")),
+        0o600
     );
 }
 
@@ -233,11 +246,35 @@ fn dry_run_private_bucket_writes_the_cloudfront_files() {
     ] {
         assert!(out.join(f).exists(), "{f}");
     }
-    let disc = std::fs::read_to_string(out.join("02-openid-configuration")).expect("disc");
+    // Item 2: documents, provider, roles and the Authentication manifest all name one issuer, the
+    // CloudFront placeholder (standing for the whole URL, as in the reference).
+    let placeholder = "<enter_cloudfront_distribution_url_here>";
+    let json = |f: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(out.join(f)).expect(f)).expect("json")
+    };
+    assert_eq!(json("02-openid-configuration")["issuer"], placeholder);
+    assert_eq!(json("04-iam-identity-provider.json")["Url"], placeholder);
+    let auth = std::fs::read_to_string(out.join("manifests/cluster-authentication-02-config.yaml"))
+        .expect("a private dry run writes the Authentication manifest");
     assert!(
-        disc.contains("https://<enter_cloudfront_distribution_url_here>"),
-        "{disc}"
+        auth.ends_with(&format!("serviceAccountIssuer: {placeholder}")),
+        "{auth}"
     );
+    let role = json("05-5-dryp-openshift-ingress-operator-cloud-credentials-role.json");
+    let trust: serde_json::Value =
+        serde_json::from_str(role["AssumeRolePolicyDocument"].as_str().expect("doc"))
+            .expect("json");
+    assert_eq!(
+        trust["Statement"][0]["Principal"]["Federated"],
+        format!("arn:aws:iam::<enter_aws_account_id_here>:oidc-provider/{placeholder}")
+    );
+    assert!(
+        trust["Statement"][0]["Condition"]["StringEquals"]
+            .get(format!("{placeholder}:sub"))
+            .is_some(),
+        "{trust}"
+    );
+    assert!(!trust.to_string().contains("dryp-oidc.s3"), "{trust}");
     let dist: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(out.join("08-cloudfront-distribution.json")).expect("d"),
     )
@@ -538,4 +575,232 @@ fn help_lists_every_reference_flag() {
     assert!(out.contains("--public-key-file"));
     let out = ok(&ccoctl(None, &["aws", "create-iam-roles", "--help"]));
     assert!(out.contains("--identity-provider-arn"));
+}
+
+// ---- issue 8 items that need no cloud ----
+
+fn fixture_public_key() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/signer.public")
+}
+
+#[test]
+fn create_all_publishes_a_given_public_key_and_makes_no_key_pair() {
+    // Item 3: runbooks that reuse a cluster's signer pass --public-key-file to create-all.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("out");
+    let key = fixture_public_key();
+    ok(&ccoctl(
+        None,
+        &[
+            "aws",
+            "create-all",
+            "--name",
+            "pk",
+            "--region",
+            "us-east-1",
+            "--credentials-requests-dir",
+            s(&corpus("aws")),
+            "--public-key-file",
+            s(&key),
+            "--output-dir",
+            s(&out),
+            "--dry-run",
+        ],
+    ));
+    assert!(!out.join("serviceaccount-signer.private").exists());
+    assert!(!out.join("tls").exists());
+    let pem = std::fs::read_to_string(&key).expect("pem");
+    let der = rsa::RsaPublicKey::from_public_key_pem(&pem)
+        .expect("key")
+        .to_public_key_der()
+        .expect("der");
+    let kid = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha256(der.as_bytes()));
+    let jwks: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("03-keys.json")).expect("keys"))
+            .expect("json");
+    assert_eq!(jwks["keys"][0]["kid"], kid.as_str());
+}
+
+#[test]
+fn dry_run_file_names_carry_the_full_role_name_and_the_cut_name_is_inside() {
+    // Item 8: `05-<i>-<name>-<ns>-<secret>-role.json`, the 64-character cut only inside.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ns = "openshift-a-namespace-long-enough-to-need-the-role-name-cut";
+    let dir = requests_dir(
+        tmp.path(),
+        &GOOD.replace(
+            "{name: s, namespace: ns}",
+            &format!("{{name: secret-with-a-long-name, namespace: {ns}}}"),
+        ),
+    );
+    let out = tmp.path().join("o");
+    ok(&roles_dry_run(&dir, &out));
+    let full = format!("n-{ns}-secret-with-a-long-name");
+    assert!(full.len() > 64);
+    let role: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join(format!("05-0-{full}-role.json"))).expect("role file"),
+    )
+    .expect("json");
+    assert_eq!(role["RoleName"], &full[..64]);
+    let policy: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join(format!("06-0-{full}-policy.json")))
+            .expect("policy file"),
+    )
+    .expect("json");
+    assert_eq!(policy["PolicyName"], &full[..64]);
+}
+
+#[test]
+fn create_iam_roles_dry_run_needs_no_region_and_accepts_names_iam_accepts() {
+    // Item 9: no --region (the reference's help: only for GovCloud); upper case, '_' and '.' in
+    // --name are valid for IAM roles and tags.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("o");
+    let dir = requests_dir(tmp.path(), GOOD);
+    ok(&ccoctl(
+        None,
+        &[
+            "aws",
+            "create-iam-roles",
+            "--name",
+            "My_Cluster.v2",
+            "--identity-provider-arn",
+            "arn:aws:iam::1:oidc-provider/h",
+            "--credentials-requests-dir",
+            s(&dir),
+            "--output-dir",
+            s(&out),
+            "--dry-run",
+        ],
+    ));
+    assert!(out.join("05-0-My_Cluster.v2-ns-s-role.json").exists());
+}
+
+#[test]
+fn names_aws_refuses_are_refused_with_aws_reason() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = requests_dir(tmp.path(), GOOD);
+    // A comma is valid in a role name but not in the ownership tag key.
+    let err = failed(&ccoctl(
+        None,
+        &[
+            "aws",
+            "create-iam-roles",
+            "--name",
+            "a,b",
+            "--identity-provider-arn",
+            "arn:aws:iam::1:oidc-provider/h",
+            "--credentials-requests-dir",
+            s(&dir),
+            "--output-dir",
+            s(&tmp.path().join("o")),
+            "--dry-run",
+        ],
+    ));
+    assert!(err.contains("--name") && err.contains("tag keys"), "{err}");
+    // Too long for the bucket <name>-oidc.
+    let long = "a".repeat(59);
+    let err = failed(&ccoctl(
+        None,
+        &[
+            "aws",
+            "create-all",
+            "--name",
+            &long,
+            "--region",
+            "us-east-1",
+            "--credentials-requests-dir",
+            s(&dir),
+            "--output-dir",
+            s(&tmp.path().join("o2")),
+            "--dry-run",
+        ],
+    ));
+    assert!(err.contains("S3 allows 3 to 63"), "{err}");
+    assert!(!tmp.path().join("o2").exists(), "nothing was written");
+}
+
+#[test]
+fn secret_ref_names_that_are_not_kubernetes_names_are_refused_before_anything_is_written() {
+    for (secret_ref, field) in [
+        ("{name: ../../escape, namespace: ns}", "spec.secretRef.name"),
+        ("{name: s, namespace: ../..}", "spec.secretRef.namespace"),
+        ("{name: Upper, namespace: ns}", "spec.secretRef.name"),
+        ("{name: s, namespace: 'a/b'}", "spec.secretRef.namespace"),
+    ] {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = requests_dir(
+            tmp.path(),
+            &GOOD.replace("{name: s, namespace: ns}", secret_ref),
+        );
+        let out = tmp.path().join("o");
+        let err = failed(&roles_dry_run(&dir, &out));
+        assert!(
+            err.contains("bad.yaml (document 0)")
+                && err.contains("CredentialsRequest good")
+                && err.contains(field),
+            "{err}"
+        );
+        assert!(!out.exists(), "nothing was written for {secret_ref}");
+        assert!(
+            !tmp.path().join("escape").exists() && !tmp.path().join("s-credentials.yaml").exists()
+        );
+    }
+}
+
+#[test]
+fn bad_statements_are_refused_in_a_dry_run_with_the_field_path() {
+    for (from, to, field) in [
+        (
+            "effect: Allow",
+            "effect: Permit",
+            "spec.providerSpec.statementEntries[0].effect",
+        ),
+        (
+            "action: ['s3:*']",
+            "action: []",
+            "spec.providerSpec.statementEntries[0].action",
+        ),
+    ] {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = requests_dir(tmp.path(), &GOOD.replace(from, to));
+        let out = tmp.path().join("o");
+        let err = failed(&roles_dry_run(&dir, &out));
+        assert!(
+            err.contains("bad.yaml (document 0)") && err.contains(field),
+            "{err}"
+        );
+        assert!(!out.exists(), "nothing was written");
+    }
+}
+
+#[test]
+fn logs_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).expect("mkdir");
+    // Without NO_COLOR (which `ccoctl()` sets): stderr is a pipe here, so no escape codes either.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ccoctl"))
+        .args([
+            "aws",
+            "create-iam-roles",
+            "--name",
+            "n",
+            "--identity-provider-arn",
+            "arn:aws:iam::1:oidc-provider/h",
+            "--credentials-requests-dir",
+            s(&empty),
+            "--output-dir",
+            s(&tmp.path().join("o")),
+            "--dry-run",
+        ])
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no AWS CredentialsRequests found"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains('\u{1b}'), "escape codes in {stderr:?}");
 }
