@@ -4,7 +4,9 @@ moto (up to 5.2.5, the newest on PyPI when this was written) implements CloudFro
 origin access controls but not origin access identities, which the reference `ccoctl aws
 --create-private-s3-bucket` creates. This adds the five OAI operations to moto's own CloudFront
 service, with AWS's behaviour where the tests depend on it: `If-Match` must carry the current ETag,
-and an identity still named by a distribution's S3 origin cannot be deleted. Everything else is moto.
+and an identity still named by a distribution's S3 origin cannot be deleted. moto also keeps an
+origin's `S3OriginConfig` and `OriginAccessControlId` but leaves them out of its answers; AWS
+returns them, so they are returned here too. Everything else is moto.
 
 Usage: python moto_server.py [moto_server arguments]   (same arguments as `moto_server`)
 """
@@ -12,7 +14,7 @@ Usage: python moto_server.py [moto_server arguments]   (same arguments as `moto_
 import sys
 
 from moto.cloudfront import urls
-from moto.cloudfront.models import random_id
+from moto.cloudfront.models import Origin, random_id
 from moto.cloudfront.exceptions import CloudFrontException
 from moto.cloudfront.responses import CloudFrontResponse
 from moto.core.responses import ActionResult, EmptyResult
@@ -133,6 +135,22 @@ def delete_cloud_front_origin_access_identity(self):
     del _store(self.backend)[oai.id]
     return EmptyResult()
 
+
+_origin_init = Origin.__init__
+
+
+def _origin_init_keeping_access(self, origin):
+    _origin_init(self, origin)
+    # Attribute names are what moto's serializer looks up for the output shape's members.
+    if "S3OriginConfig" in origin:
+        self.s3_origin_config = {
+            "OriginAccessIdentity": origin["S3OriginConfig"].get("OriginAccessIdentity", "")
+        }
+    if origin.get("OriginAccessControlId"):
+        self.origin_access_control_id = origin["OriginAccessControlId"]
+
+
+Origin.__init__ = _origin_init_keeping_access
 
 for fn in (
     create_cloud_front_origin_access_identity,

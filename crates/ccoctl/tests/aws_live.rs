@@ -105,12 +105,39 @@ async fn create_all_with_public_bucket_creates_tagged_issuer_provider_and_roles(
             .expect("policy");
     let policy: serde_json::Value =
         serde_json::from_str(policy.policy().expect("doc")).expect("json");
-    assert_eq!(policy["Statement"][0]["Principal"], json!("*"));
-    assert_eq!(policy["Statement"][0]["Action"], json!("s3:GetObject"));
+    // Item 11: the reference's statement shape.
     assert_eq!(
-        policy["Statement"][0]["Resource"],
-        json!(["arn:aws:s3:::pub1-oidc/*"])
+        policy["Statement"][0],
+        json!({"Sid": "AllowReadPublicAccess", "Principal": "*", "Effect": "Allow",
+               "Action": ["s3:GetObject"], "Resource": ["arn:aws:s3:::pub1-oidc/*"]})
     );
+    // Item 6: both objects carry the ownership tags, so the reference's `delete` removes them.
+    for key in [".well-known/openid-configuration", "keys.json"] {
+        let t =
+            c.s3.get_object_tagging()
+                .bucket("pub1-oidc")
+                .key(key)
+                .send()
+                .await
+                .expect("object tagging");
+        let mut tags: Vec<_> = t
+            .tag_set()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect();
+        tags.sort();
+        assert_eq!(
+            tags,
+            vec![
+                ("Name".to_string(), "pub1".to_string()),
+                (
+                    "openshift.io/cloud-credential-operator/pub1".to_string(),
+                    "owned".to_string()
+                )
+            ],
+            "{key}"
+        );
+    }
 
     // Documents: read back with signed requests (anonymous GETs under /.well-known hit moto's Cognito).
     let disc = get_json(&c, "pub1-oidc", ".well-known/openid-configuration").await;
@@ -214,6 +241,8 @@ async fn create_all_with_public_bucket_creates_tagged_issuer_provider_and_roles(
     let auth = std::fs::read_to_string(out.join("manifests/cluster-authentication-02-config.yaml"))
         .expect("auth");
     assert!(auth.contains("serviceAccountIssuer: https://pub1-oidc.s3.us-east-2.amazonaws.com"));
+    // Every Secret manifest and the Authentication manifest, byte for byte, with their modes.
+    insta::assert_snapshot!(common::listing::listing(&out.join("manifests")));
     assert_eq!(mode(&out.join("tls")), 0o700);
     assert_eq!(
         mode(&out.join("tls/bound-service-account-signing-key.key")),
@@ -238,7 +267,13 @@ async fn rerun_creates_no_duplicates_and_repairs_a_stale_trust_policy() {
         .await
         .expect("tamper");
     let before = role_names(&c).await.len();
-    create_all(&moto, "rerun", "us-east-1", &corpus("aws"), &out, &[]);
+    let again = create_all(&moto, "rerun", "us-east-1", &corpus("aws"), &out, &[]);
+    // Item 11: a provider that already existed is reported as found, not as created.
+    assert!(!again.contains("Identity Provider created"), "{again}");
+    assert!(
+        again.contains("Existing Identity Provider found with ARN: arn:aws:iam::123456789012:oidc-provider/rerun-oidc.s3.us-east-1.amazonaws.com\n"),
+        "{again}"
+    );
     assert_eq!(role_names(&c).await.len(), before);
     assert_eq!(
         c.iam
@@ -570,7 +605,7 @@ async fn create_iam_roles_uses_the_given_provider_and_permissions_boundary() {
     let reqs = tmp.path().join("reqs");
     std::fs::create_dir(&reqs).expect("mkdir");
     // Long names are cut to 64 characters.
-    let long_ns = "openshift-a-very-long-namespace-name-for-testing-the-role-name-limit";
+    let long_ns = "openshift-a-very-long-namespace-name-for-testing-the-role-limit";
     std::fs::write(
         reqs.join("r.yaml"),
         format!(
