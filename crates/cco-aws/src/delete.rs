@@ -10,9 +10,7 @@
 use std::time::Duration;
 
 use aws_sdk_s3::types as s3t;
-use cco_core::aws::{
-    bucket_name, bucket_name_problem, owned_tag_key, Partition, OWNED_TAG_VALUE,
-};
+use cco_core::aws::{bucket_name, bucket_name_problem, owned_tag_key, Partition, OWNED_TAG_VALUE};
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::idp::{find_distributions, find_origin_access_control};
@@ -147,7 +145,9 @@ async fn owned_origin_access_identities(aws: &Aws, key: &str) -> Result<Vec<Stri
             .set_marker(marker.clone())
             .send()
             .await
-            .map_err(|e| AwsError::call("cloudfront:ListCloudFrontOriginAccessIdentities", key, e))?;
+            .map_err(|e| {
+                AwsError::call("cloudfront:ListCloudFrontOriginAccessIdentities", key, e)
+            })?;
         let Some(list) = out.cloud_front_origin_access_identity_list() else {
             break;
         };

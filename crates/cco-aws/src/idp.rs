@@ -6,8 +6,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types as s3t;
 use cco_core::aws::{
     cloudfront_read_bucket_policy, origin_access_identity_bucket_policy, provider_arn,
-    public_read_bucket_policy, Front, IdentityProviderPlan, CACHING_DISABLED_POLICY_ID,
-    CLIENT_IDS,
+    public_read_bucket_policy, Front, IdentityProviderPlan, CACHING_DISABLED_POLICY_ID, CLIENT_IDS,
 };
 use cco_core::keys::merge_jwks;
 use cco_core::oidc::{to_pretty, DISCOVERY_PATH, KEYS_PATH};
@@ -73,12 +72,9 @@ pub async fn create_identity_provider(
                 OriginAccess::Identity(oai) => {
                     origin_access_identity_bucket_policy(&plan.partition, &plan.bucket, oai)
                 }
-                OriginAccess::Control(_) | OriginAccess::None => cloudfront_read_bucket_policy(
-                    &plan.partition,
-                    &plan.bucket,
-                    &account,
-                    &dist.id,
-                ),
+                OriginAccess::Control(_) | OriginAccess::None => {
+                    cloudfront_read_bucket_policy(&plan.partition, &plan.bucket, &account, &dist.id)
+                }
             };
             put_bucket_policy(aws, &plan.bucket, &policy).await?;
             format!("https://{}", dist.domain)
@@ -294,10 +290,7 @@ pub enum OriginAccess {
 
 impl OriginAccess {
     fn of(origin: &cf::Origin) -> OriginAccess {
-        if let Some(id) = origin
-            .origin_access_control_id()
-            .filter(|i| !i.is_empty())
-        {
+        if let Some(id) = origin.origin_access_control_id().filter(|i| !i.is_empty()) {
             return OriginAccess::Control(id.to_string());
         }
         match origin

@@ -102,7 +102,10 @@ pub fn join_inside(base: &Path, relative: &str) -> Result<PathBuf, FsError> {
             path: rel.to_path_buf(),
             source: std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
-                format!("the name would leave the output directory {}", base.display()),
+                format!(
+                    "the name would leave the output directory {}",
+                    base.display()
+                ),
             ),
         })
     }
@@ -124,7 +127,13 @@ mod tests {
             join_inside(base, "manifests/ns-s-credentials.yaml").expect("inside"),
             Path::new("/out/manifests/ns-s-credentials.yaml")
         );
-        for bad in ["", "/etc/passwd", "../x", "manifests/../../x", "a/./../../b"] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "manifests/../../x",
+            "a/./../../b",
+        ] {
             assert!(join_inside(base, bad).is_err(), "{bad}");
         }
     }

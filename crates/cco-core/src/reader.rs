@@ -270,7 +270,10 @@ fn validate_provider(provider: &ProviderSpec) -> Result<(), String> {
 /// '-', starting and ending with a letter or digit.
 pub fn dns1123_label(s: &str) -> Result<(), String> {
     if s.len() > 63 {
-        return Err(format!("it has {} characters, at most 63 are allowed", s.len()));
+        return Err(format!(
+            "it has {} characters, at most 63 are allowed",
+            s.len()
+        ));
     }
     dns1123_part(s)
 }
@@ -279,7 +282,10 @@ pub fn dns1123_label(s: &str) -> Result<(), String> {
 /// joined by '.'.
 pub fn dns1123_subdomain(s: &str) -> Result<(), String> {
     if s.len() > 253 {
-        return Err(format!("it has {} characters, at most 253 are allowed", s.len()));
+        return Err(format!(
+            "it has {} characters, at most 253 are allowed",
+            s.len()
+        ));
     }
     s.split('.').try_for_each(dns1123_part)
 }

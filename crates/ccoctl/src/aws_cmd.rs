@@ -110,7 +110,10 @@ async fn identity_provider(
     println!("Issuer URL: {}", outcome.issuer);
     // The ARN stays the last word of the last line: runbooks read it from there.
     if outcome.provider_created {
-        println!("Identity Provider created with ARN: {}", outcome.provider_arn);
+        println!(
+            "Identity Provider created with ARN: {}",
+            outcome.provider_arn
+        );
     } else {
         println!(
             "Existing Identity Provider found with ARN: {}",
@@ -252,7 +255,9 @@ async fn delete(a: DeleteArgs) -> anyhow::Result<()> {
     // Any name the roles could have been made with; the bucket is looked at only if S3 allows it.
     validate_iam_name(&a.name)?;
     if let Some(why) = bucket_name_problem(&cco_core::aws::bucket_name(&a.name)) {
-        tracing::info!("no issuer bucket, distribution or origin access to look for: the bucket name {why}");
+        tracing::info!(
+            "no issuer bucket, distribution or origin access to look for: the bucket name {why}"
+        );
     }
     let aws = Aws::connect(&a.common.region, a.common.concurrency.concurrency.into()).await;
     aws.preflight().await?;

@@ -587,7 +587,7 @@ async fn identities(
         done += 1;
         match res {
             Ok(()) => {
-                tracing::info!(identity = %p.identity_name, progress = %format!("{done}/{total}"), "identity ready")
+                tracing::debug!(identity = %p.identity_name, progress = %format!("{done}/{total}"), "identity ready")
             }
             Err(e) => {
                 tracing::error!(identity = %p.identity_name, error = %format!("{e:#}"), "identity failed");

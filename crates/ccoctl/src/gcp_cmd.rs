@@ -423,7 +423,7 @@ async fn one_service_account(
         PRIVATE_FILE_MODE,
     )
     .map_err(|e| e.to_string())?;
-    tracing::info!(email = %applied.email, role = ?applied.role, bindings_changed = applied.project_bindings_changed,
+    tracing::debug!(email = %applied.email, role = ?applied.role, bindings_changed = applied.project_bindings_changed,
         federation_changed = applied.federation_changed, "service account converged");
     println!(
         "IAM service account {} {}; Secret manifest saved to {}",

@@ -192,7 +192,7 @@ async fn apply_one(ibm: &Ibm, plan: &ServiceIdPlan, out: &Path) -> Result<(), St
     } else {
         "up to date"
     };
-    tracing::info!(service_id = %applied.service_id.name, id = %applied.service_id.id,
+    tracing::debug!(service_id = %applied.service_id.name, id = %applied.service_id.id,
         policies_created = applied.policies_created, policies_deleted = applied.policies_deleted,
         key_reused = applied.key_reused, "service ID {verb}");
     println!(

@@ -68,7 +68,10 @@ async fn create_iam_roles_needs_no_region_and_takes_names_iam_accepts() {
     .env_remove("AWS_DEFAULT_REGION")
     .env_remove("AWS_PROFILE")
     .env("AWS_CONFIG_FILE", tmp.path().join("no-config"))
-    .env("AWS_SHARED_CREDENTIALS_FILE", tmp.path().join("no-credentials"))
+    .env(
+        "AWS_SHARED_CREDENTIALS_FILE",
+        tmp.path().join("no-credentials"),
+    )
     .env("NO_COLOR", "1");
     ok(&cmd.output().expect("runs"));
     let c = clients(&moto, "us-east-1").await;
@@ -252,19 +255,18 @@ async fn reference_private_setup(c: &Clients, name: &str, region: &str) -> (Stri
         .send()
         .await
         .expect("bucket tags");
-    let oai = c
-        .cf
-        .create_cloud_front_origin_access_identity()
-        .cloud_front_origin_access_identity_config(
-            cf::CloudFrontOriginAccessIdentityConfig::builder()
-                .caller_reference(name)
-                .comment(&key)
-                .build()
-                .expect("config"),
-        )
-        .send()
-        .await
-        .expect("origin access identity");
+    let oai =
+        c.cf.create_cloud_front_origin_access_identity()
+            .cloud_front_origin_access_identity_config(
+                cf::CloudFrontOriginAccessIdentityConfig::builder()
+                    .caller_reference(name)
+                    .comment(&key)
+                    .build()
+                    .expect("config"),
+            )
+            .send()
+            .await
+            .expect("origin access identity");
     let oai_id = oai
         .cloud_front_origin_access_identity()
         .expect("oai")
@@ -351,23 +353,22 @@ async fn reference_private_setup(c: &Clients, name: &str, region: &str) -> (Stri
         .build()
         .expect("config");
     let cf_tag = |k: &str, v: &str| cf::Tag::builder().key(k).value(v).build().expect("tag");
-    let dist = c
-        .cf
-        .create_distribution_with_tags()
-        .distribution_config_with_tags(
-            cf::DistributionConfigWithTags::builder()
-                .distribution_config(config)
-                .tags(
-                    cf::Tags::builder()
-                        .items(cf_tag(&key, "owned"))
-                        .items(cf_tag("Name", name))
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .expect("distribution");
+    let dist =
+        c.cf.create_distribution_with_tags()
+            .distribution_config_with_tags(
+                cf::DistributionConfigWithTags::builder()
+                    .distribution_config(config)
+                    .tags(
+                        cf::Tags::builder()
+                            .items(cf_tag(&key, "owned"))
+                            .items(cf_tag("Name", name))
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("distribution");
     let dist_domain = dist.distribution().expect("d").domain_name().to_string();
     let issuer = format!("https://{dist_domain}");
     let tagging = format!("{key}=owned&Name={name}");
@@ -441,7 +442,10 @@ async fn a_reference_private_setup_converges_under_create_all_and_is_deleted_who
         &["--create-private-s3-bucket"],
     );
     let issuer = format!("https://{domain}");
-    assert!(stdout.contains(&format!("Issuer URL: {issuer}")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("Issuer URL: {issuer}")),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("Existing Identity Provider found"),
         "{stdout}"
@@ -526,7 +530,9 @@ async fn delete_spares_origin_access_identities_of_other_names() {
         ],
     ));
     assert!(
-        dry.contains(&format!("Would delete CloudFront origin access identity {mine}")),
+        dry.contains(&format!(
+            "Would delete CloudFront origin access identity {mine}"
+        )),
         "{dry}"
     );
     assert_eq!(origin_access_identities(&c).await.len(), 2);

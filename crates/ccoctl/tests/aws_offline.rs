@@ -204,7 +204,8 @@ fn dry_run_create_all_writes_numbered_inputs_and_calls_no_cloud() {
         .filter(|p| p.to_string_lossy().ends_with("-credentials.yaml"))
         .collect();
     assert_eq!(secrets.len(), 7, "{secrets:?}");
-    let ingress = out.join("manifests/openshift-ingress-operator-cloud-credentials-credentials.yaml");
+    let ingress =
+        out.join("manifests/openshift-ingress-operator-cloud-credentials-credentials.yaml");
     assert_eq!(mode(&ingress), 0o600);
     assert_eq!(
         std::fs::read_to_string(&ingress).expect("secret"),

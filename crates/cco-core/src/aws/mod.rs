@@ -180,7 +180,14 @@ mod tests {
             "https://x-oidc.s3.cn-north-1.amazonaws.com.cn"
         );
         assert_eq!(Partition::for_region("us-gov-west-1").id, "aws-us-gov");
-        for id in ["aws", "aws-us-gov", "aws-cn", "aws-eusc", "aws-iso", "aws-iso-b"] {
+        for id in [
+            "aws",
+            "aws-us-gov",
+            "aws-cn",
+            "aws-eusc",
+            "aws-iso",
+            "aws-iso-b",
+        ] {
             let home = Partition::home_region(id).expect("known partition");
             assert_eq!(Partition::for_region(home).id, id);
         }

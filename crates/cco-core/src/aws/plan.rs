@@ -463,7 +463,9 @@ spec:
             secrets[0].0,
             format!("manifests/{ns}-secret-credentials.yaml")
         );
-        assert!(secrets[0].1.ends_with("\nPOPULATE ROLE ARN AND DELETE THIS LINE"));
+        assert!(secrets[0]
+            .1
+            .ends_with("\nPOPULATE ROLE ARN AND DELETE THIS LINE"));
     }
 
     #[test]

@@ -91,7 +91,11 @@ pub fn public_read_bucket_policy(partition: &Partition, bucket: &str) -> Value {
 
 /// Bucket policy letting a CloudFront origin access identity read the issuer documents, as the
 /// reference tool's private-bucket setup writes it.
-pub fn origin_access_identity_bucket_policy(partition: &Partition, bucket: &str, oai_id: &str) -> Value {
+pub fn origin_access_identity_bucket_policy(
+    partition: &Partition,
+    bucket: &str,
+    oai_id: &str,
+) -> Value {
     json!({
         "Version": "2008-10-17",
         "Id": "PolicyForCloudFrontPrivateContent",

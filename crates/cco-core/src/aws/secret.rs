@@ -63,6 +63,9 @@ mod tests {
     fn dry_run_manifest_has_an_empty_arn_and_the_marker_line_last() {
         let m = dry_run_secret_manifest("ns", "s", crate::DEFAULT_TOKEN_PATH);
         assert!(m.contains("    role_arn = \n"), "{m}");
-        assert!(m.ends_with("type: Opaque\nPOPULATE ROLE ARN AND DELETE THIS LINE"), "{m}");
+        assert!(
+            m.ends_with("type: Opaque\nPOPULATE ROLE ARN AND DELETE THIS LINE"),
+            "{m}"
+        );
     }
 }

@@ -42,4 +42,3 @@ pub fn listing(dir: &Path) -> String {
     }
     text
 }
-
