@@ -242,7 +242,7 @@ async fn create_all(a: CreateAllArgs) -> anyhow::Result<()> {
     )?;
     // As the reference: with --public-key-file no key pair is made, the given key is published.
     let public_key = match &a.public_key_file {
-        Some(f) => read_public_key(Some(f), &a.output_dir)?.1,
+        Some(f) => read_public_key(Some(f), &a.output_dir, "aws")?.1,
         None => create_key_pair(&a.output_dir)?,
     };
     let run = Run::new(&a.name, &a.common, &a.output_dir, a.dry_run);

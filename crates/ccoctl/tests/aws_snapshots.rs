@@ -4,19 +4,24 @@
 //! diff (`cargo insta review`). The signing key is a fixed test key, so the JWKS is stable too.
 
 mod common;
+mod snapshot;
 
 use std::path::{Path, PathBuf};
 
-use common::listing::listing;
-
 use common::*;
+
+/// The output directory as one reviewable text; the manifests directory must be private.
+fn listing(out: &Path) -> String {
+    assert_eq!(mode(&out.join("manifests")), 0o700);
+    snapshot::render_dir(out, &[], &|t| t.to_string())
+}
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf8")
 }
 
 fn public_key() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/signer.public")
+    snapshot::fixture_public_key()
 }
 
 fn dry(args: &[&str]) -> (tempfile::TempDir, PathBuf) {
