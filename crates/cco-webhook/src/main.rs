@@ -5,6 +5,10 @@ use std::process::ExitCode;
 
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc: the default glibc allocator was a quarter of the CPU time of an admission.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let (args, profile, ignored) = cco_webhook::Args::parse_compat();
     let settings = match cco_webhook::Settings::resolve(&args, profile, &|k| std::env::var(k).ok())

@@ -133,11 +133,10 @@ impl KubeServiceAccounts {
         let changed = Arc::new(Notify::new());
         // `Api<PartialObjectMeta<_>>` makes the watch request metadata only.
         let api: Api<Meta> = Api::all(client.clone());
-        let stream = reflector(
-            writer,
-            watcher(api, watcher::Config::default().any_semantic()),
-        )
-        .default_backoff();
+        // managedFields are never read; dropping them keeps the cache small and lookups cheap.
+        let events = watcher(api, watcher::Config::default().any_semantic())
+            .modify(|sa: &mut Meta| sa.metadata.managed_fields = None);
+        let stream = reflector(writer, events).default_backoff();
         let notify = changed.clone();
         let watch = async move {
             let mut stream = std::pin::pin!(stream);
@@ -223,7 +222,9 @@ impl ServiceAccountSource for KubeServiceAccounts {
                         namespace,
                         name, "ServiceAccount not cached yet; read directly"
                     );
-                    return Lookup::Fetched(sa.metadata);
+                    let mut meta = sa.metadata;
+                    meta.managed_fields = None;
+                    return Lookup::Fetched(meta);
                 }
                 Ok(Ok(None)) => None,
                 Ok(Err(error)) => {

@@ -167,16 +167,55 @@ impl<S: ServiceAccountSource> App<S> {
     }
 }
 
-/// Serialize `response` as an AdmissionReview. kube-core serializes the patch bytes as a JSON
-/// array of numbers; Kubernetes' own encoding of `[]byte` is base64, which is also 3–4 times
-/// smaller, so the patch is re-encoded that way.
+#[derive(serde::Serialize)]
+struct OutReview<'a> {
+    #[serde(rename = "apiVersion")]
+    api_version: &'a str,
+    kind: &'a str,
+    response: OutResponse<'a>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OutResponse<'a> {
+    uid: &'a str,
+    allowed: bool,
+    status: &'a kube::core::Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "std::collections::HashMap::is_empty")]
+    audit_annotations: &'a std::collections::HashMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warnings: Option<&'a Vec<String>>,
+}
+
+/// Serialize `response` as an AdmissionReview, in one pass. The patch is base64, Kubernetes'
+/// encoding of `[]byte` (kube-core would write it as an array of numbers, one JSON value per
+/// byte, which was the largest single cost of an admission).
 pub fn encode_review(response: AdmissionResponse) -> Result<Vec<u8>, serde_json::Error> {
-    let patch = response.patch.clone();
-    let mut review = serde_json::to_value(response.into_review())?;
-    if let (Some(patch), Some(slot)) = (patch, review.pointer_mut("/response/patch")) {
-        *slot = serde_json::Value::String(base64::engine::general_purpose::STANDARD.encode(patch));
-    }
-    serde_json::to_vec(&review)
+    let out = OutReview {
+        api_version: if response.types.api_version.is_empty() {
+            "admission.k8s.io/v1"
+        } else {
+            &response.types.api_version
+        },
+        kind: "AdmissionReview",
+        response: OutResponse {
+            uid: &response.uid,
+            allowed: response.allowed,
+            status: &response.result,
+            patch: response
+                .patch
+                .as_ref()
+                .map(|p| base64::engine::general_purpose::STANDARD.encode(p)),
+            patch_type: response.patch.as_ref().map(|_| "JSONPatch"),
+            audit_annotations: &response.audit_annotations,
+            warnings: response.warnings.as_ref(),
+        },
+    };
+    serde_json::to_vec(&out)
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {
