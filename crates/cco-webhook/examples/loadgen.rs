@@ -188,7 +188,10 @@ fn expand(template: &str, env: &Env, port: u16, metrics_port: u16) -> Vec<String
         .map(|a| {
             a.replace("{port}", &port.to_string())
                 .replace("{metrics_port}", &metrics_port.to_string())
-                .replace("{cert}", &env.cert_dir.join("tls.crt").display().to_string())
+                .replace(
+                    "{cert}",
+                    &env.cert_dir.join("tls.crt").display().to_string(),
+                )
                 .replace("{key}", &env.cert_dir.join("tls.key").display().to_string())
                 .replace("{cert_dir}", &env.cert_dir.display().to_string())
                 .replace("{kubeconfig}", &env.kubeconfig)
@@ -261,7 +264,7 @@ fn run_oha(opts: &Opts, env: &Env, addr: SocketAddr, clients: usize) -> Result<V
     if !out.status.success() {
         bail!("oha failed: {}", out.status);
     }
-    Ok(serde_json::from_slice(&out.stdout).context("oha JSON output")?)
+    serde_json::from_slice(&out.stdout).context("oha JSON output")
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -322,7 +325,9 @@ async fn main() -> Result<()> {
                     .as_object()
                     .map(|m| m.values().filter_map(Value::as_u64).sum::<u64>())
                     .unwrap_or(0);
-                let ok = report["statusCodeDistribution"]["200"].as_u64().unwrap_or(0);
+                let ok = report["statusCodeDistribution"]["200"]
+                    .as_u64()
+                    .unwrap_or(0);
                 let errors = report["errorDistribution"]
                     .as_object()
                     .map(|m| m.values().filter_map(Value::as_u64).sum::<u64>())
