@@ -12,11 +12,10 @@ use cco_azure::blob::BlobClient;
 use cco_azure::{Azure, Endpoints};
 use cco_core::azure::{
     blob_endpoint, default_oidc_resource_group, dry_run_secret_manifest, fic_body, fic_name,
-    is_owned, issuer_url, legacy_role_description, owner_tag_key, parse_tags, plan_identities,
-    resource_group_scope, role_definition_body, role_description, secret_file, secret_manifest,
-    stable_guid, tags, validate_container, validate_identity_prefix, validate_name,
-    validate_resource_group, validate_storage_account, webhook_config_manifest, IdentityPlan,
-    Scopes, DISCOVERY_FILE, JWKS_FILE, WEBHOOK_CONFIG_FILE,
+    issuer_url, owner_tag_key, parse_tags, plan_identities, resource_group_scope,
+    role_definition_body, secret_file, secret_manifest, stable_guid, tags, validate_container,
+    validate_identity_prefix, validate_name, validate_resource_group, validate_storage_account,
+    webhook_config_manifest, IdentityPlan, Scopes, DISCOVERY_FILE, JWKS_FILE, WEBHOOK_CONFIG_FILE,
 };
 use cco_core::fsutil::{ensure_dir, write_atomic, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE};
 use cco_core::keys;
@@ -25,6 +24,8 @@ use cco_core::reader::{read_dir, ReadOptions};
 use clap::{Args, Subcommand};
 use futures::StreamExt;
 use serde_json::Value;
+
+mod delete;
 
 use crate::cli::KeyPairArgs;
 use crate::keypair::{create_key_pair, ensure_output_dir, read_public_key};
@@ -283,7 +284,7 @@ pub async fn run(args: AzureArgs) -> anyhow::Result<()> {
             println!("Issuer URL: {issuer}");
             Ok(())
         }
-        AzureCommand::Delete(a) => delete(a).await,
+        AzureCommand::Delete(a) => delete::delete(a).await,
     }
 }
 
@@ -757,98 +758,6 @@ fn dry_run_identities(
         );
         write_atomic(&path, m.as_bytes(), PRIVATE_FILE_MODE)?;
         println!("Saved credentials configuration to {}", path.display());
-    }
-    Ok(())
-}
-
-async fn delete(a: DeleteArgs) -> anyhow::Result<()> {
-    validate_name(&a.name)?;
-    let rg = a
-        .oidc_resource_group_name
-        .clone()
-        .unwrap_or_else(|| default_oidc_resource_group(&a.name));
-    let account = a
-        .storage_account_name
-        .clone()
-        .unwrap_or_else(|| a.name.clone());
-    let az = connect(a.tenant_id.as_deref(), &a.subscription_id).await?;
-    let verb = if a.dry_run { "Would delete" } else { "Deleted" };
-    let key = owner_tag_key(&a.name);
-    let group = az.get_resource_group(&rg).await?;
-    if group.is_some() {
-        for id in az.list_identities(&rg, &key).await? {
-            if !id.owned || !id.name.starts_with(&format!("{}-", a.name)) {
-                continue;
-            }
-            for ra in az.list_role_assignments(&id.principal_id).await? {
-                let Some(aid) = ra["id"].as_str() else {
-                    continue;
-                };
-                if !a.dry_run {
-                    az.delete_by_id(aid).await?;
-                }
-                println!("{verb} role assignment {aid}");
-            }
-            if !a.dry_run {
-                az.delete_identity(&rg, &id.name).await?;
-            }
-            println!(
-                "{verb} managed identity {} and its federated credentials",
-                id.name
-            );
-        }
-    }
-    // Roles made by the reference tool or by this tool, now or before it took the reference marker.
-    let markers = [role_description(&a.name), legacy_role_description(&a.name)];
-    for role in az.list_custom_roles().await? {
-        let description = role["properties"]["description"].as_str().unwrap_or("");
-        if !markers.iter().any(|m| m == description) {
-            continue;
-        }
-        let Some(rid) = role["id"].as_str() else {
-            continue;
-        };
-        if !a.dry_run {
-            az.delete_by_id(rid).await?;
-        }
-        println!(
-            "{verb} custom role {}",
-            role["properties"]["roleName"].as_str().unwrap_or(rid)
-        );
-    }
-    if let Some(group) = group {
-        if let Some(sa) = az.get_storage_account(&rg, &account).await? {
-            if is_owned(&sa, &a.name) {
-                let container = a
-                    .blob_container_name
-                    .clone()
-                    .unwrap_or_else(|| a.name.clone());
-                if !a.dry_run {
-                    // The issuer's documents first: they are what outside clients can see.
-                    if let Some(endpoint) = sa["properties"]["primaryEndpoints"]["blob"].as_str() {
-                        let key = az.storage_key(&rg, &account).await?;
-                        let blob = BlobClient::new(cco_azure::http_client()?, endpoint, &key)?;
-                        blob.delete_container(&container).await?;
-                    }
-                    az.delete_storage_account(&rg, &account).await?;
-                }
-                println!("{verb} blob container {container} and storage account {account}");
-            } else {
-                tracing::warn!(%account, "storage account does not carry the ownership tag; kept");
-            }
-        }
-        if a.delete_oidc_resource_group {
-            if is_owned(&group, &a.name) {
-                if !a.dry_run {
-                    az.delete_resource_group(&rg).await?;
-                }
-                println!("{verb} resource group {rg}");
-            } else {
-                tracing::warn!(resource_group = %rg, "resource group does not carry the ownership tag; kept");
-            }
-        }
-    } else {
-        println!("Resource group {rg} does not exist; nothing to delete there");
     }
     Ok(())
 }
