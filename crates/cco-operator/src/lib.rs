@@ -17,7 +17,8 @@
 //! - [`upgrade`] (the Upgradeable gate, pure) reads ClusterVersion and APIServer through
 //!   [`config_watch`] ([`clusterconfig`] types); [`co_merge`] folds such extra ClusterOperator
 //!   conditions into the request conditions as the reference's status controller does;
-//! - [`podidentity`] deploys and keeps the pod identity webhook, and reports its health.
+//! - [`podidentity`] deploys and keeps the pod identity webhook, and reports its health;
+//! - [`loglevel`] follows CloudCredential `spec.logLevel` without a restart.
 
 pub mod cluster;
 pub mod clusterconfig;
@@ -26,6 +27,7 @@ pub mod conditions;
 pub mod config_watch;
 pub mod controller;
 pub mod leader;
+pub mod loglevel;
 pub mod metrics;
 pub mod mint_exec;
 pub mod mint_gcp;
@@ -77,6 +79,8 @@ pub struct Settings {
     pub webhook_images: podidentity::WebhookImages,
     /// How long the webhook may be unavailable (or failing to apply) before Degraded.
     pub webhook_degraded_grace: Duration,
+    /// Reloads the log filter when CloudCredential `spec.logLevel` changes; `None`: fixed.
+    pub log_control: Option<loglevel::LogControl>,
 }
 
 impl Default for Settings {
@@ -101,6 +105,7 @@ impl Default for Settings {
             version: env!("CARGO_PKG_VERSION").to_string(),
             webhook_images: podidentity::WebhookImages::default(),
             webhook_degraded_grace: Duration::from_secs(300),
+            log_control: None,
         }
     }
 }

@@ -34,7 +34,8 @@ struct Args {
     /// Endpoint for iam:SimulatePrincipalPolicy only.
     #[arg(long, env = "CCO_AWS_SIMULATE_ENDPOINT")]
     aws_simulate_endpoint: Option<String>,
-    /// Log format: json or text.
+    /// Log format: json or text. The level follows CloudCredential `spec.logLevel` (Normal, Debug,
+    /// Trace, TraceAll) unless RUST_LOG is set.
     #[arg(long, env = "CCO_LOG_FORMAT", default_value = "json")]
     log_format: String,
 }
@@ -42,16 +43,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    if args.log_format == "json" {
-        tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .init();
-    } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
-    }
+    let log_control = init_logs(&args.log_format);
     cco_operator::install_crypto_provider();
     let metrics_addr: Option<SocketAddr> = if args.metrics_addr.is_empty() {
         None
@@ -72,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
         settings.identity = id;
     }
     settings.webhook_images = cco_operator::podidentity::WebhookImages::from_env();
+    settings.log_control = log_control;
     if let Ok(v) = std::env::var("RELEASE_VERSION") {
         settings.version = v;
     }
@@ -79,6 +72,31 @@ async fn main() -> anyhow::Result<()> {
     let metrics = Arc::new(cco_operator::metrics::Metrics::new());
     cco_operator::operator::run(client, settings, metrics, shutdown_signal()).await?;
     Ok(())
+}
+
+/// JSON or text logs. With `RUST_LOG` set, it alone decides; otherwise the filter starts at info
+/// and follows CloudCredential `spec.logLevel` through the returned control.
+fn init_logs(format: &str) -> Option<cco_operator::loglevel::LogControl> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let fixed = tracing_subscriber::EnvFilter::try_from_default_env().ok();
+    let follow = fixed.is_none();
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(
+        fixed.unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info")),
+    );
+    let json = format == "json";
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(json.then(|| tracing_subscriber::fmt::layer().json()))
+        .with((!json).then(tracing_subscriber::fmt::layer))
+        .init();
+    follow.then(|| {
+        cco_operator::loglevel::LogControl::new(move |directives| {
+            let f =
+                tracing_subscriber::EnvFilter::try_new(directives).map_err(|e| e.to_string())?;
+            handle.reload(f).map_err(|e| e.to_string())
+        })
+    })
 }
 
 async fn shutdown_signal() {

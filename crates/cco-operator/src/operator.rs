@@ -199,6 +199,14 @@ pub async fn run(
         changes.clone(),
         wait_for(&stop_rx),
     ));
+    let log_level = settings.log_control.clone().map(|control| {
+        tokio::spawn(crate::loglevel::run(
+            ctx.state.clone(),
+            control,
+            changes.clone(),
+            wait_for(&stop_rx),
+        ))
+    });
     let webhook_status = Arc::new(crate::podidentity::controller::WebhookStatus::new(
         settings.webhook_degraded_grace,
     ));
@@ -226,6 +234,9 @@ pub async fn run(
     let _ = annotator.await;
     let _ = status.await;
     let _ = webhook.await;
+    if let Some(l) = log_level {
+        let _ = l.await;
+    }
     if let Some(e) = &elector {
         if !lost.load(std::sync::atomic::Ordering::SeqCst) {
             e.release().await;
