@@ -13,9 +13,12 @@ use tracing::info;
 
 use crate::state::ClusterState;
 
+/// Applies a filter directive string, or says why not.
+type SetFilter = dyn Fn(&str) -> Result<(), String> + Send + Sync;
+
 /// Sets the process's log filter (a `tracing_subscriber::EnvFilter` directive string).
 #[derive(Clone)]
-pub struct LogControl(Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>);
+pub struct LogControl(Arc<SetFilter>);
 
 impl LogControl {
     pub fn new(f: impl Fn(&str) -> Result<(), String> + Send + Sync + 'static) -> LogControl {
