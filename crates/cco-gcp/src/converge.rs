@@ -3,8 +3,9 @@
 //! steps, and [`execute`] carries out exactly those steps, each with the one write it names.
 //!
 //! Execution order follows the dependencies: the pool and the issuer one step at a time, then the
-//! custom roles, the new service accounts, one read-modify-write of the project policy for every
-//! member, the trust of each service account, and last the retired accounts. Steps of one phase run
+//! custom roles, the new service accounts, the trust of each service account (per account, so new
+//! accounts become visible to IAM concurrently), one read-modify-write of the project policy for
+//! every member, and last the retired accounts. Steps of one phase run
 //! concurrently; a phase with a failure stops the run (later phases depend on it), and a re-run
 //! plans only what is still missing.
 
@@ -141,8 +142,7 @@ pub async fn observe(
         .filter(|a| {
             let display = a["displayName"].as_str().unwrap_or("");
             wanted.contains(display)
-                || (d.scope.retire
-                    && display.starts_with(&prefix)
+                || (display.starts_with(&prefix)
                     && a["description"]
                         .as_str()
                         .unwrap_or("")
@@ -224,8 +224,8 @@ fn phase(step: &GcpStep) -> u8 {
     match step {
         GcpStep::CreateRole(_) | GcpStep::UndeleteRole(_) | GcpStep::UpdateRole { .. } => 1,
         GcpStep::CreateAccount(_) => 2,
-        GcpStep::ProjectRoles(_) => 3,
-        GcpStep::Trust { .. } => 4,
+        GcpStep::Trust { .. } => 3,
+        GcpStep::ProjectRoles(_) => 4,
         GcpStep::DeleteAccount { .. } => 5,
         _ => 0,
     }
@@ -272,7 +272,7 @@ pub async fn execute(
                     if let Some((i, email)) = created {
                         ex.emails[i] = Some(email);
                     }
-                    tracing::info!(step = %what, "done");
+                    tracing::debug!(step = %what, "done");
                     ex.done.push(what);
                 }
                 Err(e) => failures.push(format!("{what}: {e}")),
@@ -310,7 +310,9 @@ pub fn describe(d: &GcpDesired<'_>, s: &GcpStep) -> String {
         GcpStep::CreateProvider { .. } => {
             format!("create workload identity provider {}", d.provider)
         }
-        GcpStep::UndeleteProvider => format!("restore workload identity provider {}", d.provider),
+        GcpStep::UndeleteProvider | GcpStep::RestoreProvider { .. } => {
+            format!("restore workload identity provider {}", d.provider)
+        }
         GcpStep::PatchProvider { mask, .. } => format!(
             "update workload identity provider {} ({})",
             d.provider,
@@ -413,6 +415,33 @@ async fn run_step(
                 .await?;
             gcp.wait("iam.workloadIdentityPoolProviders.create", &prov_res, op)
                 .await?;
+        }
+        GcpStep::RestoreProvider { body } => {
+            let exists = gcp.get_provider(d.pool, d.provider).await?;
+            let (method, url, op_name) = match exists {
+                Some(_) => (
+                    Method::PATCH,
+                    format!(
+                        "{providers}/{}?updateMask=displayName,description,disabled,attributeMapping,oidc.issuerUri,oidc.allowedAudiences,oidc.jwksJson",
+                        enc(d.provider)
+                    ),
+                    "iam.workloadIdentityPoolProviders.patch",
+                ),
+                None => (
+                    Method::POST,
+                    format!("{providers}?workloadIdentityPoolProviderId={}", enc(d.provider)),
+                    "iam.workloadIdentityPoolProviders.create",
+                ),
+            };
+            let mut body = body.clone();
+            if method == Method::PATCH && body["oidc"].get("jwksJson").is_none() {
+                // Keys read from the issuer: clear any embedded ones.
+                body["oidc"]["jwksJson"] = Value::String(String::new());
+            }
+            let op = gcp
+                .call(op_name, &prov_res, method, &url, Some(&body))
+                .await?;
+            gcp.wait(op_name, &prov_res, op).await?;
         }
         GcpStep::UndeleteProvider => {
             let url = format!("{providers}/{}:undelete", enc(d.provider));

@@ -29,6 +29,9 @@
 //! `setIamPolicy` (404) and to project bindings (400) for the next [`SA_INVISIBLE_CALLS`] such calls,
 //! and a new bucket's IAM policy answers 404 once.
 //!
+//! Deleting a service account leaves the bindings that named it as
+//! `deleted:serviceAccount:<email>?uid=<id>`, as IAM shows them.
+//!
 //! Not modelled: permissions of the caller beyond `testIamPermissions` (every valid token may call
 //! everything), conditions in bindings, policy versions beyond echoing them, system-managed keys and
 //! the 10-key limit, key expiry, disabling, organisation policies,
@@ -294,7 +297,7 @@ impl GcpFake {
     /// project bindings naming it stay, as in GCP).
     pub fn remove_service_account(&self, email: &str) {
         if let Ok(mut s) = self.state.lock() {
-            s.sas.remove(email);
+            delete_sa(&mut s, email);
         }
     }
 
@@ -360,6 +363,30 @@ fn bump_etag(policy: &mut Value) {
         .map(|e| e.len() as u64 * 7 + e.bytes().map(u64::from).sum::<u64>())
         .unwrap_or(0);
     policy["etag"] = Value::String(format!("Bw{n:x}{}", policy["bindings"].to_string().len()));
+}
+
+/// Deletes a service account as IAM does: its keys go with it, and the bindings that named it
+/// now name `deleted:serviceAccount:<email>?uid=<unique id>` (which policies may keep).
+fn delete_sa(s: &mut State, email: &str) {
+    let Some(sa) = s.sas.remove(email) else {
+        return;
+    };
+    let uid = sa.json["uniqueId"].as_str().unwrap_or("0").to_string();
+    let from = format!("serviceAccount:{email}");
+    let to = format!("deleted:serviceAccount:{email}?uid={uid}");
+    let rewrite = |policy: &mut Value| {
+        for b in policy["bindings"].as_array_mut().into_iter().flatten() {
+            for m in b["members"].as_array_mut().into_iter().flatten() {
+                if m == from.as_str() {
+                    *m = Value::String(to.clone());
+                }
+            }
+        }
+    };
+    rewrite(&mut s.project_policy);
+    for other in s.sas.values_mut() {
+        rewrite(&mut other.policy);
+    }
 }
 
 fn public_read(s: &State, bucket: &str, object: &str) -> Response {
@@ -646,7 +673,7 @@ fn service_accounts(s: &mut State, r: &Request, rest: &[&str]) -> Response {
             match (method, verb) {
                 ("GET", None) => Response::json(200, &sa.json),
                 ("DELETE", None) => {
-                    s.sas.remove(email);
+                    delete_sa(s, email);
                     Response::json(200, &json!({}))
                 }
                 ("POST", Some(v @ ("getIamPolicy" | "setIamPolicy"))) => {

@@ -9,17 +9,17 @@ use anyhow::{bail, Context};
 use cco_api::Cloud;
 use cco_core::fsutil::{ensure_dir, write_atomic, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE};
 use cco_core::gcp::{
-    bucket_name, credentials_config, discovery, issuer_url, plan_service_accounts, pool_files,
-    provider_files, random_suffix, secret_manifest, service_account_files, validate_account_prefix,
-    validate_bucket_name, validate_delete_name, validate_name_length, validate_pool_id, KeyStorage,
-    ServiceAccountPlan,
+    bucket_name, credentials_config, issuer_url, plan_changes, plan_report, plan_service_accounts,
+    pool_files, provider_files, random_suffix, secret_manifest, service_account_files,
+    validate_account_prefix, validate_bucket_name, validate_delete_name, validate_name_length,
+    validate_pool_id, GcpDesired, KeyStorage, Scope, ServiceAccountPlan,
 };
 use cco_core::keys;
 use cco_core::oidc::to_pretty;
 use cco_core::reader::{read_dir, LoadedRequest, ReadOptions};
-use cco_gcp::{Endpoints, Gcp, ProviderSpec};
+use cco_gcp::{Endpoints, Gcp};
 use clap::{Args, Subcommand, ValueEnum};
-use futures::StreamExt;
+use serde_json::Value;
 
 use crate::cli::KeyPairArgs;
 use crate::keypair::{create_key_pair, ensure_output_dir, read_public_key};
@@ -44,6 +44,12 @@ pub enum GcpCommand {
     CreateAll(CreateAllArgs),
     /// Delete what the create commands made for --name (and only that).
     Delete(DeleteArgs),
+    /// Check, reading only, that the issuer, keys, pool, provider, service accounts and Secrets
+    /// work together; exit 1 when a check fails.
+    Verify(crate::gcp_verify::VerifyArgs),
+    /// Show, changing nothing, what create-all with the same flags would change; exit 2 when
+    /// there are changes, 0 when there are none.
+    Plan(crate::gcp_verify::PlanArgs),
 }
 
 /// Where the provider finds the signing keys.
@@ -156,6 +162,10 @@ pub struct CreateAllArgs {
     /// one in --output-dir reused).
     #[arg(long)]
     pub public_key_file: Option<PathBuf>,
+    /// Also delete the service accounts made for --name that no request asks for any more (their
+    /// project roles first). `ccoctl gcp plan` lists them.
+    #[arg(long)]
+    pub delete_retired: bool,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -191,8 +201,24 @@ pub async fn run(args: GcpArgs) -> anyhow::Result<()> {
                     &pool_files(&a.common.project, &a.common.name),
                 );
             }
-            let (gcp, _) = connect(&a.common.project).await?;
-            pool(&gcp, &a.common.name).await
+            let (gcp, number) = connect(&a.common.project).await?;
+            let d = desired(
+                &a.common,
+                &a.common.name,
+                &a.common.name,
+                KeyStorage::PublicBucket,
+                "us",
+                Value::Null,
+                false,
+                &[],
+                Scope {
+                    pool: true,
+                    issuer: false,
+                    accounts: false,
+                    retire: false,
+                },
+            );
+            converge(&gcp, &number, &d, 1).await.map(|_| ())
         }
         GcpCommand::CreateWorkloadIdentityProvider(a) => {
             check_issuer_name(&a.common.name, &a.issuer)?;
@@ -220,16 +246,18 @@ pub async fn run(args: GcpArgs) -> anyhow::Result<()> {
         }
         GcpCommand::CreateAll(a) => create_all(a).await,
         GcpCommand::Delete(a) => delete(a).await,
+        GcpCommand::Verify(a) => crate::gcp_verify::verify(a).await,
+        GcpCommand::Plan(a) => crate::gcp_verify::plan(a).await,
     }
 }
 
-async fn connect(project: &str) -> anyhow::Result<(Gcp, String)> {
+pub(crate) async fn connect(project: &str) -> anyhow::Result<(Gcp, String)> {
     Ok(Gcp::connect(project, Endpoints::from_env()).await?)
 }
 
 /// What `--name` of the commands that make the issuer (provider id, and the bucket `<name>-oidc`
 /// unless the keys go in the provider) must be.
-fn check_issuer_name(name: &str, issuer: &IssuerArgs) -> anyhow::Result<()> {
+pub(crate) fn check_issuer_name(name: &str, issuer: &IssuerArgs) -> anyhow::Result<()> {
     validate_name_length(name)?;
     validate_pool_id("--name", name)?;
     if matches!(issuer.key_storage_method, KeyStorageMethod::PublicBucket) {
@@ -254,7 +282,7 @@ fn write_files(out: &Path, files: &[(String, String)]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn load(r: &RequestsArgs) -> anyhow::Result<Vec<LoadedRequest>> {
+pub(crate) fn load(r: &RequestsArgs) -> anyhow::Result<Vec<LoadedRequest>> {
     let reqs = read_dir(
         &r.credentials_requests_dir,
         ReadOptions {
@@ -268,10 +296,57 @@ fn load(r: &RequestsArgs) -> anyhow::Result<Vec<LoadedRequest>> {
     Ok(reqs)
 }
 
-async fn pool(gcp: &Gcp, pool: &str) -> anyhow::Result<()> {
-    let change = gcp.ensure_pool(pool).await?;
-    println!("Workload identity pool {pool} {}", change.verb());
-    Ok(())
+/// The desired state of one command.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn desired<'a>(
+    c: &'a Common,
+    pool: &'a str,
+    provider: &'a str,
+    storage: KeyStorage,
+    region: &'a str,
+    jwks: Value,
+    prune_old_keys: bool,
+    plans: &'a [ServiceAccountPlan],
+    scope: Scope,
+) -> GcpDesired<'a> {
+    GcpDesired {
+        name: &c.name,
+        project: &c.project,
+        pool,
+        provider,
+        storage,
+        region,
+        issuer: issuer_url(&c.name),
+        jwks,
+        prune_old_keys,
+        plans,
+        scope,
+    }
+}
+
+/// Observes, plans and executes; returns the email of every plan's service account.
+pub(crate) async fn converge(
+    gcp: &Gcp,
+    number: &str,
+    d: &GcpDesired<'_>,
+    concurrency: usize,
+) -> anyhow::Result<Vec<Option<String>>> {
+    let observed = cco_gcp::observe(gcp, number, d).await?;
+    let steps = plan_changes(d, &observed)?;
+    let report = plan_report(d, &observed, &steps);
+    for n in &report.notes {
+        tracing::warn!("{n}");
+    }
+    if steps.is_empty() {
+        println!("Nothing to change: everything is already up to date");
+    } else {
+        println!("{} changes to make", report.changes.len());
+    }
+    let done = cco_gcp::execute(gcp, d, &observed, &steps, concurrency).await?;
+    for line in &done.done {
+        println!("Done: {line}");
+    }
+    Ok(done.emails)
 }
 
 async fn provider(
@@ -303,43 +378,24 @@ async fn provider(
         )?;
         return write_authentication_manifest(&c.output_dir, &issuer);
     }
-    let (gcp, _) = connect(&c.project).await?;
-    let embedded = match storage {
-        KeyStorage::PublicBucket => {
-            let bucket = bucket_name(&c.name);
-            let change = gcp
-                .ensure_public_bucket(&bucket, &issuer_args.region, &c.name)
-                .await?;
-            println!("Bucket {bucket} {} (publicly readable)", change.verb());
-            let published = gcp
-                .publish_documents(
-                    &bucket,
-                    &discovery(&issuer),
-                    &jwks,
-                    issuer_args.prune_old_keys,
-                )
-                .await?;
-            let n = published["keys"].as_array().map_or(0, Vec::len);
-            println!("OpenID Connect discovery document and JWKS ({n} keys) published in bucket {bucket}");
-            None
-        }
-        KeyStorage::PoolJwkFile => Some(jwks),
-    };
-    let change = gcp
-        .ensure_provider(
-            pool,
-            &c.name,
-            &ProviderSpec {
-                issuer: issuer.clone(),
-                jwks: embedded,
-            },
-        )
-        .await?;
-    println!(
-        "Workload identity provider {} in pool {pool} {}",
-        c.name,
-        change.verb()
+    let (gcp, number) = connect(&c.project).await?;
+    let d = desired(
+        c,
+        pool,
+        &c.name,
+        storage,
+        &issuer_args.region,
+        jwks,
+        issuer_args.prune_old_keys,
+        &[],
+        Scope {
+            pool: false,
+            issuer: true,
+            accounts: false,
+            retire: false,
+        },
     );
+    converge(&gcp, &number, &d, 1).await?;
     write_authentication_manifest(&c.output_dir, &issuer)?;
     println!("Issuer URL: {issuer}");
     Ok(())
@@ -381,56 +437,57 @@ async fn service_accounts(
     if plans.is_empty() {
         return Ok(());
     }
-    ensure_dir(&c.output_dir.join("manifests"), PRIVATE_DIR_MODE)?;
     let (gcp, number) = connect(&c.project).await?;
-    let total = plans.len();
-    let results: Vec<Result<(), String>> = futures::stream::iter(plans.iter())
-        .map(|plan| {
-            one_service_account(&gcp, &c.name, &number, pool, provider, plan, &c.output_dir)
-        })
-        .buffer_unordered(r.concurrency.into())
-        .collect()
-        .await;
-    let failures: Vec<String> = results.into_iter().filter_map(Result::err).collect();
-    if !failures.is_empty() {
-        let mut msg = format!("{} of {total} service accounts failed", failures.len());
-        for f in &failures {
-            msg.push_str(&format!("\n  {f}"));
-        }
-        msg.push_str("\nThe others are in place; re-run the same command to finish (it does not duplicate anything).");
-        bail!(msg);
-    }
-    Ok(())
+    let d = desired(
+        c,
+        pool,
+        provider,
+        KeyStorage::PublicBucket,
+        "us",
+        Value::Null,
+        false,
+        &plans,
+        Scope {
+            pool: false,
+            issuer: false,
+            accounts: true,
+            retire: false,
+        },
+    );
+    let emails = converge(&gcp, &number, &d, r.concurrency.into()).await?;
+    write_secrets(c, &number, pool, provider, &plans, &emails)
 }
 
-async fn one_service_account(
-    gcp: &Gcp,
-    name: &str,
+/// Writes the Secret manifest of every plan whose service account is known.
+fn write_secrets(
+    c: &Common,
     number: &str,
     pool: &str,
     provider: &str,
-    plan: &ServiceAccountPlan,
-    out: &Path,
-) -> Result<(), String> {
-    let applied = cco_gcp::apply_service_account(gcp, name, number, pool, plan)
-        .await
-        .map_err(|e| format!("{} ({}): {e}", plan.display_name, plan.source))?;
-    let config = credentials_config(number, pool, provider, &applied.email, &plan.token_path);
-    let path = out.join(&plan.secret_path);
-    write_atomic(
-        &path,
-        secret_manifest(&plan.secret_namespace, &plan.secret_name, &config).as_bytes(),
-        PRIVATE_FILE_MODE,
-    )
-    .map_err(|e| e.to_string())?;
-    tracing::debug!(email = %applied.email, role = ?applied.role, bindings_changed = applied.project_bindings_changed,
-        federation_changed = applied.federation_changed, "service account converged");
-    println!(
-        "IAM service account {} {}; Secret manifest saved to {}",
-        applied.email,
-        applied.account.verb(),
-        path.display()
-    );
+    plans: &[ServiceAccountPlan],
+    emails: &[Option<String>],
+) -> anyhow::Result<()> {
+    ensure_dir(&c.output_dir.join("manifests"), PRIVATE_DIR_MODE)?;
+    for (p, email) in plans.iter().zip(emails) {
+        let Some(email) = email else {
+            bail!(
+                "the service account of {} ({}) is not known after the run; re-run the same command",
+                p.request,
+                p.source
+            );
+        };
+        let config = credentials_config(number, pool, provider, email, &p.token_path);
+        let path = c.output_dir.join(&p.secret_path);
+        write_atomic(
+            &path,
+            secret_manifest(&p.secret_namespace, &p.secret_name, &config).as_bytes(),
+            PRIVATE_FILE_MODE,
+        )?;
+        println!(
+            "IAM service account {email} ready; Secret manifest saved to {}",
+            path.display()
+        );
+    }
     Ok(())
 }
 
@@ -439,8 +496,14 @@ async fn create_all(a: CreateAllArgs) -> anyhow::Result<()> {
     check_issuer_name(&c.name, &a.issuer)?;
     // Read and plan the requests first, so a bad input fails before anything is created.
     let reqs = load(&a.requests)?;
-    if !plan_service_accounts(&reqs, &c.name, &c.project)?.is_empty() {
+    let plans = plan_service_accounts(&reqs, &c.name, &c.project)?;
+    if !plans.is_empty() {
         validate_account_prefix(&c.name)?;
+    }
+    for p in &plans {
+        for n in &p.notes {
+            tracing::warn!(source = %p.source, request = %p.request, "{n}");
+        }
     }
     ensure_output_dir(&c.output_dir)?;
     let public = match &a.public_key_file {
@@ -449,12 +512,31 @@ async fn create_all(a: CreateAllArgs) -> anyhow::Result<()> {
     };
     if c.dry_run {
         write_files(&c.output_dir, &pool_files(&c.project, &c.name))?;
-    } else {
-        let (gcp, _) = connect(&c.project).await?;
-        pool(&gcp, &c.name).await?;
+        provider(c, &a.issuer, &c.name, &public).await?;
+        return service_accounts(c, &a.requests, &reqs, &c.name, &c.name).await;
     }
-    provider(c, &a.issuer, &c.name, &public).await?;
-    service_accounts(c, &a.requests, &reqs, &c.name, &c.name).await
+    let jwks = keys::jwks(std::slice::from_ref(&public))?;
+    let (gcp, number) = connect(&c.project).await?;
+    let d = desired(
+        c,
+        &c.name,
+        &c.name,
+        a.issuer.key_storage_method.into(),
+        &a.issuer.region,
+        jwks,
+        a.issuer.prune_old_keys,
+        &plans,
+        Scope {
+            retire: a.delete_retired,
+            ..Scope::ALL
+        },
+    );
+    let emails = converge(&gcp, &number, &d, a.requests.concurrency.into()).await?;
+    let issuer = issuer_url(&c.name);
+    write_authentication_manifest(&c.output_dir, &issuer)?;
+    write_secrets(c, &number, &c.name, &c.name, &plans, &emails)?;
+    println!("Issuer URL: {issuer}");
+    Ok(())
 }
 
 async fn delete(a: DeleteArgs) -> anyhow::Result<()> {

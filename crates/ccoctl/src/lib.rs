@@ -8,11 +8,13 @@ pub mod aws_cmd;
 pub mod azure_cmd;
 pub mod cli;
 pub mod gcp_cmd;
+pub mod gcp_verify;
 pub mod ibm_cmd;
 pub mod keypair;
 pub mod nutanix_cmd;
 pub mod output;
 pub mod report_out;
+pub mod verify_support;
 
 use std::process::ExitCode;
 

@@ -201,6 +201,11 @@ pub enum GcpStep {
     CreateProvider {
         body: Value,
     },
+    /// The pool is soft-deleted, so its provider cannot be read: once the pool is restored (which
+    /// restores the providers deleted with it), patch the provider to `body`, or create it.
+    RestoreProvider {
+        body: Value,
+    },
     UndeleteProvider,
     /// Patch the fields in `mask` to what `body` holds.
     PatchProvider {
@@ -332,7 +337,11 @@ fn issuer_steps(d: &GcpDesired<'_>, o: &GcpObserved, steps: &mut Vec<GcpStep>) {
     }
     let body = provider_body(d.provider, &d.issuer, embedded.as_ref());
     let Some(p) = &o.provider else {
-        steps.push(GcpStep::CreateProvider { body });
+        if o.pool.as_ref().is_some_and(|p| p.deleted) {
+            steps.push(GcpStep::RestoreProvider { body });
+        } else {
+            steps.push(GcpStep::CreateProvider { body });
+        }
         return;
     };
     if p.deleted {
@@ -488,6 +497,32 @@ pub fn plan_changes(d: &GcpDesired<'_>, o: &GcpObserved) -> Result<Vec<GcpStep>,
     } else {
         Vec::new()
     };
+    // Trust first: it is per account (concurrent), so a new account becomes visible to IAM
+    // before the one project-policy write that names them all.
+    for (i, p) in d.plans.iter().enumerate() {
+        let principals = p.principals(&o.project_number, d.pool);
+        let have: Vec<String> = emails[i]
+            .as_ref()
+            .and_then(|e| o.accounts.iter().find(|a| &a.email == e))
+            .map(|a| {
+                a.trust
+                    .iter()
+                    .filter(|m| m.starts_with(&prefix))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let (added, removed) = set_diff(&principals, &have);
+        if !added.is_empty() || !removed.is_empty() {
+            steps.push(GcpStep::Trust {
+                plan: i,
+                email: emails[i].clone(),
+                principals,
+                added,
+                removed,
+            });
+        }
+    }
     // Project roles: one read-modify-write for every member.
     let mut members = Vec::new();
     for (i, p) in d.plans.iter().enumerate() {
@@ -524,30 +559,6 @@ pub fn plan_changes(d: &GcpDesired<'_>, o: &GcpObserved) -> Result<Vec<GcpStep>,
     }
     if !members.is_empty() {
         steps.push(GcpStep::ProjectRoles(members));
-    }
-    for (i, p) in d.plans.iter().enumerate() {
-        let principals = p.principals(&o.project_number, d.pool);
-        let have: Vec<String> = emails[i]
-            .as_ref()
-            .and_then(|e| o.accounts.iter().find(|a| &a.email == e))
-            .map(|a| {
-                a.trust
-                    .iter()
-                    .filter(|m| m.starts_with(&prefix))
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default();
-        let (added, removed) = set_diff(&principals, &have);
-        if !added.is_empty() || !removed.is_empty() {
-            steps.push(GcpStep::Trust {
-                plan: i,
-                email: emails[i].clone(),
-                principals,
-                added,
-                removed,
-            });
-        }
     }
     for a in retired {
         steps.push(GcpStep::DeleteAccount {

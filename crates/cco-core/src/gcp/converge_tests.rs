@@ -151,13 +151,13 @@ fn nothing_exists_so_everything_is_created_in_dependency_order() {
             "CreateRole",
             "CreateAccount",
             "CreateAccount",
-            "ProjectRoles",
             "Trust",
-            "Trust"
+            "Trust",
+            "ProjectRoles"
         ]
     );
-    let GcpStep::ProjectRoles(m) = &steps[9] else {
-        panic!("{:?}", steps[9])
+    let GcpStep::ProjectRoles(m) = &steps[11] else {
+        panic!("{:?}", steps[11])
     };
     assert_eq!(m.len(), 2);
     assert_eq!(m[0].email, None);
@@ -216,8 +216,13 @@ fn gained_permissions_stale_trust_and_retired_accounts_show_as_diffs() {
             other: vec![],
         }
     );
+    let GcpStep::Trust { added, removed, .. } = &steps[1] else {
+        panic!("{:?}", steps[1])
+    };
+    assert_eq!(added, &[principal(NUMBER, "c1", "ns-b", "ing2")]);
+    assert_eq!(removed, &[stale]);
     assert_eq!(
-        steps[1],
+        steps[2],
         GcpStep::ProjectRoles(vec![MemberRoles {
             account: AccountRef::Retired("old@proj.iam.gserviceaccount.com".into()),
             email: Some("old@proj.iam.gserviceaccount.com".into()),
@@ -226,11 +231,6 @@ fn gained_permissions_stale_trust_and_retired_accounts_show_as_diffs() {
             removed: vec!["roles/a".into()],
         }])
     );
-    let GcpStep::Trust { added, removed, .. } = &steps[2] else {
-        panic!("{:?}", steps[2])
-    };
-    assert_eq!(added, &[principal(NUMBER, "c1", "ns-b", "ing2")]);
-    assert_eq!(removed, &[stale]);
     assert_eq!(
         steps[3],
         GcpStep::DeleteAccount {

@@ -9,11 +9,13 @@
 //! Kubernetes service account's principal. Everything `ccoctl` creates carries the description
 //! [`CREATED_BY`]; `delete` removes only what carries it.
 
+mod changes;
 mod converge;
 mod plan;
 mod script;
 mod verify;
 
+pub use changes::*;
 pub use converge::*;
 pub use plan::*;
 pub use script::*;
