@@ -382,22 +382,8 @@ fn each_broken_setup_is_reported_with_its_fix_and_planned() {
             .expect("members")
             .push(json!(stale))
     });
-    let role = format!("{NAME}_cloud_credential_operator_gcp_ro_creds");
-    let role = env
-        .fake
-        .roles()
-        .into_iter()
-        .map(|r| {
-            r["name"]
-                .as_str()
-                .unwrap_or("")
-                .rsplit('/')
-                .next()
-                .unwrap_or("")
-                .to_string()
-        })
-        .find(|id| id.ends_with("cloud_credential_operator_gcp_ro_creds"))
-        .unwrap_or(role);
+    let role = cco_core::gcp::role_id(PROJECT_ID, "cloud-credential-operator-gcp-ro-creds")
+        .expect("role id");
     env.fake.edit_role(&role, |r| {
         r["includedPermissions"]
             .as_array_mut()
@@ -542,13 +528,14 @@ fn the_upgrade_story_plans_gained_permissions_and_the_retired_request() {
     assert_eq!(code, 2);
     let c = changes(&plan);
     assert_eq!(c.len(), 2, "{plan:#}");
-    for r in ["openshift_gcp_ccm", "openshift_ingress_gcp"] {
+    for r in ["openshift-gcp-ccm", "openshift-ingress-gcp"] {
+        let r = cco_core::gcp::role_id(PROJECT_ID, r).expect("role id");
         let change = plan["changes"]
             .as_array()
             .expect("changes")
             .iter()
             .find(|c| {
-                c["kind"] == "custom-role" && c["name"].as_str().is_some_and(|n| n.ends_with(r))
+                c["kind"] == "custom-role" && c["name"].as_str().is_some_and(|n| n.ends_with(&r))
             })
             .unwrap_or_else(|| panic!("{r}: {plan:#}"));
         assert_eq!(change["action"], "update");
