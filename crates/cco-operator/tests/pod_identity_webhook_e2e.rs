@@ -279,12 +279,13 @@ async fn register(
     Ok(name)
 }
 
-async fn pod_env(
+/// Creates a pod using ServiceAccount `sa` in `ns` until it comes back mutated; returns it.
+async fn mutated_pod(
     c: &Client,
     ns: &str,
     sa: serde_json::Value,
     labels: serde_json::Value,
-) -> Result<Vec<(String, String)>> {
+) -> Result<Pod> {
     create_namespace(c, ns).await?;
     let sa: ServiceAccount = serde_json::from_value(sa)?;
     Api::<ServiceAccount>::namespaced(c.clone(), ns)
@@ -303,20 +304,39 @@ async fn pod_env(
         let out = Api::<Pod>::namespaced(c.clone(), ns)
             .create(&PostParams::default(), &p)
             .await?;
-        let env: Vec<(String, String)> = out.spec.unwrap().containers[0]
-            .env
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|e| (e.name, e.value.unwrap_or_default()))
-            .collect();
+        let env = pod_env(&out);
         if !env.is_empty() {
-            return Ok(env);
+            return Ok(out);
         }
         last = Some(env);
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     bail!("pod never mutated: {last:?}")
+}
+
+fn pod_env(p: &Pod) -> Vec<(String, String)> {
+    p.spec.as_ref().unwrap().containers[0]
+        .env
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| (e.name, e.value.unwrap_or_default()))
+        .collect()
+}
+
+/// The audiences of the pod's projected ServiceAccount tokens.
+fn token_audiences(p: &Pod) -> Vec<String> {
+    p.spec
+        .as_ref()
+        .unwrap()
+        .volumes
+        .iter()
+        .flatten()
+        .filter_map(|v| v.projected.as_ref())
+        .flat_map(|pr| pr.sources.iter().flatten())
+        .filter_map(|s| s.service_account_token.as_ref())
+        .filter_map(|t| t.audience.clone())
+        .collect()
 }
 
 fn has(env: &[(String, String)], k: &str, v: &str) -> bool {
@@ -426,20 +446,31 @@ async fn the_deployment_the_operator_writes_runs_our_webhook_and_it_mutates_pods
             .await
             .with_context(|| format!("{} webhook", case.platform))?;
         let reg = register(&a, &mwc, port, &certs.0, case.ns).await?;
-        let got = pod_env(&a, case.ns, case.sa, case.labels).await;
+        let pod = mutated_pod(&a, case.ns, case.sa, case.labels).await;
         let log = std::fs::read_to_string(work.path().join("webhook.log")).unwrap_or_default();
-        let got = got.with_context(|| format!("{}: webhook log:\n{log}", case.platform))?;
+        let pod = pod.with_context(|| format!("{}: webhook log:\n{log}", case.platform))?;
+        let got = pod_env(&pod);
         match case.platform {
             "AWS" => {
                 assert!(has(&got, "AWS_ROLE_ARN", ROLE), "{got:?}");
                 // The region the operator passed from Infrastructure.
                 assert!(has(&got, "AWS_REGION", "ap-south-1"), "{got:?}");
             }
-            "GCP" => assert!(
-                got.iter()
-                    .any(|(k, _)| k == "GOOGLE_APPLICATION_CREDENTIALS"),
-                "{got:?}"
-            ),
+            "GCP" => {
+                assert!(
+                    got.iter()
+                        .any(|(k, _)| k == "GOOGLE_APPLICATION_CREDENTIALS"),
+                    "{got:?}"
+                );
+                // The ServiceAccount names no audience: the token is for `openshift`, the only
+                // audience a provider made by `ccoctl gcp` allows (issue 10).
+                assert_eq!(
+                    token_audiences(&pod),
+                    ["openshift"],
+                    "{:?}",
+                    pod.spec.as_ref().map(|s| &s.volumes)
+                );
+            }
             _ => {
                 assert!(has(&got, "AZURE_CLIENT_ID", "client-1"), "{got:?}");
                 assert!(

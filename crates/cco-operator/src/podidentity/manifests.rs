@@ -153,6 +153,9 @@ fn templates() -> Result<&'static Templates, AssetError> {
     T.get_or_init(load).as_ref().map_err(Clone::clone)
 }
 
+/// The token audience the GCP webhook projects by default: what `ccoctl gcp` providers allow.
+pub const GCP_TOKEN_AUDIENCE: &str = cco_core::DEFAULT_AUDIENCE;
+
 /// The program name the container runs, per cloud (a name of our webhook in the image).
 pub fn program(cloud: WebhookCloud) -> &'static str {
     match cloud {
@@ -219,7 +222,10 @@ fn container(c: &mut Container, t: &Target) {
             "--log-level=info".into(),
             "--disable-cert-rotation=true".into(),
         ],
-        WebhookCloud::Gcp => vec![],
+        // The reference passes no flags, so its GCP webhook projects tokens for
+        // `sts.googleapis.com`; a provider made by `ccoctl gcp` allows only `openshift`, the
+        // audience every other part of the cluster uses (README: where behaviour differs).
+        WebhookCloud::Gcp => vec![format!("--token-audience={GCP_TOKEN_AUDIENCE}")],
     };
     args.extend(t.tls.args());
     c.args = Some(args);
@@ -461,6 +467,13 @@ mod tests {
         assert_eq!(
             c.volume_mounts.as_ref().expect("mounts")[0].mount_path,
             "/tmp/k8s-webhook-server/serving-certs/"
+        );
+        assert_eq!(
+            c.args
+                .as_deref()
+                .and_then(|a| a.first())
+                .map(String::as_str),
+            Some("--token-audience=openshift")
         );
         assert_eq!(
             g.webhook.webhooks.as_ref().expect("hooks")[0].name,
