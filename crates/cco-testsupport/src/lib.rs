@@ -23,4 +23,5 @@ pub fn corpus_dir() -> std::path::PathBuf {
     repo_root().join("../shared/corpus")
 }
 
+pub mod imds;
 pub mod kube_env;

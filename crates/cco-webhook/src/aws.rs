@@ -21,8 +21,10 @@
 //! Also, as the EKS webhook:
 //! - `--watch-config-map`: a ServiceAccount without `role-arn` takes its role, audience,
 //!   regional STS and lifetime from the ConfigMap `pod-identity-webhook` ([`RoleEntry`]);
-//! - `--compose-role-arn`: a `role-arn` without `arn:` is completed with the instance's
-//!   partition and account;
+//! - `--compose-role-arn`: a `role-arn` annotation without `arn:` (a role name or
+//!   `path/name`) becomes `arn:<partition>:iam::<account>:role/<value>`, partition and account
+//!   read from EC2 instance metadata at startup ([`crate::imds`]); ConfigMap roles are used as
+//!   written, as in the EKS webhook;
 //! - EKS Pod Identity (`--watch-container-credentials-config`): a ServiceAccount listed in the
 //!   association file gets `AWS_CONTAINER_CREDENTIALS_FULL_URI` and
 //!   `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE` (instead of the IRSA pair), the volume
@@ -198,8 +200,9 @@ pub fn plan(
                 .unwrap_or(&cfg.token_audience)
                 .to_string(),
         ),
+        // The EKS webhook composes annotation roles only; ConfigMap roles are used as written.
         (None, Some(entry)) => (
-            compose_arn(&entry.role_arn, cfg),
+            entry.role_arn.clone(),
             Some(entry.audience.clone())
                 .filter(|a| !a.is_empty())
                 .unwrap_or_else(|| cfg.token_audience.clone()),
@@ -227,6 +230,48 @@ pub fn plan(
         extra_mounts: vec![],
         init_containers: vec![],
     }))
+}
+
+/// `/debug/alpha/cache` as the EKS webhook writes it: every cached ServiceAccount keyed
+/// `<namespace>/<name>`, with the role, audience, regional STS and lifetime its annotations and
+/// the flags give (`RoleARN` empty without a role), indented by one space.
+pub fn cache_dump(
+    service_accounts: &BTreeMap<String, k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>,
+    cfg: &AwsConfig,
+) -> String {
+    let key = |name: &str| format!("{}/{}", cfg.annotation_prefix, name);
+    let entries: serde_json::Map<String, serde_json::Value> = service_accounts
+        .iter()
+        .map(|(id, meta)| {
+            let get = |name: &str| {
+                meta.annotations
+                    .as_ref()
+                    .and_then(|a| a.get(&key(name)))
+                    .map(String::as_str)
+            };
+            let entry = serde_json::json!({
+                "RoleARN": get("role-arn").map(|a| compose_arn(a, cfg)).unwrap_or_default(),
+                "Audience": get("audience").unwrap_or(&cfg.token_audience),
+                "UseRegionalSTS": get("sts-regional-endpoints")
+                    .and_then(|v| parse_go_bool(v).ok())
+                    .unwrap_or(cfg.sts_regional_endpoints),
+                "TokenExpiration": get("token-expiration")
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .map(|v| v.max(crate::config::MIN_TOKEN_EXPIRATION))
+                    .unwrap_or(cfg.token_expiration),
+            });
+            (id.clone(), entry)
+        })
+        .collect();
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(
+        &mut out,
+        serde_json::ser::PrettyFormatter::with_indent(b" "),
+    );
+    match serde::Serialize::serialize(&entries, &mut ser) {
+        Ok(()) => String::from_utf8(out).unwrap_or_default(),
+        Err(_) => "{}".into(),
+    }
 }
 
 /// With `--compose-role-arn`, a role name or path becomes a full ARN in the instance's

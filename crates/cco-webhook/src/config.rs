@@ -172,7 +172,8 @@ pub struct Args {
     /// In-cluster: signerName of the CertificateSigningRequest.
     #[arg(long, default_value = crate::csr::DEFAULT_SIGNER)]
     pub csr_signer_name: String,
-    /// Accepted for compatibility; the watch cache needs no resync.
+    /// Period of the ServiceAccount (and ConfigMap) cache resync, as the EKS informer's: a
+    /// cache emptied by `/debug/alpha/cache/clear` is whole again after it; `0` disables it.
     #[arg(long, default_value = "60s", value_parser = parse_go_duration)]
     pub resync_period: Duration,
     /// How long to wait for a ServiceAccount that is neither cached nor readable yet.
@@ -604,6 +605,8 @@ pub struct ServerConfig {
     pub tls12_cipher_suites: Option<Vec<rustls::CipherSuite>>,
     /// Bounded wait for a ServiceAccount not visible yet.
     pub grace_period: Duration,
+    /// ServiceAccount and ConfigMap cache resync (`--resync-period`; zero: none).
+    pub resync_period: Duration,
     /// Kubeconfig path.
     pub kubeconfig: Option<PathBuf>,
     /// API server URL override.
@@ -642,6 +645,9 @@ pub struct Settings {
     pub container_credentials_config: Option<PathBuf>,
     /// `--watch-config-map`: the namespace of the ConfigMap.
     pub config_map_namespace: Option<String>,
+    /// `--compose-role-arn`: read the partition and account from EC2 instance metadata at
+    /// startup (see [`crate::imds`]).
+    pub compose_role_arn: bool,
 }
 
 /// Accepted minimum TLS protocol versions.
@@ -1031,10 +1037,6 @@ impl Settings {
             Some(list) => Some(crate::tls::cipher_suites_from_names(list, &mut notices)?),
         };
         for (set, name) in [
-            (
-                a.resync_period != Duration::from_secs(60),
-                "--resync-period",
-            ),
             (a.vmodule.is_some(), "--vmodule"),
             (a.log_backtrace_at.is_some(), "--log_backtrace_at"),
         ] {
@@ -1053,6 +1055,7 @@ impl Settings {
             tls_min_version,
             tls12_cipher_suites,
             grace_period: a.service_account_lookup_grace_period,
+            resync_period: a.resync_period,
             kubeconfig: a.kubeconfig.clone(),
             kube_api: a.kube_api.clone().filter(|s| !s.is_empty()),
             debugging_handlers: a.enable_debugging_handlers,
@@ -1070,6 +1073,7 @@ impl Settings {
                 .filter(|p| !p.as_os_str().is_empty())
                 .map(|p| rebase(fs_root, p)),
             config_map_namespace: a.watch_config_map.then(|| a.namespace.clone()),
+            compose_role_arn: a.compose_role_arn,
         })
     }
 }

@@ -106,6 +106,12 @@ impl Dynamic {
         }
     }
 
+    /// Forget the ConfigMap roles until the next resync or ConfigMap change
+    /// (`/debug/alpha/cache/clear`, as the EKS webhook's `Clear`).
+    pub fn clear_roles(&self) {
+        self.set_roles(BTreeMap::new());
+    }
+
     /// Load `path` now; `Err` when it cannot be read or parsed.
     pub fn load_associations(&self, path: &Path) -> Result<usize, String> {
         let content =
@@ -150,13 +156,43 @@ pub async fn watch_associations(dynamic: Arc<Dynamic>, path: PathBuf) {
     }
 }
 
-/// Follow the ConfigMap [`CONFIG_MAP_NAME`] in `namespace`, forever.
-pub async fn watch_config_map(dynamic: Arc<Dynamic>, client: Client, namespace: String) {
+/// Follow the ConfigMap [`CONFIG_MAP_NAME`] in `namespace`, forever; every `resync` (zero:
+/// never) the roles last read are set again, as the EKS webhook's informer resync does.
+pub async fn watch_config_map(
+    dynamic: Arc<Dynamic>,
+    client: Client,
+    namespace: String,
+    resync: Duration,
+) {
     let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
     let cfg = watcher::Config::default().fields(&format!("metadata.name={CONFIG_MAP_NAME}"));
     let stream = watcher(api, cfg).default_backoff();
     let mut stream = std::pin::pin!(stream);
-    while let Some(event) = stream.next().await {
+    let mut ticks = (!resync.is_zero()).then(|| {
+        let mut t = tokio::time::interval_at(tokio::time::Instant::now() + resync, resync);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
+    let mut last: Option<BTreeMap<(String, String), RoleEntry>> = None;
+    loop {
+        let tick = async {
+            match ticks.as_mut() {
+                Some(t) => t.tick().await,
+                None => std::future::pending().await,
+            }
+        };
+        let event = tokio::select! {
+            event = stream.next() => match event {
+                Some(event) => event,
+                None => break,
+            },
+            _ = tick => {
+                if let Some(roles) = &last {
+                    dynamic.set_roles(roles.clone());
+                }
+                continue;
+            }
+        };
         let cm = match event {
             Ok(watcher::Event::Apply(cm) | watcher::Event::InitApply(cm)) => Some(cm),
             Ok(watcher::Event::Delete(_)) => None,
@@ -173,7 +209,8 @@ pub async fn watch_config_map(dynamic: Arc<Dynamic>, client: Client, namespace: 
         match parse_roles(&config) {
             Ok(roles) => {
                 info!(namespace = %namespace, entries = roles.len(), "pod-identity-webhook ConfigMap loaded");
-                dynamic.set_roles(roles);
+                dynamic.set_roles(roles.clone());
+                last = Some(roles);
             }
             Err(error) => {
                 warn!(%error, "ConfigMap pod-identity-webhook data.config is invalid; keeping the previous one")

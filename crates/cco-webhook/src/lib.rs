@@ -31,6 +31,7 @@ pub mod dynamic;
 pub mod flags;
 pub mod gcp;
 pub mod handler;
+pub mod imds;
 pub mod metrics;
 pub mod patch;
 pub mod pod;
@@ -114,6 +115,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let server_cfg = settings.server;
     let mut webhook_cfg = settings.webhook;
     let metrics = Arc::new(metrics::Metrics::new());
+    if settings.compose_role_arn {
+        let compose = imds::compose_role_arn(&|k| std::env::var(k).ok())
+            .await
+            .context("--compose-role-arn")?;
+        info!(partition = %compose.partition, account = %compose.account_id,
+              "role names in role-arn annotations are completed with the instance's partition and account");
+        webhook_cfg.aws.compose_role_arn = Some(compose);
+    }
     let client = kube_client(
         server_cfg.kubeconfig.as_deref(),
         server_cfg.kube_api.as_deref(),
@@ -151,6 +160,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             dynamic.clone(),
             client.clone(),
             namespace.clone(),
+            server_cfg.resync_period,
         ));
     }
 
@@ -182,13 +192,25 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         server_cfg.tls12_cipher_suites.as_deref(),
     )?);
 
-    let (service_accounts, watch) =
-        sa_cache::KubeServiceAccounts::new(client, server_cfg.grace_period);
+    let (service_accounts, watch) = sa_cache::KubeServiceAccounts::with_resync(
+        client,
+        server_cfg.grace_period,
+        server_cfg.resync_period,
+    );
     tokio::spawn(watch);
 
     let debug_cache: Option<server::DebugDump> = server_cfg.debugging_handlers.then(|| {
         let sa = service_accounts.clone();
-        Arc::new(move || sa.dump_json()) as server::DebugDump
+        let aws = webhook_cfg.aws.clone();
+        Arc::new(move || aws::cache_dump(&sa.snapshot(), &aws)) as server::DebugDump
+    });
+    let debug_clear: Option<server::DebugClear> = server_cfg.debugging_handlers.then(|| {
+        let (sa, dynamic) = (service_accounts.clone(), dynamic.clone());
+        Arc::new(move || {
+            sa.clear();
+            dynamic.clear_roles();
+            info!("ServiceAccount cache cleared (debugging handler)");
+        }) as server::DebugClear
     });
     let app = Arc::new(server::App {
         config: webhook_cfg,
@@ -222,6 +244,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 health: true,
                 ready: ready.clone(),
                 debug_cache: debug_cache.clone(),
+                debug_clear: debug_clear.clone(),
             },
         ));
     }
@@ -235,6 +258,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                     health: true,
                     ready: ready.clone(),
                     debug_cache: None,
+                    debug_clear: None,
                 },
             )),
         }

@@ -12,12 +12,20 @@
 //! 3. not found (or the API call failed) → wait for the watch, at most the grace period
 //!    (`--service-account-lookup-grace-period`), woken by every watch event.
 //!
+//! Like the EKS webhook, the cache the lookups read is separate from the watch's own store:
+//! `/debug/alpha/cache/clear` ([`KubeServiceAccounts::clear`]) empties it, and every
+//! `--resync-period` (the EKS informer's resync; `0` disables it) it is filled again from the
+//! watch's store, as client-go re-delivers every object to the informer's handlers. Between the
+//! two, lookups go to the API server (step 2). Both hold the same `Arc`s, so the second map costs
+//! a pointer and the keys per ServiceAccount.
+//!
 //! [`ServiceAccountSource`] abstracts this so the HTTP layer can be tested with
 //! [`StaticServiceAccounts`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -25,6 +33,7 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, reflector, ObjectRef, Store};
+use kube::runtime::watcher::Event;
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client};
 use tokio::sync::Notify;
@@ -103,10 +112,78 @@ impl ServiceAccountSource for StaticServiceAccounts {
 
 type Meta = PartialObjectMeta<ServiceAccount>;
 
+/// The cache lookups read: namespace → name → the watch store's object.
+#[derive(Debug, Default)]
+struct Visible(RwLock<HashMap<String, HashMap<String, Arc<Meta>>>>);
+
+impl Visible {
+    fn get(&self, namespace: &str, name: &str) -> Option<Arc<Meta>> {
+        let map = self.0.read().ok()?;
+        map.get(namespace)?.get(name).cloned()
+    }
+
+    fn insert(&self, sa: Arc<Meta>) {
+        let (Some(ns), Some(name)) = (&sa.metadata.namespace, &sa.metadata.name) else {
+            return;
+        };
+        let (ns, name) = (ns.clone(), name.clone());
+        if let Ok(mut map) = self.0.write() {
+            map.entry(ns).or_default().insert(name, sa);
+        }
+    }
+
+    fn remove(&self, namespace: &str, name: &str) {
+        if let Ok(mut map) = self.0.write() {
+            if let Some(names) = map.get_mut(namespace) {
+                names.remove(name);
+                if names.is_empty() {
+                    map.remove(namespace);
+                }
+            }
+        }
+    }
+
+    /// Replace everything with `all` (a relist, or a resync of a cleared cache).
+    fn replace(&self, all: Vec<Arc<Meta>>) {
+        let mut fresh: HashMap<String, HashMap<String, Arc<Meta>>> = HashMap::new();
+        for sa in all {
+            if let (Some(ns), Some(name)) = (&sa.metadata.namespace, &sa.metadata.name) {
+                let (ns, name) = (ns.clone(), name.clone());
+                fresh.entry(ns).or_default().insert(name, sa);
+            }
+        }
+        if let Ok(mut map) = self.0.write() {
+            *map = fresh;
+        }
+    }
+
+    fn clear(&self) {
+        if let Ok(mut map) = self.0.write() {
+            map.clear();
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.0
+            .read()
+            .map(|m| m.values().map(HashMap::len).sum())
+            .unwrap_or(0)
+    }
+
+    fn all(&self) -> Vec<Arc<Meta>> {
+        self.0
+            .read()
+            .map(|m| m.values().flat_map(|n| n.values().cloned()).collect())
+            .unwrap_or_default()
+    }
+}
+
 /// Watch-fed ServiceAccount cache with direct lookup and bounded wait on a miss.
 #[derive(Clone)]
 pub struct KubeServiceAccounts {
     store: Store<Meta>,
+    visible: Arc<Visible>,
+    synced: Arc<AtomicBool>,
     client: Client,
     changed: Arc<Notify>,
     grace: Duration,
@@ -123,13 +200,25 @@ impl std::fmt::Debug for KubeServiceAccounts {
 }
 
 impl KubeServiceAccounts {
-    /// Create the cache and the future that runs its watch. The cache answers (through direct
-    /// lookups) before the watch has synced; the future must be spawned for hits and waits.
+    /// Create the cache and the future that runs its watch, without periodic resync. The cache
+    /// answers (through direct lookups) before the watch has synced; the future must be spawned
+    /// for hits and waits.
     pub fn new(
         client: Client,
         grace: Duration,
     ) -> (Self, impl Future<Output = ()> + Send + 'static) {
+        Self::with_resync(client, grace, Duration::ZERO)
+    }
+
+    /// [`Self::new`], refilling the lookup cache from the watch's store every `resync`
+    /// (`--resync-period`; zero: never).
+    pub fn with_resync(
+        client: Client,
+        grace: Duration,
+        resync: Duration,
+    ) -> (Self, impl Future<Output = ()> + Send + 'static) {
         let (store, writer) = reflector::store();
+        let visible = Arc::new(Visible::default());
         let changed = Arc::new(Notify::new());
         // `Api<PartialObjectMeta<_>>` makes the watch request metadata only.
         let api: Api<Meta> = Api::all(client.clone());
@@ -138,17 +227,64 @@ impl KubeServiceAccounts {
             .modify(|sa: &mut Meta| sa.metadata.managed_fields = None);
         let stream = reflector(writer, events).default_backoff();
         let notify = changed.clone();
+        let (reader, shown) = (store.clone(), visible.clone());
+        let synced = Arc::new(AtomicBool::new(false));
+        let listed = synced.clone();
         let watch = async move {
             let mut stream = std::pin::pin!(stream);
-            while let Some(event) = stream.next().await {
+            // A zero period never fires (client-go: no resync).
+            let mut ticks = (!resync.is_zero()).then(|| {
+                let mut t = tokio::time::interval_at(tokio::time::Instant::now() + resync, resync);
+                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                t
+            });
+            loop {
+                let tick = async {
+                    match ticks.as_mut() {
+                        Some(t) => t.tick().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                let event = tokio::select! {
+                    event = stream.next() => match event {
+                        Some(event) => event,
+                        None => break,
+                    },
+                    _ = tick => {
+                        debug!(period = ?resync, "ServiceAccount cache resync");
+                        shown.replace(reader.state());
+                        notify.notify_waiters();
+                        continue;
+                    }
+                };
                 match event {
-                    Ok(_) => notify.notify_waiters(),
+                    Ok(Event::Apply(sa)) => {
+                        if let Some(stored) = reader.get(&ObjectRef::from_obj(&sa)) {
+                            shown.insert(stored);
+                        }
+                        notify.notify_waiters();
+                    }
+                    Ok(Event::Delete(sa)) => {
+                        shown.remove(
+                            sa.metadata.namespace.as_deref().unwrap_or_default(),
+                            sa.metadata.name.as_deref().unwrap_or_default(),
+                        );
+                        notify.notify_waiters();
+                    }
+                    Ok(Event::InitDone) => {
+                        shown.replace(reader.state());
+                        listed.store(true, Ordering::Release);
+                        notify.notify_waiters();
+                    }
+                    Ok(Event::Init | Event::InitApply(_)) => {}
                     Err(error) => warn!(%error, "ServiceAccount watch failed; retrying"),
                 }
             }
         };
         let cache = Self {
             store,
+            visible,
+            synced,
             client,
             changed,
             grace,
@@ -160,49 +296,64 @@ impl KubeServiceAccounts {
     /// Wait until the watch has listed all ServiceAccounts once.
     pub async fn wait_synced(&self) {
         let _ = self.store.wait_until_ready().await;
+        loop {
+            let notified = self.changed.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if self.synced.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
     }
 
-    /// The cache as JSON: `{"<namespace>/<name>": {annotations}}` (debugging handler).
-    pub fn dump_json(&self) -> String {
-        let map: BTreeMap<String, BTreeMap<String, String>> = self
-            .store
-            .state()
-            .iter()
+    /// The cached ServiceAccounts' metadata, keyed `<namespace>/<name>` (debugging handler).
+    pub fn snapshot(&self) -> BTreeMap<String, ObjectMeta> {
+        self.visible
+            .all()
+            .into_iter()
             .map(|m| {
                 (
                     format!(
                         "{}/{}",
-                        m.metadata.namespace.clone().unwrap_or_default(),
-                        m.metadata.name.clone().unwrap_or_default()
+                        m.metadata.namespace.as_deref().unwrap_or_default(),
+                        m.metadata.name.as_deref().unwrap_or_default()
                     ),
-                    m.metadata.annotations.clone().unwrap_or_default(),
+                    m.metadata.clone(),
                 )
             })
-            .collect();
-        serde_json::to_string(&map).unwrap_or_else(|_| "{}".into())
+            .collect()
+    }
+
+    /// Empty the lookup cache until the next resync or watch event
+    /// (`/debug/alpha/cache/clear`).
+    pub fn clear(&self) {
+        self.visible.clear();
     }
 
     /// Number of cached ServiceAccounts.
     pub fn cached(&self) -> usize {
-        self.store.len()
+        self.visible.len()
     }
 
-    fn cached_meta(&self, key: &ObjectRef<Meta>) -> Option<ObjectMeta> {
-        self.store.get(key).map(|m| m.metadata.clone())
+    fn cached_meta(&self, namespace: &str, name: &str) -> Option<ObjectMeta> {
+        self.visible
+            .get(namespace, name)
+            .map(|m| m.metadata.clone())
     }
 
-    async fn wait_for_cache(&self, key: &ObjectRef<Meta>) -> Option<ObjectMeta> {
+    async fn wait_for_cache(&self, namespace: &str, name: &str) -> Option<ObjectMeta> {
         let deadline = tokio::time::Instant::now() + self.grace;
         loop {
             let notified = self.changed.notified();
             let mut notified = std::pin::pin!(notified);
             notified.as_mut().enable();
-            if let Some(m) = self.cached_meta(key) {
+            if let Some(m) = self.cached_meta(namespace, name) {
                 return Some(m);
             }
             tokio::select! {
                 () = notified => {}
-                () = tokio::time::sleep_until(deadline) => return self.cached_meta(key),
+                () = tokio::time::sleep_until(deadline) => return self.cached_meta(namespace, name),
             }
         }
     }
@@ -210,8 +361,7 @@ impl KubeServiceAccounts {
 
 impl ServiceAccountSource for KubeServiceAccounts {
     async fn lookup(&self, namespace: &str, name: &str) -> Lookup {
-        let key = ObjectRef::<Meta>::new(name).within(namespace);
-        if let Some(m) = self.cached_meta(&key) {
+        if let Some(m) = self.cached_meta(namespace, name) {
             return Lookup::Cached(m);
         }
         let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), namespace);
@@ -236,7 +386,7 @@ impl ServiceAccountSource for KubeServiceAccounts {
                     self.request_timeout
                 )),
             };
-        if let Some(m) = self.wait_for_cache(&key).await {
+        if let Some(m) = self.wait_for_cache(namespace, name).await {
             return Lookup::Cached(m);
         }
         match failure {

@@ -2,7 +2,10 @@
 //!
 //! - TLS port: `POST /mutate` (AdmissionReview in, AdmissionReview out) and `GET /healthz`,
 //!   HTTP/1.1 and HTTP/2 through hyper-util's auto builder on tokio-rustls.
-//! - Metrics port (plain HTTP): `GET /metrics` and `GET /healthz`.
+//! - Metrics port (plain HTTP): `GET /metrics` and `GET /healthz`; with
+//!   `--enable-debugging-handlers`, as the EKS webhook: `/debug/alpha/cache` (the ServiceAccount
+//!   cache as JSON) and `/debug/alpha/cache/clear` (empties it until the next resync), and on
+//!   the TLS port `/debug/alpha/deny` and `/debug/alpha/500`.
 //!
 //! [`App::review`] is the whole per-request path: parse, look the ServiceAccount up, call the
 //! pure handler, record metrics, log one structured line (namespace, pod, ServiceAccount,
@@ -267,7 +270,7 @@ async fn route_inner<S: ServiceAccountSource>(
             let review = serde_json::json!({
                 "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
                 "response": {"uid": uid, "allowed": false,
-                             "status": {"message": "denied by the debugging handler"}}
+                             "status": {"message": "Test deny message"}}
             });
             let mut r = Response::new(Full::new(Bytes::from(review.to_string())));
             r.headers_mut().insert(
@@ -276,10 +279,9 @@ async fn route_inner<S: ServiceAccountSource>(
             );
             Ok(r)
         }
-        (_, "/debug/alpha/500") if app.debugging_handlers => Ok(text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal server error (debugging handler)",
-        )),
+        (_, "/debug/alpha/500") if app.debugging_handlers => {
+            Ok(text(StatusCode::INTERNAL_SERVER_ERROR, "test error\n"))
+        }
         (&Method::GET, "/healthz" | "/readyz") => Ok(text(StatusCode::OK, "ok")),
         (&Method::POST, "/mutate" | "/mutate-v1-pod") => {
             let json = req
@@ -323,11 +325,16 @@ pub type Readiness = Arc<dyn Fn() -> bool + Send + Sync>;
 /// Renders the ServiceAccount cache as JSON (`/debug/alpha/cache`).
 pub type DebugDump = Arc<dyn Fn() -> String + Send + Sync>;
 
+/// Empties the ServiceAccount cache (`/debug/alpha/cache/clear`).
+pub type DebugClear = Arc<dyn Fn() + Send + Sync>;
+
 /// What a plain-HTTP listener serves.
 #[derive(Clone)]
 pub struct PlainRoutes {
     /// `/debug/alpha/cache` when set (`--enable-debugging-handlers`, metrics port).
     pub debug_cache: Option<DebugDump>,
+    /// `/debug/alpha/cache/clear` when set (any method, as the EKS webhook).
+    pub debug_clear: Option<DebugClear>,
     /// `/metrics` when set.
     pub metrics: Option<Arc<Metrics>>,
     /// `/healthz` and `/readyz`.
@@ -358,6 +365,10 @@ async fn plain_route(
             header::HeaderValue::from_static("application/json"),
         );
         return Ok(r);
+    }
+    if let ("/debug/alpha/cache/clear", Some(clear)) = (req.uri().path(), &routes.debug_clear) {
+        clear();
+        return Ok(Response::new(Full::new(Bytes::new())));
     }
     match (req.method(), req.uri().path(), &routes.metrics) {
         (&Method::GET, "/metrics", Some(metrics)) => {
@@ -444,6 +455,7 @@ pub async fn serve_metrics(
         health: true,
         ready: Arc::new(|| true),
         debug_cache: None,
+        debug_clear: None,
     };
     serve_plain(listener, routes, shutdown).await;
 }

@@ -239,3 +239,4 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let body = resp.into_body().collect().await.expect("body").to_bytes();
     (status, String::from_utf8_lossy(&body).into_owned())
 }
+pub mod process;
