@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project on a fresh machine:
 #   1. installs the Python emulators into .venv (moto[server]),
-#   2. builds (or reuses from cache) kube-apiserver and etcd from their Go modules,
+#   2. builds (or reuses from cache) kube-apiserver and etcd from their Go modules, and
+#      amazon-ec2-metadata-mock (the EC2 instance metadata emulator),
 #   3. rustfmt --check, clippy -D warnings, and the whole cargo test suite.
 # Idempotent; what is already installed is reused.
 set -euo pipefail
@@ -17,6 +18,10 @@ bash scripts/setup-node.sh  # azurite (Azure Storage emulator) into .cache/node
 step "kube-apiserver and etcd (cached build)"
 CCO_KUBE_BIN_DIR="$(bash tools/kube/build.sh | tail -n1)"
 export CCO_KUBE_BIN_DIR
+
+step "amazon-ec2-metadata-mock (cached build)"
+CCO_AEMM_BIN="$(bash tools/aemm/build.sh | tail -n1)"
+export CCO_AEMM_BIN
 
 step "rustfmt"
 cargo fmt --all -- --check

@@ -79,7 +79,7 @@ pub fn spawn(command: &[String], env: &[(String, String)], work: &Path) -> Resul
         .context("command name")?
         .to_owned();
     let link = work.join("bin").join(name);
-    std::fs::create_dir_all(link.parent().unwrap())?;
+    std::fs::create_dir_all(work.join("bin"))?;
     let _ = std::fs::remove_file(&link);
     std::os::unix::fs::symlink(BIN, &link)?;
     let log = std::fs::File::create(work.join("webhook.log"))?;
@@ -153,8 +153,7 @@ pub async fn wait_ready(addr: SocketAddr) -> Result<()> {
 
 pub fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+        .and_then(|l| l.local_addr())
+        .expect("free loopback port")
         .port()
 }
