@@ -212,8 +212,16 @@ fn parse_request(
     if request.spec.provider_kind() != Some(opts.cloud.kind()) {
         return Ok(None);
     }
-    // The Secret's name and namespace become file names and cloud identity names: refuse anything
-    // Kubernetes itself would refuse before a single file is written or call made.
+    // The request's name and its Secret's name and namespace become file names and cloud identity
+    // names: refuse anything Kubernetes itself would refuse before a single file is written or call
+    // made.
+    if let Some(n) = request.metadata.name.as_deref() {
+        if let Err(why) = dns1123_subdomain(n) {
+            return Err(field_err(format!(
+                "field `metadata.name` {n:?} is not a valid object name: {why}"
+            )));
+        }
+    }
     let sec = &request.spec.secret_ref;
     if let Err(why) = dns1123_subdomain(&sec.name) {
         return Err(field_err(format!(
@@ -493,6 +501,17 @@ spec:
                 .len(),
             1
         );
+    }
+
+    #[test]
+    fn a_request_name_kubernetes_refuses_is_refused_with_the_field() {
+        for bad in ["../../x", "a/b", "Upper"] {
+            let text = AWS.replace("  name: a\n", &format!("  name: {bad:?}\n"));
+            let err = parse_documents(Path::new("f.yaml"), &text, opts())
+                .expect_err(bad)
+                .to_string();
+            assert!(err.contains("field `metadata.name`"), "{err}");
+        }
     }
 
     #[test]

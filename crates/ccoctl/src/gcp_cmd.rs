@@ -269,7 +269,7 @@ pub(crate) fn check_issuer_name(name: &str, issuer: &IssuerArgs) -> anyhow::Resu
 /// Writes dry-run files: manifests mode 0600, scripts and documents 0744, as the reference tool.
 fn write_files(out: &Path, files: &[(String, String)]) -> anyhow::Result<()> {
     for (name, contents) in files {
-        let path = out.join(name);
+        let path = cco_core::fsutil::join_inside(out, name)?;
         let mode = if name.starts_with("manifests/") {
             ensure_dir(&out.join("manifests"), PRIVATE_DIR_MODE)?;
             PRIVATE_FILE_MODE
