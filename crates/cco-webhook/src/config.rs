@@ -586,6 +586,9 @@ pub enum CertSource {
     },
     /// A CertificateSigningRequest, the result kept in a Secret (EKS `--in-cluster`).
     Csr(crate::csr::CsrConfig),
+    /// Generated and rotated CA and pair in a Secret, CA injected into the webhook configuration
+    /// (azure-workload-identity without `--disable-cert-rotation`).
+    Rotate(crate::certrotate::RotatorConfig),
 }
 
 /// Settings of the servers and the ServiceAccount lookup.
@@ -993,7 +996,16 @@ impl Settings {
                 .unwrap_or_else(|| PathBuf::from("/etc/webhook/certs")),
         };
         let in_cluster = a.in_cluster.unwrap_or(profile == Profile::Aws);
-        let certs = if in_cluster {
+        let rotate = profile == Profile::Azure
+            && !a.disable_cert_rotation
+            && a.tls_cert.is_none()
+            && a.tls_key.is_none();
+        let certs = if rotate {
+            let namespace = env("POD_NAMESPACE")
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| crate::certrotate::DEFAULT_NAMESPACE.into());
+            CertSource::Rotate(crate::certrotate::RotatorConfig::azure(&namespace))
+        } else if in_cluster {
             CertSource::Csr(crate::csr::CsrConfig {
                 namespace: a.namespace.clone(),
                 service_name: a.service_name.clone(),
@@ -1016,13 +1028,6 @@ impl Settings {
                 ),
             }
         };
-        if profile == Profile::Azure && !a.disable_cert_rotation {
-            notices.push(
-                "--disable-cert-rotation=false: certificate generation is not built in; the \
-                 certificate is read from --webhook-cert-dir"
-                    .into(),
-            );
-        }
         let default_min = if profile == Profile::Azure {
             "1.3"
         } else {

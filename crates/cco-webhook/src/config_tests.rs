@@ -153,6 +153,39 @@ fn azure_reads_its_tenant_and_cloud_from_the_environment() {
 }
 
 #[test]
+fn azure_rotates_its_certificate_unless_disabled() {
+    let s = resolve(
+        &["/usr/bin/azure-workload-identity-webhook"],
+        &[("AZURE_TENANT_ID", "t-1"), ("POD_NAMESPACE", "azwi")],
+    );
+    assert_eq!(
+        s.server.certs,
+        CertSource::Rotate(crate::certrotate::RotatorConfig {
+            namespace: "azwi".into(),
+            secret_name: "azure-wi-webhook-server-cert".into(),
+            webhook_config_name: "azure-wi-webhook-mutating-webhook-configuration".into(),
+            dns_name: "azure-wi-webhook-webhook-service.azwi.svc".into(),
+        })
+    );
+    let s = resolve(
+        &["/usr/bin/azure-workload-identity-webhook"],
+        &[("AZURE_TENANT_ID", "t-1")],
+    );
+    assert!(
+        matches!(&s.server.certs, CertSource::Rotate(r) if r.namespace == "azure-workload-identity-system")
+    );
+    let s = resolve(
+        &[
+            "/usr/bin/azure-workload-identity-webhook",
+            "--disable-cert-rotation=true",
+        ],
+        &[("AZURE_TENANT_ID", "t-1")],
+    );
+    assert!(matches!(s.server.certs, CertSource::Files { .. }));
+    assert!(s.notices.is_empty(), "{:?}", s.notices);
+}
+
+#[test]
 fn azure_without_a_tenant_refuses_to_start() {
     let args = parse(&["azure-workload-identity-webhook"]);
     let err = Settings::resolve(&args, Profile::Azure, &|_| None).expect_err("needs a tenant");

@@ -25,6 +25,7 @@
 
 pub mod aws;
 pub mod azure;
+pub mod certrotate;
 pub mod config;
 pub mod csr;
 pub mod dynamic;
@@ -184,6 +185,25 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             ));
             let probe = shared.clone();
             (shared, Arc::new(move || probe.ready()))
+        }
+        config::CertSource::Rotate(rotate_cfg) => {
+            let shared = Arc::new(csr::SharedCert::default());
+            let rotator = certrotate::Rotator::new(
+                client.clone(),
+                rotate_cfg.clone(),
+                shared.clone(),
+                metrics.clone(),
+            );
+            rotator
+                .bootstrap()
+                .await
+                .context("setting up the serving certificate (--disable-cert-rotation=false)")?;
+            info!(secret = %rotate_cfg.secret_name, namespace = %rotate_cfg.namespace,
+                  configuration = %rotate_cfg.webhook_config_name,
+                  "serving certificate generated and rotated in the Secret; CA bundle injected");
+            let ready = rotator.ready();
+            tokio::spawn(rotator.run());
+            (shared, Arc::new(ready))
         }
     };
     let tls_config = Arc::new(tls::server_config(
