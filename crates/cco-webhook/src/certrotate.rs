@@ -323,6 +323,14 @@ pub fn refreshed(
     Ok(data)
 }
 
+/// A change worth a reconcile: an object written or deleted, or a (re)list complete.
+fn relevant<K>(event: &watcher::Event<K>) -> bool {
+    matches!(
+        event,
+        watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone
+    )
+}
+
 /// Runs the rotation for one [`RotatorConfig`].
 pub struct Rotator {
     client: Client,
@@ -494,17 +502,18 @@ impl Rotator {
         let by_name = |n: &str| watcher::Config::default().fields(&format!("metadata.name={n}"));
         let secret_events = watcher(secrets, by_name(&self.cfg.secret_name))
             .default_backoff()
-            .map(|e| e.map(|_| ()).map_err(|e| e.to_string()));
+            .map(|e| e.map(|e| relevant(&e)).map_err(|e| e.to_string()));
         let config_events = watcher(configs, by_name(&self.cfg.webhook_config_name))
             .default_backoff()
-            .map(|e| e.map(|_| ()).map_err(|e| e.to_string()));
+            .map(|e| e.map(|e| relevant(&e)).map_err(|e| e.to_string()));
         let mut events = std::pin::pin!(futures::stream::select(secret_events, config_events));
         let mut ticks =
             tokio::time::interval_at(tokio::time::Instant::now() + CHECK_EVERY, CHECK_EVERY);
         loop {
             tokio::select! {
                 event = events.next() => match event {
-                    Some(Ok(())) => {}
+                    Some(Ok(true)) => {}
+                    Some(Ok(false)) => continue,
                     Some(Err(error)) => {
                         warn!(%error, "certificate rotation watch failed; retrying");
                         continue;
