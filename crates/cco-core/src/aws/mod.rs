@@ -2,11 +2,14 @@
 //!
 //! Everything is computed from the inputs alone; the adapter crate executes the plan.
 
+pub mod compare;
+mod diff;
 mod names;
 mod plan;
 mod policy;
 mod secret;
 
+pub use diff::*;
 pub use names::*;
 pub use plan::*;
 pub use policy::*;
