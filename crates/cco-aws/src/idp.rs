@@ -1,17 +1,17 @@
 //! `create-identity-provider`: the issuer bucket, its documents, the optional CloudFront front, and
-//! the IAM OIDC provider. Each step first looks for what a previous run made.
+//! the IAM OIDC provider. The run observes what exists ([`crate::observe`]), plans with
+//! `cco_core::aws::diff_issuer`, and executes only the plan's steps, one API call each.
 
 use aws_sdk_cloudfront::types as cf;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types as s3t;
 use cco_core::aws::{
-    cloudfront_read_bucket_policy, origin_access_identity_bucket_policy, provider_arn,
-    public_read_bucket_policy, Front, IdentityProviderPlan, CACHING_DISABLED_POLICY_ID, CLIENT_IDS,
+    diff_issuer, IdentityProviderPlan, IssuerDiff, IssuerStep, PublicAccessBlock,
+    CACHING_DISABLED_POLICY_ID, CLIENT_IDS,
 };
-use cco_core::keys::merge_jwks;
-use cco_core::oidc::{to_pretty, DISCOVERY_PATH, KEYS_PATH};
 use serde_json::Value;
 
+use crate::observe::observe_issuer;
 use crate::{tls, Aws, AwsError};
 
 /// Choices that are not part of the plan.
@@ -48,53 +48,140 @@ fn s3_tags(plan: &IdentityProviderPlan) -> Result<Vec<s3t::Tag>, AwsError> {
         .collect()
 }
 
-/// Creates (or brings up to date) everything the issuer needs. Safe to re-run.
+/// The thumbprint to record for `issuer`: the one given, or the issuer certificate's.
+pub async fn thumbprint_for(issuer: &str, opts: &IdpOptions) -> Result<String, AwsError> {
+    match &opts.thumbprint {
+        Some(t) => Ok(t.to_ascii_lowercase()),
+        None => tls::issuer_thumbprint(issuer, opts.issuer_ca_pem.as_deref()).await,
+    }
+}
+
+/// Observes the issuer side and compares it with `plan`: what `create-identity-provider` would do
+/// now. Reads only.
+pub async fn plan_identity_provider(
+    aws: &Aws,
+    plan: &IdentityProviderPlan,
+    opts: &IdpOptions,
+    account: &str,
+) -> Result<IssuerDiff, AwsError> {
+    let observed = observe_issuer(aws, plan, account).await?;
+    let thumbprint = match observed.issuer(plan) {
+        Some(issuer) => Some(thumbprint_for(&issuer, opts).await?),
+        None => None,
+    };
+    Ok(diff_issuer(
+        plan,
+        &observed,
+        thumbprint.as_deref(),
+        opts.prune_old_keys,
+    ))
+}
+
+/// Creates (or brings up to date) everything the issuer needs: observes, plans with
+/// [`plan_identity_provider`] and executes the plan's steps. Safe to re-run. With CloudFront, the
+/// issuer is known only once the distribution exists, so the run re-plans once after creating it.
 pub async fn create_identity_provider(
     aws: &Aws,
     plan: &IdentityProviderPlan,
     opts: &IdpOptions,
 ) -> Result<IdentityProviderOutcome, AwsError> {
     let account = aws.preflight().await?;
-    ensure_bucket(aws, plan).await?;
-    let issuer = match plan.front {
-        Front::PublicBucket => {
-            put_public_access_block(aws, &plan.bucket, false).await?;
-            let policy = public_read_bucket_policy(&plan.partition, &plan.bucket);
-            put_bucket_policy(aws, &plan.bucket, &policy).await?;
-            plan.bucket_issuer.clone()
-        }
-        Front::CloudFront => {
-            put_public_access_block(aws, &plan.bucket, true).await?;
-            let dist = ensure_distribution(aws, plan).await?;
-            // A distribution the reference tool made reads through an origin access identity: keep
-            // granting that identity, or the issuer would stop being served.
-            let policy = match &dist.access {
-                OriginAccess::Identity(oai) => {
-                    origin_access_identity_bucket_policy(&plan.partition, &plan.bucket, oai)
-                }
-                OriginAccess::Control(_) | OriginAccess::None => {
-                    cloudfront_read_bucket_policy(&plan.partition, &plan.bucket, &account, &dist.id)
-                }
+    let mut provider_created = false;
+    for _round in 0..3 {
+        let diff = plan_identity_provider(aws, plan, opts, &account).await?;
+        let replan = apply_issuer_steps(aws, plan, &diff.steps).await?;
+        if !replan {
+            provider_created |= diff
+                .steps
+                .iter()
+                .any(|s| matches!(s, IssuerStep::CreateProvider { .. }));
+            return match (diff.issuer, diff.provider_arn) {
+                (Some(issuer), Some(provider_arn)) => Ok(IdentityProviderOutcome {
+                    issuer,
+                    provider_arn,
+                    provider_created,
+                }),
+                _ => Err(AwsError::Unexpected(
+                    "the issuer is still unknown after creating it".into(),
+                )),
             };
-            put_bucket_policy(aws, &plan.bucket, &policy).await?;
-            format!("https://{}", dist.domain)
         }
-    };
-    upload_documents(aws, plan, &issuer, opts.prune_old_keys).await?;
-    let thumbprint = match &opts.thumbprint {
-        Some(t) => t.to_ascii_lowercase(),
-        None => tls::issuer_thumbprint(&issuer, opts.issuer_ca_pem.as_deref()).await?,
-    };
-    let (arn, provider_created) =
-        ensure_oidc_provider(aws, plan, &account, &issuer, &thumbprint).await?;
-    Ok(IdentityProviderOutcome {
-        issuer,
-        provider_arn: arn,
-        provider_created,
-    })
+    }
+    Err(AwsError::Unexpected(
+        "the CloudFront distribution did not appear after it was created; re-run the command".into(),
+    ))
 }
 
-async fn ensure_bucket(aws: &Aws, plan: &IdentityProviderPlan) -> Result<(), AwsError> {
+/// Executes issuer steps in order. Returns `true` when it stopped after creating the CloudFront
+/// distribution, whose domain the rest of the plan depends on: the caller re-plans.
+pub async fn apply_issuer_steps(
+    aws: &Aws,
+    plan: &IdentityProviderPlan,
+    steps: &[IssuerStep],
+) -> Result<bool, AwsError> {
+    let total = steps.len();
+    for (i, step) in steps.iter().enumerate() {
+        tracing::debug!(step = i + 1, total, call = step.api_call(), "issuer step");
+        match step {
+            IssuerStep::CreateBucket => create_bucket(aws, plan).await?,
+            IssuerStep::TagBucket => tag_bucket(aws, plan).await?,
+            IssuerStep::PutPublicAccessBlock(p) => put_public_access_block(aws, &plan.bucket, p).await?,
+            IssuerStep::PutBucketPolicy(policy) => put_bucket_policy(aws, &plan.bucket, policy).await?,
+            IssuerStep::CreateOriginAccessControl => {
+                create_origin_access_control(aws, plan).await?;
+            }
+            IssuerStep::CreateDistribution => {
+                let oac = find_origin_access_control(aws, &plan.oac_name())
+                    .await?
+                    .ok_or_else(|| {
+                        AwsError::Unexpected(format!(
+                            "origin access control {} not found; re-run the command",
+                            plan.oac_name()
+                        ))
+                    })?;
+                create_distribution(aws, plan, &oac).await?;
+                return Ok(true);
+            }
+            IssuerStep::PutObject { key, body } => put_document(aws, plan, key, body).await?,
+            IssuerStep::CreateProvider { issuer, thumbprint } => {
+                create_oidc_provider(aws, plan, issuer, thumbprint).await?;
+            }
+            IssuerStep::AddClientId { arn, client_id } => {
+                aws.iam
+                    .add_client_id_to_open_id_connect_provider()
+                    .open_id_connect_provider_arn(arn)
+                    .client_id(client_id)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::call("iam:AddClientIDToOpenIDConnectProvider", arn, e))?;
+            }
+            IssuerStep::UpdateThumbprint { arn, thumbprint } => {
+                aws.iam
+                    .update_open_id_connect_provider_thumbprint()
+                    .open_id_connect_provider_arn(arn)
+                    .thumbprint_list(thumbprint)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        AwsError::call("iam:UpdateOpenIDConnectProviderThumbprint", arn, e)
+                    })?;
+                tracing::info!(%arn, "identity provider thumbprint updated");
+            }
+            IssuerStep::TagProvider { arn } => {
+                aws.iam
+                    .tag_open_id_connect_provider()
+                    .open_id_connect_provider_arn(arn)
+                    .set_tags(Some(iam_tags(&plan.tags)?))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::call("iam:TagOpenIDConnectProvider", arn, e))?;
+            }
+        }
+    }
+    Ok(false)
+}
+
+async fn create_bucket(aws: &Aws, plan: &IdentityProviderPlan) -> Result<(), AwsError> {
     let mut req = aws.s3.create_bucket().bucket(&plan.bucket);
     if plan.region != "us-east-1" {
         req = req.create_bucket_configuration(
@@ -118,6 +205,10 @@ async fn ensure_bucket(aws: &Aws, plan: &IdentityProviderPlan) -> Result<(), Aws
             }
         }
     }
+    Ok(())
+}
+
+async fn tag_bucket(aws: &Aws, plan: &IdentityProviderPlan) -> Result<(), AwsError> {
     aws.s3
         .put_bucket_tagging()
         .bucket(&plan.bucket)
@@ -133,16 +224,20 @@ async fn ensure_bucket(aws: &Aws, plan: &IdentityProviderPlan) -> Result<(), Aws
     Ok(())
 }
 
-async fn put_public_access_block(aws: &Aws, bucket: &str, block_all: bool) -> Result<(), AwsError> {
+async fn put_public_access_block(
+    aws: &Aws,
+    bucket: &str,
+    p: &PublicAccessBlock,
+) -> Result<(), AwsError> {
     aws.s3
         .put_public_access_block()
         .bucket(bucket)
         .public_access_block_configuration(
             s3t::PublicAccessBlockConfiguration::builder()
-                .block_public_acls(true)
-                .ignore_public_acls(true)
-                .block_public_policy(block_all)
-                .restrict_public_buckets(block_all)
+                .block_public_acls(p.block_public_acls)
+                .ignore_public_acls(p.ignore_public_acls)
+                .block_public_policy(p.block_public_policy)
+                .restrict_public_buckets(p.restrict_public_buckets)
                 .build(),
         )
         .send()
@@ -181,55 +276,37 @@ pub async fn get_object(aws: &Aws, bucket: &str, key: &str) -> Result<Option<Vec
     }
 }
 
-async fn upload_documents(
+async fn put_document(
     aws: &Aws,
     plan: &IdentityProviderPlan,
-    issuer: &str,
-    prune: bool,
+    key: &str,
+    body: &str,
 ) -> Result<(), AwsError> {
-    let mut jwks = plan.jwks.clone();
-    if !prune {
-        if let Some(old) = get_object(aws, &plan.bucket, KEYS_PATH).await? {
-            if let Ok(old) = serde_json::from_slice::<Value>(&old) {
-                jwks = merge_jwks(&jwks, &old);
-            }
-        }
-    }
-    let published = jwks["keys"].as_array().map_or(0, Vec::len);
-    // The ownership tags on both objects too, as the reference tool does: its `delete` removes only
+    let bucket = &plan.bucket;
+    // The ownership tags on the objects too, as the reference tool does: its `delete` removes only
     // tagged objects, and a bucket with objects left in it cannot be deleted.
     let tagging = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(plan.tags.iter())
         .finish();
-    for (key, body) in [
-        (DISCOVERY_PATH, to_pretty(&plan.discovery(issuer))),
-        (KEYS_PATH, to_pretty(&jwks)),
-    ] {
-        aws.s3
-            .put_object()
-            .bucket(&plan.bucket)
-            .key(key)
-            .tagging(&tagging)
-            .content_type("application/json")
-            .body(ByteStream::from(body.into_bytes()))
-            .send()
-            .await
-            .map_err(|e| {
-                AwsError::call("s3:PutObject", format!("s3://{}/{key}", plan.bucket), e)
-            })?;
-    }
-    tracing::info!(bucket = %plan.bucket, keys = published, "issuer documents uploaded");
+    aws.s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .tagging(&tagging)
+        .content_type("application/json")
+        .body(ByteStream::from(body.as_bytes().to_vec()))
+        .send()
+        .await
+        .map_err(|e| AwsError::call("s3:PutObject", format!("s3://{bucket}/{key}"), e))?;
+    tracing::info!(%bucket, %key, "issuer document uploaded");
     Ok(())
 }
 
-async fn ensure_origin_access_control(
+async fn create_origin_access_control(
     aws: &Aws,
     plan: &IdentityProviderPlan,
 ) -> Result<String, AwsError> {
     let name = plan.oac_name();
-    if let Some(id) = find_origin_access_control(aws, &name).await? {
-        return Ok(id);
-    }
     let cfg = cf::OriginAccessControlConfig::builder()
         .name(&name)
         .description(format!("OIDC issuer bucket of {}", plan.name))
@@ -431,19 +508,11 @@ fn distribution_config(
         .map_err(b)
 }
 
-async fn ensure_distribution(
+async fn create_distribution(
     aws: &Aws,
     plan: &IdentityProviderPlan,
+    oac_id: &str,
 ) -> Result<FoundDistribution, AwsError> {
-    if let Some(d) = find_distributions(aws, &plan.bucket_regional_domain())
-        .await?
-        .into_iter()
-        .next()
-    {
-        tracing::info!(id = %d.id, domain = %d.domain, "CloudFront distribution exists, reusing it");
-        return Ok(d);
-    }
-    let oac_id = ensure_origin_access_control(aws, plan).await?;
     let tags = plan
         .tags
         .iter()
@@ -451,7 +520,7 @@ async fn ensure_distribution(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| AwsError::Local(e.to_string()))?;
     let with_tags = cf::DistributionConfigWithTags::builder()
-        .distribution_config(distribution_config(plan, &oac_id)?)
+        .distribution_config(distribution_config(plan, oac_id)?)
         .tags(cf::Tags::builder().set_items(Some(tags)).build())
         .build();
     let out = aws
@@ -469,7 +538,7 @@ async fn ensure_distribution(
         id: d.id().to_string(),
         domain: d.domain_name().to_string(),
         arn: d.arn().to_string(),
-        access: OriginAccess::Control(oac_id),
+        access: OriginAccess::Control(oac_id.to_string()),
     })
 }
 
@@ -488,89 +557,33 @@ pub(crate) fn iam_tags(
         .collect()
 }
 
-async fn ensure_oidc_provider(
+async fn create_oidc_provider(
     aws: &Aws,
     plan: &IdentityProviderPlan,
-    account: &str,
     issuer: &str,
     thumbprint: &str,
-) -> Result<(String, bool), AwsError> {
-    let arn = provider_arn(&plan.partition, account, issuer);
-    match aws
+) -> Result<(), AwsError> {
+    let out = aws
         .iam
-        .get_open_id_connect_provider()
-        .open_id_connect_provider_arn(&arn)
+        .create_open_id_connect_provider()
+        .url(issuer)
+        .set_client_id_list(Some(CLIENT_IDS.iter().map(|s| s.to_string()).collect()))
+        .thumbprint_list(thumbprint)
+        .set_tags(Some(iam_tags(&plan.tags)?))
         .send()
-        .await
-    {
-        Ok(existing) => {
-            for id in CLIENT_IDS {
-                if !existing.client_id_list().iter().any(|c| c == id) {
-                    aws.iam
-                        .add_client_id_to_open_id_connect_provider()
-                        .open_id_connect_provider_arn(&arn)
-                        .client_id(id)
-                        .send()
-                        .await
-                        .map_err(|e| {
-                            AwsError::call("iam:AddClientIDToOpenIDConnectProvider", &arn, e)
-                        })?;
-                }
-            }
-            if !existing
-                .thumbprint_list()
-                .iter()
-                .any(|t| t.eq_ignore_ascii_case(thumbprint))
-            {
-                aws.iam
-                    .update_open_id_connect_provider_thumbprint()
-                    .open_id_connect_provider_arn(&arn)
-                    .thumbprint_list(thumbprint)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        AwsError::call("iam:UpdateOpenIDConnectProviderThumbprint", &arn, e)
-                    })?;
-            }
-            aws.iam
-                .tag_open_id_connect_provider()
-                .open_id_connect_provider_arn(&arn)
-                .set_tags(Some(iam_tags(&plan.tags)?))
-                .send()
-                .await
-                .map_err(|e| AwsError::call("iam:TagOpenIDConnectProvider", &arn, e))?;
-            tracing::debug!(%arn, "identity provider exists, brought up to date");
-            Ok((arn, false))
+        .await;
+    match out {
+        Ok(o) => {
+            tracing::info!(arn = o.open_id_connect_provider_arn().unwrap_or(""), "identity provider created");
+            Ok(())
         }
+        // Another run created it between our look and our create.
         Err(e)
             if e.as_service_error()
-                .is_some_and(|s| s.is_no_such_entity_exception()) =>
+                .is_some_and(|s| s.is_entity_already_exists_exception()) =>
         {
-            let out = aws
-                .iam
-                .create_open_id_connect_provider()
-                .url(issuer)
-                .set_client_id_list(Some(CLIENT_IDS.iter().map(|s| s.to_string()).collect()))
-                .thumbprint_list(thumbprint)
-                .set_tags(Some(iam_tags(&plan.tags)?))
-                .send()
-                .await;
-            match out {
-                Ok(o) => {
-                    let arn = o.open_id_connect_provider_arn().unwrap_or(&arn).to_string();
-                    tracing::debug!(%arn, "identity provider created");
-                    Ok((arn, true))
-                }
-                // Another run created it between our look and our create.
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_entity_already_exists_exception()) =>
-                {
-                    Ok((arn, false))
-                }
-                Err(e) => Err(AwsError::call("iam:CreateOpenIDConnectProvider", issuer, e)),
-            }
+            Ok(())
         }
-        Err(e) => Err(AwsError::call("iam:GetOpenIDConnectProvider", &arn, e)),
+        Err(e) => Err(AwsError::call("iam:CreateOpenIDConnectProvider", issuer, e)),
     }
 }

@@ -10,6 +10,7 @@ mod delete;
 mod error;
 mod idp;
 mod mint;
+pub mod observe;
 mod retry;
 mod roles;
 pub mod tls;

@@ -2,7 +2,8 @@
 //!
 //! It is the hex SHA-1 of the last certificate the issuer's server presents in its TLS handshake. The
 //! handshake is fully verified (system roots, plus an extra CA when given), so a thumbprint is never
-//! taken from a server we could not authenticate.
+//! taken from a server we could not authenticate. Like other HTTPS clients, it honours `HTTPS_PROXY`
+//! (an `http://` proxy, through `CONNECT`) and `NO_PROXY`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,9 +61,12 @@ pub async fn issuer_thumbprint(
         ServerName::try_from(host.clone()).map_err(|e| fail(format!("bad host name: {e}")))?;
 
     let connect = async {
-        let tcp = TcpStream::connect((host.as_str(), port))
-            .await
-            .map_err(|e| fail(format!("cannot connect to {host}:{port}: {e}")))?;
+        let tcp = match proxy_for(&host) {
+            Some(proxy) => connect_through(&proxy, &host, port).await.map_err(fail)?,
+            None => TcpStream::connect((host.as_str(), port))
+                .await
+                .map_err(|e| fail(format!("cannot connect to {host}:{port}: {e}")))?,
+        };
         connector
             .connect(name, tcp)
             .await
@@ -77,4 +81,55 @@ pub async fn issuer_thumbprint(
         .and_then(|c| c.last())
         .ok_or_else(|| fail("the server presented no certificate".into()))?;
     Ok(hex::encode(Sha1::digest(last.as_ref())))
+}
+
+/// The proxy (`host:port`) to reach `host` through, from `HTTPS_PROXY`/`https_proxy` unless
+/// `NO_PROXY`/`no_proxy` exempts the host.
+fn proxy_for(host: &str) -> Option<String> {
+    let var = |names: [&str; 2]| {
+        names
+            .iter()
+            .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+    };
+    let proxy = var(["HTTPS_PROXY", "https_proxy"])?;
+    if let Some(no) = var(["NO_PROXY", "no_proxy"]) {
+        let exempt = no.split(',').map(str::trim).any(|e| {
+            let e = e.trim_start_matches('.');
+            e == "*" || (!e.is_empty() && (host == e || host.ends_with(&format!(".{e}"))))
+        });
+        if exempt {
+            return None;
+        }
+    }
+    let url = url::Url::parse(&proxy).ok()?;
+    Some(format!(
+        "{}:{}",
+        url.host_str()?,
+        url.port_or_known_default().unwrap_or(80)
+    ))
+}
+
+/// Opens a tunnel to `host:port` through an HTTP proxy with `CONNECT`.
+async fn connect_through(proxy: &str, host: &str, port: u16) -> Result<TcpStream, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = TcpStream::connect(proxy)
+        .await
+        .map_err(|e| format!("cannot connect to the proxy {proxy}: {e}"))?;
+    tcp.write_all(format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n").as_bytes())
+        .await
+        .map_err(|e| format!("proxy {proxy}: {e}"))?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() > 8192 || tcp.read(&mut byte).await.map_err(|e| format!("proxy {proxy}: {e}"))? == 0 {
+            return Err(format!("proxy {proxy} closed the connection during CONNECT"));
+        }
+        head.push(byte[0]);
+    }
+    let status = String::from_utf8_lossy(&head);
+    let line = status.lines().next().unwrap_or("");
+    if line.split_whitespace().nth(1) != Some("200") {
+        return Err(format!("proxy {proxy} refused CONNECT {host}:{port}: {line}"));
+    }
+    Ok(tcp)
 }

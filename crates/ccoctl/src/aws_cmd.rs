@@ -31,10 +31,12 @@ pub async fn run(args: AwsArgs) -> anyhow::Result<()> {
         AwsCommand::CreateIamRoles(a) => create_iam_roles(a).await,
         AwsCommand::CreateAll(a) => create_all(a).await,
         AwsCommand::Delete(a) => delete(a).await,
+        AwsCommand::Plan(a) => crate::aws_plan::run(a).await,
+        AwsCommand::Verify(a) => crate::aws_verify::run(a).await,
     }
 }
 
-fn idp_options(issuer: &IssuerArgs) -> anyhow::Result<IdpOptions> {
+pub(crate) fn idp_options(issuer: &IssuerArgs) -> anyhow::Result<IdpOptions> {
     let issuer_ca_pem = match &issuer.issuer_ca_file {
         Some(p) => Some(
             std::fs::read(p)
@@ -50,7 +52,7 @@ fn idp_options(issuer: &IssuerArgs) -> anyhow::Result<IdpOptions> {
 }
 
 /// What every create step needs to know about the run.
-struct Run<'a> {
+pub(crate) struct Run<'a> {
     name: &'a str,
     region: String,
     concurrency: u16,
@@ -59,7 +61,7 @@ struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
-    fn new(name: &'a str, common: &AwsCommon, out: &'a Path, dry_run: bool) -> Self {
+    pub(crate) fn new(name: &'a str, common: &AwsCommon, out: &'a Path, dry_run: bool) -> Self {
         Run {
             name,
             region: common.region.clone(),
@@ -69,7 +71,7 @@ impl<'a> Run<'a> {
         }
     }
 
-    async fn connect(&self) -> anyhow::Result<Aws> {
+    pub(crate) async fn connect(&self) -> anyhow::Result<Aws> {
         let aws = Aws::connect(&self.region, self.concurrency.into()).await;
         aws.preflight().await?;
         Ok(aws)
@@ -130,7 +132,7 @@ async fn create_identity_provider(a: IdentityProviderArgs) -> anyhow::Result<Str
     identity_provider(&run, &public_key, &a.issuer).await
 }
 
-fn load_requests(r: &RequestsArgs) -> anyhow::Result<Vec<cco_core::reader::LoadedRequest>> {
+pub(crate) fn load_requests(r: &RequestsArgs) -> anyhow::Result<Vec<cco_core::reader::LoadedRequest>> {
     let reqs = read_dir(
         &r.credentials_requests_dir,
         ReadOptions {
@@ -149,6 +151,7 @@ async fn roles(
     provider_arn: &str,
     reqs: &[cco_core::reader::LoadedRequest],
     boundary: Option<&str>,
+    delete_unrequested: bool,
 ) -> anyhow::Result<()> {
     let (name, out, dry_run) = (run.name, run.out, run.dry_run);
     let plans = plan_roles(reqs, name, provider_arn, boundary)?;
@@ -162,20 +165,28 @@ async fn roles(
         write_dry_run_files(out, &dry_run_role_files(&plans))?;
         return write_secret_files(out, &dry_run_secret_files(&plans));
     }
-    if plans.is_empty() {
+    if plans.is_empty() && !delete_unrequested {
         return Ok(());
     }
     ensure_dir(&out.join("manifests"), PRIVATE_DIR_MODE)?;
     let aws = run.connect().await?;
+    // The same observation and plan `ccoctl aws plan` shows, then its steps.
+    let roles_plan =
+        cco_aws::plan_role_changes(&aws, name, &plans, delete_unrequested, delete_unrequested)
+            .await?;
     let total = plans.len();
     let mut done = 0usize;
     let mut write_errors = Vec::new();
     // One line per role, as it finishes; the count shows progress.
-    let failures = cco_aws::apply_roles(&aws, &plans, |plan: &RolePlan, result| {
+    let failures = cco_aws::apply_role_plan(&aws, &plans, &roles_plan, |plan: &RolePlan, result| {
         done += 1;
         match result {
             Ok(change) => {
-                let verb = if *change == RoleChange::Created { "created" } else { "existed, brought up to date" };
+                let verb = match change {
+                    RoleChange::Created => "created",
+                    RoleChange::Updated => "existed, brought up to date",
+                    RoleChange::Unchanged => "existed, up to date",
+                };
                 match write_inside(out, &plan.secret_path, &plan.secret_manifest, PRIVATE_FILE_MODE) {
                     Ok(path) => println!("[{done}/{total}] Role {} {verb}; Secret manifest saved to {}", plan.role_arn, path.display()),
                     Err(e) => write_errors.push(format!("{e:#}")),
@@ -185,6 +196,11 @@ async fn roles(
         }
     })
     .await;
+    for d in &roles_plan.deletions {
+        if !failures.iter().any(|(r, _)| *r == d.role) {
+            println!("Role {} deleted: no request asks for it any more", d.role);
+        }
+    }
     if !failures.is_empty() || !write_errors.is_empty() {
         let mut msg = format!("{} of {total} roles failed", failures.len());
         for (role, e) in &failures {
@@ -222,6 +238,7 @@ async fn create_iam_roles(a: IamRolesArgs) -> anyhow::Result<()> {
         &a.identity_provider_arn,
         &reqs,
         a.requests.permissions_boundary_arn.as_deref(),
+        a.requests.delete_unrequested,
     )
     .await
 }
@@ -248,7 +265,14 @@ async fn create_all(a: CreateAllArgs) -> anyhow::Result<()> {
     let run = Run::new(&a.name, &a.common, &a.output_dir, a.dry_run);
     let provider_arn = identity_provider(&run, &public_key, &a.issuer).await?;
     let boundary = a.requests.permissions_boundary_arn.as_deref();
-    roles(&run, &provider_arn, &reqs, boundary).await
+    roles(
+        &run,
+        &provider_arn,
+        &reqs,
+        boundary,
+        a.requests.delete_unrequested,
+    )
+    .await
 }
 
 async fn delete(a: DeleteArgs) -> anyhow::Result<()> {

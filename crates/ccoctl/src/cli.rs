@@ -49,6 +49,12 @@ pub enum AwsCommand {
     CreateAll(CreateAllArgs),
     /// Delete everything the create commands made for --name (found by its ownership tag).
     Delete(DeleteArgs),
+    /// Show what create-all (or create-iam-roles) would change, without changing anything.
+    /// Exit 0: nothing to do; 2: changes; 1: error.
+    Plan(AwsPlanArgs),
+    /// Check, reading only, that the issuer, keys, identity provider, roles and Secrets work
+    /// together. Exit 0: every check passes; 1: a check fails.
+    Verify(AwsVerifyArgs),
 }
 
 /// Flags shared by the commands that talk to AWS.
@@ -126,6 +132,10 @@ pub struct RequestsArgs {
     /// ARN of a managed policy to set as permissions boundary on every role.
     #[arg(long)]
     pub permissions_boundary_arn: Option<String>,
+    /// Also delete the IAM roles owned by --name (ownership tag) that no request in the directory
+    /// asks for any more. Without it they are kept, and `plan` lists them as notes.
+    #[arg(long)]
+    pub delete_unrequested: bool,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -186,6 +196,66 @@ pub struct DeleteArgs {
     /// List what would be deleted without deleting anything.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct AwsPlanArgs {
+    /// Name prefix of the resources, as given to create-all.
+    #[arg(long)]
+    pub name: String,
+    #[command(flatten)]
+    pub common: AwsCommon,
+    #[command(flatten)]
+    pub requests: RequestsArgs,
+    /// Plan only the roles, as create-iam-roles with this provider ARN would; without it, plan
+    /// everything create-all would do.
+    #[arg(long)]
+    pub identity_provider_arn: Option<String>,
+    /// Public key to publish [default: <output-dir>/serviceaccount-signer.public, or the key
+    /// create-all would generate].
+    #[arg(long)]
+    pub public_key_file: Option<PathBuf>,
+    /// Output directory create-all would use (its key pair is read, nothing is written).
+    #[arg(long, default_value = ".")]
+    pub output_dir: PathBuf,
+    #[command(flatten)]
+    pub issuer: IssuerArgs,
+    #[command(flatten)]
+    pub report: crate::report_out::ReportOutputArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct AwsVerifyArgs {
+    /// Name prefix the resources were created with.
+    #[arg(long)]
+    pub name: String,
+    #[command(flatten)]
+    pub common: AwsCommon,
+    /// CredentialsRequests whose roles and Secrets to check.
+    #[arg(long)]
+    pub credentials_requests_dir: Option<PathBuf>,
+    /// Include requests of the TechPreviewNoUpgrade feature set.
+    #[arg(long)]
+    pub enable_tech_preview: bool,
+    /// Permissions boundary the roles must carry.
+    #[arg(long)]
+    pub permissions_boundary_arn: Option<String>,
+    /// Public key whose kid must be published [default: <output-dir>/serviceaccount-signer.public].
+    #[arg(long)]
+    pub public_key_file: Option<PathBuf>,
+    /// Output directory of create-all: its public key, Secret manifests and Authentication manifest
+    /// are checked.
+    #[arg(long)]
+    pub output_dir: Option<PathBuf>,
+    /// Check the cluster too: its current and next signing keys, Authentication
+    /// spec.serviceAccountIssuer, and the Secrets in it.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Extra CA certificate (PEM) to trust when fetching the issuer over HTTPS.
+    #[arg(long, value_name = "FILE")]
+    pub issuer_ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub report: crate::report_out::ReportOutputArgs,
 }
 
 fn parse_thumbprint(s: &str) -> Result<String, String> {

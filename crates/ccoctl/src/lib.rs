@@ -5,6 +5,8 @@
 //! (`--dry-run`) or execute it through the cloud adapter, writing files atomically as results arrive.
 
 pub mod aws_cmd;
+pub mod aws_plan;
+pub mod aws_verify;
 pub mod azure_cmd;
 pub mod cli;
 pub mod gcp_cmd;
@@ -15,6 +17,7 @@ pub mod nutanix_cmd;
 pub mod output;
 pub mod report_out;
 pub mod verify_support;
+pub mod verify_io;
 
 use std::process::ExitCode;
 

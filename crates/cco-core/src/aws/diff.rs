@@ -16,7 +16,8 @@ use super::compare::{
     trust_subjects,
 };
 use super::{
-    cloudfront_read_bucket_policy, owned_tag_key, provider_arn, public_read_bucket_policy, Front,
+    cloudfront_read_bucket_policy, origin_access_identity_bucket_policy, owned_tag_key,
+    provider_arn, public_read_bucket_policy, Front,
     IdentityProviderPlan, RolePlan, CLIENT_IDS, DISTRIBUTION_ID_PLACEHOLDER, OWNED_TAG_VALUE,
 };
 use crate::keys::merge_jwks;
@@ -67,6 +68,9 @@ pub struct ObservedBucket {
     pub discovery: Option<String>,
     /// `keys.json`'s text, `None` when the object does not exist.
     pub keys: Option<String>,
+    /// The tags of the discovery document and of `keys.json` (empty when absent).
+    pub discovery_tags: Vec<(String, String)>,
+    pub keys_tags: Vec<(String, String)>,
 }
 
 /// A CloudFront distribution whose origin is the issuer bucket.
@@ -74,6 +78,9 @@ pub struct ObservedBucket {
 pub struct ObservedDistribution {
     pub id: String,
     pub domain: String,
+    /// The legacy origin access identity it reads through (a distribution the reference tool made);
+    /// `None` for an origin access control.
+    pub origin_access_identity: Option<String>,
 }
 
 /// The IAM OIDC provider of the issuer as it is.
@@ -277,7 +284,8 @@ pub fn diff_issuer(
             .push(Change::new(action, "s3-public-access-block", &plan.bucket).with_diff(items));
     }
     if plan.front == Front::CloudFront {
-        if observed.origin_access_control.is_none() {
+        // An origin access control is made only for a distribution still to be made.
+        if observed.distribution.is_none() && observed.origin_access_control.is_none() {
             d.steps.push(IssuerStep::CreateOriginAccessControl);
             d.changes.push(Change::new(
                 ChangeAction::Create,
@@ -301,15 +309,20 @@ pub fn diff_issuer(
     }
     let want_policy = match plan.front {
         Front::PublicBucket => public_read_bucket_policy(&plan.partition, &plan.bucket),
-        Front::CloudFront => cloudfront_read_bucket_policy(
-            &plan.partition,
-            &plan.bucket,
-            &observed.account,
-            observed
-                .distribution
-                .as_ref()
-                .map_or(DISTRIBUTION_ID_PLACEHOLDER, |x| x.id.as_str()),
-        ),
+        Front::CloudFront => match &observed.distribution {
+            // A distribution the reference tool made reads through an origin access identity: keep
+            // granting that identity, or the issuer would stop being served.
+            Some(ObservedDistribution {
+                origin_access_identity: Some(oai),
+                ..
+            }) => origin_access_identity_bucket_policy(&plan.partition, &plan.bucket, oai),
+            other => cloudfront_read_bucket_policy(
+                &plan.partition,
+                &plan.bucket,
+                &observed.account,
+                other.map_or(DISTRIBUTION_ID_PLACEHOLDER, |x| x.id.as_str()),
+            ),
+        },
     };
     let have_policy = bucket.and_then(|b| b.policy.as_ref());
     if !have_policy.is_some_and(|p| policies_equivalent(p, &want_policy)) {
@@ -344,7 +357,12 @@ pub fn diff_issuer(
     let have_disc = bucket
         .and_then(|b| b.discovery.as_deref())
         .map(|t| serde_json::from_str::<Value>(t).ok());
-    if have_disc.as_ref().and_then(|v| v.as_ref()) != Some(&want_disc) {
+    let disc_tags = missing_tags(
+        &plan.tags,
+        bucket.map(|b| b.discovery_tags.as_slice()).unwrap_or_default(),
+    );
+    if have_disc.as_ref().and_then(|v| v.as_ref()) != Some(&want_disc) || !disc_tags.is_empty()
+    {
         let mut items = Vec::new();
         match &have_disc {
             Some(Some(have)) => {
@@ -360,12 +378,15 @@ pub fn diff_issuer(
                         ));
                     }
                 }
-                if items.is_empty() {
+                if items.is_empty() && have != &want_disc {
                     items.push(DiffItem::note("other fields differ; it will be rewritten"));
                 }
             }
             Some(None) => items.push(DiffItem::note("the current object is not valid JSON")),
             None => items.push(DiffItem::change("issuer", None, Some(issuer.clone()))),
+        }
+        if have_disc.is_some() && !disc_tags.is_empty() {
+            items.push(DiffItem::add("tags", disc_tags));
         }
         let action = if have_disc.is_some() {
             ChangeAction::Update
@@ -390,15 +411,22 @@ pub fn diff_issuer(
         .as_ref()
         .and_then(|v| v.as_ref())
         .is_some_and(|have| keys_by_kid(have) == keys_by_kid(&want_keys));
-    if !same_keys {
+    let key_tags = missing_tags(
+        &plan.tags,
+        bucket.map(|b| b.keys_tags.as_slice()).unwrap_or_default(),
+    );
+    if !same_keys || (have_keys.is_some() && !key_tags.is_empty()) {
         let before = have_keys
             .as_ref()
             .and_then(|v| v.as_ref())
             .map(kids)
             .unwrap_or_default();
         let mut items = DiffItem::set_diff("kids", before, kids(&want_keys));
-        if items.is_empty() {
+        if items.is_empty() && !same_keys {
             items.push(DiffItem::note("key material differs for a published kid"));
+        }
+        if have_keys.is_some() && !key_tags.is_empty() {
+            items.push(DiffItem::add("tags", key_tags));
         }
         if matches!(have_keys, Some(None)) {
             items.push(DiffItem::note("the current object is not valid JSON"));

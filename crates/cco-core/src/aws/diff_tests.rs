@@ -29,6 +29,8 @@ fn converged(plan: &IdentityProviderPlan) -> ObservedIssuer {
             policy: Some(public_read_bucket_policy(&plan.partition, &plan.bucket)),
             discovery: Some(to_pretty(&plan.discovery(&issuer))),
             keys: Some(to_pretty(&plan.jwks)),
+            discovery_tags: plan.tags.clone(),
+            keys_tags: plan.tags.clone(),
         }),
         origin_access_control: None,
         distribution: None,
