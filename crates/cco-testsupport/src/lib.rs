@@ -9,6 +9,7 @@ pub mod gcp_fake;
 pub mod ibm_iam;
 pub mod moto;
 pub mod tls;
+pub mod tls_front;
 
 /// The repository root (two levels above this crate).
 pub fn repo_root() -> std::path::PathBuf {
