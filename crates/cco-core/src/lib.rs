@@ -19,7 +19,6 @@ pub mod reader;
 pub mod report;
 pub mod secrets;
 pub mod yaml;
-pub mod verify;
 
 /// Where ServiceAccount tokens are projected unless a request says otherwise.
 pub const DEFAULT_TOKEN_PATH: &str = "/var/run/secrets/openshift/serviceaccount/token";

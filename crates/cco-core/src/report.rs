@@ -360,6 +360,31 @@ impl DiffItem {
     }
 }
 
+/// Diff items on one line, for a check's message: `missing actions: a, b; unexpected subjects: c;
+/// condition is x instead of y`.
+pub fn summarize(items: &[DiffItem]) -> String {
+    items
+        .iter()
+        .map(|d| match d {
+            DiffItem::Add { field, values } => format!("missing {field}: {}", values.join(", ")),
+            DiffItem::Remove { field, values } => {
+                format!("unexpected {field}: {}", values.join(", "))
+            }
+            DiffItem::Change {
+                field,
+                before,
+                after,
+            } => format!(
+                "{field} is {} instead of {}",
+                before.as_deref().unwrap_or("absent"),
+                after.as_deref().unwrap_or("absent")
+            ),
+            DiffItem::Note { text } => text.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// One change of a plan.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {

@@ -2,7 +2,8 @@
 //! one [`Check`] per fact. Only read calls are made (AWS `Get*`/`List*`/`Head*`, anonymous HTTPS
 //! GETs, Kubernetes GETs).
 //!
-//! AWS-specific check ids, beside the cloud-neutral ones of `cco_core::verify`:
+//! AWS-specific check ids, beside the cloud-neutral ones of `cco_core::oidc_checks` (`issuer.*`,
+//! `keys.*`, `cluster.authentication`, `manifest.authentication`):
 //!
 //! | id | what |
 //! |---|---|
@@ -32,18 +33,29 @@ use cco_core::aws::{
     provider_arn, validate_name, Front, Partition, PublicAccessBlock, RolePlan, CLIENT_IDS,
     OWNED_TAG_VALUE,
 };
+use cco_core::oidc_checks::{discovery_checks, jwks_checks, key_checks, SigningKey};
 use cco_core::reader::{read_dir, ReadOptions};
-use cco_core::report::{Check, VerifyReport};
-use cco_core::verify::{authentication_check, key_checks, summarize, SigningKey};
+use cco_core::report::{summarize, Check, VerifyReport};
 use serde_json::Value;
 
 use crate::cli::AwsVerifyArgs;
 use crate::report_out::emit_verify;
-use crate::verify_io::{
-    anonymous_client, check_issuer, local_signing_keys, manifest_issuer,
-    patch_authentication_fix, sh_quote, Cluster, CURRENT_KEY_SECRET, NEXT_KEY_SECRET,
-    PUBLIC_KEY_DATA,
+use crate::verify_support::{
+    local_signing_key, manifest_authentication, manifest_secret, Cluster, Prober, SecretRead,
+    CURRENT_KEY_SECRET, NEXT_KEY_SECRET,
 };
+
+/// Quotes a command-line word for a POSIX shell when it needs it.
+fn sh_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
 
 /// Runs `ccoctl aws verify`.
 pub async fn run(a: AwsVerifyArgs) -> anyhow::Result<()> {
@@ -90,16 +102,17 @@ impl Fixes<'_> {
     }
 
     fn publish(&self, key: &SigningKey) -> String {
-        for (ns, name) in [CURRENT_KEY_SECRET, NEXT_KEY_SECRET] {
-            if key.label.contains(&format!("Secret {ns}/{name}")) {
+        for (ns, name, field) in [CURRENT_KEY_SECRET, NEXT_KEY_SECRET] {
+            if key.source == format!("Secret {ns}/{name}") {
                 return format!(
                     "oc get secret -n {ns} {name} -o jsonpath='{{.data.{}}}' | base64 -d > {name}.pub && {}",
-                    PUBLIC_KEY_DATA.replace('.', "\\."),
+                    field.replace('.', "\\."),
                     self.identity_provider_with(Some(&format!("{name}.pub")))
                 );
             }
         }
-        self.identity_provider_with(Some(&key.label))
+        let file = key.source.trim_start_matches("--public-key-file ");
+        self.identity_provider_with(Some(file))
     }
 
     fn roles(&self, arn: &str) -> String {
@@ -145,26 +158,15 @@ fn parse_credentials(text: &str) -> (Option<String>, Option<String>) {
     (field("role_arn"), field("web_identity_token_file"))
 }
 
-/// The `credentials` value of a Secret manifest (stringData, or base64 data).
-fn manifest_credentials(path: &Path) -> Result<Option<String>, String> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
-    };
-    let v: serde_yaml::Value =
-        serde_yaml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    if let Some(s) = v["stringData"]["credentials"].as_str() {
-        return Ok(Some(s.to_string()));
+/// The `credentials` value of a Secret read from the cluster or a manifest.
+fn credentials_of(read: SecretRead) -> Result<Option<String>, String> {
+    match read? {
+        None => Ok(None),
+        Some(data) => data
+            .get("credentials")
+            .map(|b| Some(String::from_utf8_lossy(b).to_string()))
+            .ok_or_else(|| "has no `credentials` key".to_string()),
     }
-    if let Some(b) = v["data"]["credentials"].as_str() {
-        use base64::Engine;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(b.trim())
-            .map_err(|e| format!("{}: data.credentials is not base64: {e}", path.display()))?;
-        return Ok(Some(String::from_utf8_lossy(&bytes).to_string()));
-    }
-    Err(format!("{} has no credentials value", path.display()))
 }
 
 /// True when a bucket policy lets anyone read objects.
@@ -281,7 +283,12 @@ pub async fn verify(a: &AwsVerifyArgs) -> anyhow::Result<VerifyReport> {
         )?),
         None => None,
     };
-    let mut signing = local_signing_keys(a.public_key_file.as_deref(), a.output_dir.as_deref())?;
+    let mut signing: Vec<SigningKey> = match (&a.public_key_file, &a.output_dir) {
+        (None, None) => None,
+        (f, d) => local_signing_key(f.as_deref(), d.as_deref().unwrap_or(Path::new(".")))?,
+    }
+    .into_iter()
+    .collect();
     let ca_pem = match &a.issuer_ca_file {
         Some(p) => Some(
             std::fs::read(p)
@@ -289,7 +296,7 @@ pub async fn verify(a: &AwsVerifyArgs) -> anyhow::Result<VerifyReport> {
         ),
         None => None,
     };
-    let http = anonymous_client(ca_pem.as_deref())?;
+    let prober = Prober::new(a.issuer_ca_file.as_deref())?;
     let cluster = match &a.kubeconfig {
         Some(p) => Some(Cluster::connect(p).await?),
         None => None,
@@ -329,8 +336,15 @@ pub async fn verify(a: &AwsVerifyArgs) -> anyhow::Result<VerifyReport> {
         &a.name,
         &idp_fix,
     );
-    let (checks, jwks) = check_issuer(&http, &issuer, &idp_fix).await;
-    r.checks.extend(checks);
+    let discovery = prober
+        .get(&format!("{issuer}/{}", cco_core::oidc::DISCOVERY_PATH))
+        .await;
+    let mut found = discovery_checks(&issuer, &discovery, &idp_fix);
+    if let Some(uri) = found.jwks_uri.clone() {
+        let fetched = prober.get(&uri).await;
+        jwks_checks(&mut found, &uri, &fetched, &idp_fix);
+    }
+    r.checks.extend(found.checks.drain(..));
 
     // The keys.
     if let Some(c) = &cluster {
@@ -338,15 +352,18 @@ pub async fn verify(a: &AwsVerifyArgs) -> anyhow::Result<VerifyReport> {
         signing.extend(keys);
         r.checks.extend(warnings);
     }
-    if let Some((jwks_uri, jwks)) = &jwks {
-        let prune = signing.first().map(|k| {
-            format!(
-                "{} --prune-old-keys   # publishes only that key",
-                fixes.identity_provider_with(Some(&k.label))
-            )
-        });
-        r.checks
-            .extend(key_checks(jwks_uri, jwks, &signing, |k| fixes.publish(k), prune));
+    if let (Some(jwks_uri), Some(jwks)) = (&found.jwks_uri, &found.jwks) {
+        let prune = format!(
+            "{} --prune-old-keys   # publishes only the key given",
+            fixes.identity_provider()
+        );
+        r.checks.extend(key_checks(
+            jwks_uri,
+            jwks,
+            &signing,
+            &|k| fixes.publish(k),
+            &prune,
+        ));
     }
 
     // The identity provider.
@@ -415,28 +432,15 @@ pub async fn verify(a: &AwsVerifyArgs) -> anyhow::Result<VerifyReport> {
     }
 
     // The cluster's and the installer's idea of the issuer.
-    let auth_fix = patch_authentication_fix(&issuer);
     if let Some(c) = &cluster {
-        let got = c.authentication_issuer().await;
-        r.push(authentication_check(
-            "cluster.authentication",
-            "Authentication cluster",
-            got.as_ref().map(Option::as_deref).map_err(String::as_str),
-            &issuer,
-            &auth_fix,
-        ));
+        r.push(c.authentication(&issuer).await);
     }
-    if let Some(out) = &a.output_dir {
-        let got = manifest_issuer(out);
-        r.push(authentication_check(
-            "files.authentication",
-            &out.join(cco_core::oidc::AUTHENTICATION_MANIFEST)
-                .display()
-                .to_string(),
-            got.as_ref().map(Option::as_deref).map_err(String::as_str),
-            &issuer,
-            &idp_fix,
-        ));
+    if let Some(check) = a
+        .output_dir
+        .as_deref()
+        .and_then(|out| manifest_authentication(out, &issuer, &idp_fix))
+    {
+        r.push(check);
     }
     Ok(r)
 }
@@ -533,15 +537,12 @@ async fn request_checks(
     let (subject, got) = match (cluster, &fixes.a.output_dir) {
         (Some(c), _) => {
             let subject = format!("Secret {}/{}", plan.namespace, plan.secret_name);
-            let got = c
-                .secret(&plan.namespace, &plan.secret_name)
-                .await
-                .map(|s| s.and_then(|s| Cluster::secret_value(&s, "credentials")));
+            let got = credentials_of(c.secret(&plan.namespace, &plan.secret_name).await);
             (subject, got)
         }
         (None, Some(out)) => {
             let path = out.join(&plan.secret_path);
-            (path.display().to_string(), manifest_credentials(&path))
+            (path.display().to_string(), credentials_of(manifest_secret(&path)))
         }
         (None, None) => return Ok(()),
     };

@@ -17,7 +17,6 @@ pub mod nutanix_cmd;
 pub mod output;
 pub mod report_out;
 pub mod verify_support;
-pub mod verify_io;
 
 use std::process::ExitCode;
 
