@@ -39,9 +39,7 @@ pub async fn observe_bucket(aws: &Aws, bucket: &str) -> Result<Option<ObservedBu
     match aws.s3.head_bucket().bucket(bucket).send().await {
         Ok(_) => {}
         Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => return Ok(None),
-        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
-            return Ok(None)
-        }
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => return Ok(None),
         Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => {
             return Err(AwsError::BucketTaken {
                 bucket: bucket.to_string(),
@@ -59,12 +57,14 @@ pub async fn observe_bucket(aws: &Aws, bucket: &str) -> Result<Option<ObservedBu
         Err(e) => return Err(AwsError::call("s3:GetBucketTagging", bucket, e)),
     };
     let public_access_block = match aws.s3.get_public_access_block().bucket(bucket).send().await {
-        Ok(out) => out.public_access_block_configuration().map(|c| PublicAccessBlock {
-            block_public_acls: c.block_public_acls().unwrap_or(false),
-            ignore_public_acls: c.ignore_public_acls().unwrap_or(false),
-            block_public_policy: c.block_public_policy().unwrap_or(false),
-            restrict_public_buckets: c.restrict_public_buckets().unwrap_or(false),
-        }),
+        Ok(out) => out
+            .public_access_block_configuration()
+            .map(|c| PublicAccessBlock {
+                block_public_acls: c.block_public_acls().unwrap_or(false),
+                ignore_public_acls: c.ignore_public_acls().unwrap_or(false),
+                block_public_policy: c.block_public_policy().unwrap_or(false),
+                restrict_public_buckets: c.restrict_public_buckets().unwrap_or(false),
+            }),
         Err(e) if s3_code(&e) == "NoSuchPublicAccessBlockConfiguration" => None,
         Err(e) => return Err(AwsError::call("s3:GetPublicAccessBlock", bucket, e)),
     };
@@ -183,7 +183,8 @@ pub async fn observe_issuer(
             });
     }
     if let Some(issuer) = o.issuer(plan) {
-        o.provider = observe_provider(aws, &provider_arn(&plan.partition, account, &issuer)).await?;
+        o.provider =
+            observe_provider(aws, &provider_arn(&plan.partition, account, &issuer)).await?;
     }
     Ok(o)
 }

@@ -48,8 +48,7 @@ pub async fn plan_role_changes(
         look_for_unrequested || delete_unrequested,
     )
     .await?;
-    let (roles, deletions, notes) =
-        diff_roles(name, plans, &existing, &others, delete_unrequested);
+    let (roles, deletions, notes) = diff_roles(name, plans, &existing, &others, delete_unrequested);
     Ok(RolesPlan {
         roles,
         deletions,

@@ -115,21 +115,33 @@ async fn connect_through(proxy: &str, host: &str, port: u16) -> Result<TcpStream
     let mut tcp = TcpStream::connect(proxy)
         .await
         .map_err(|e| format!("cannot connect to the proxy {proxy}: {e}"))?;
-    tcp.write_all(format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n").as_bytes())
-        .await
-        .map_err(|e| format!("proxy {proxy}: {e}"))?;
+    tcp.write_all(
+        format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n").as_bytes(),
+    )
+    .await
+    .map_err(|e| format!("proxy {proxy}: {e}"))?;
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
-        if head.len() > 8192 || tcp.read(&mut byte).await.map_err(|e| format!("proxy {proxy}: {e}"))? == 0 {
-            return Err(format!("proxy {proxy} closed the connection during CONNECT"));
+        if head.len() > 8192
+            || tcp
+                .read(&mut byte)
+                .await
+                .map_err(|e| format!("proxy {proxy}: {e}"))?
+                == 0
+        {
+            return Err(format!(
+                "proxy {proxy} closed the connection during CONNECT"
+            ));
         }
         head.push(byte[0]);
     }
     let status = String::from_utf8_lossy(&head);
     let line = status.lines().next().unwrap_or("");
     if line.split_whitespace().nth(1) != Some("200") {
-        return Err(format!("proxy {proxy} refused CONNECT {host}:{port}: {line}"));
+        return Err(format!(
+            "proxy {proxy} refused CONNECT {host}:{port}: {line}"
+        ));
     }
     Ok(tcp)
 }

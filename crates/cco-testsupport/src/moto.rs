@@ -56,7 +56,11 @@ impl RecordedCall {
 
 fn s3_operation(method: &str, path: &str, query: &str) -> Option<&'static str> {
     let object = path.trim_start_matches('/').contains('/');
-    let has = |q: &str| query.split('&').any(|p| p == q || p.starts_with(&format!("{q}=")));
+    let has = |q: &str| {
+        query
+            .split('&')
+            .any(|p| p == q || p.starts_with(&format!("{q}=")))
+    };
     Some(match (method, object) {
         ("PUT", true) => "PutObject",
         ("DELETE", true) => "DeleteObject",
@@ -92,7 +96,10 @@ fn classify(entry: &serde_json::Value) -> RecordedCall {
     use base64::Engine as _;
     let method = entry["method"].as_str().unwrap_or("").to_string();
     let url = url::Url::parse(entry["url"].as_str().unwrap_or("")).ok();
-    let path = url.as_ref().map(|u| u.path().to_string()).unwrap_or_default();
+    let path = url
+        .as_ref()
+        .map(|u| u.path().to_string())
+        .unwrap_or_default();
     let query = url
         .as_ref()
         .and_then(|u| u.query().map(str::to_owned))

@@ -132,7 +132,9 @@ async fn create_identity_provider(a: IdentityProviderArgs) -> anyhow::Result<Str
     identity_provider(&run, &public_key, &a.issuer).await
 }
 
-pub(crate) fn load_requests(r: &RequestsArgs) -> anyhow::Result<Vec<cco_core::reader::LoadedRequest>> {
+pub(crate) fn load_requests(
+    r: &RequestsArgs,
+) -> anyhow::Result<Vec<cco_core::reader::LoadedRequest>> {
     let reqs = read_dir(
         &r.credentials_requests_dir,
         ReadOptions {

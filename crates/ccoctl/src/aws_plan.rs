@@ -40,7 +40,9 @@ fn planned_jwks(public_key_file: Option<&Path>, out: &Path) -> anyhow::Result<se
     };
     match key {
         Some(k) => Ok(keys::jwks(std::slice::from_ref(&k))?),
-        None => Ok(json!({"keys": [{"kid": NEW_KEY_KID, "kty": "RSA", "use": "sig", "alg": "RS256"}]})),
+        None => {
+            Ok(json!({"keys": [{"kid": NEW_KEY_KID, "kty": "RSA", "use": "sig", "alg": "RS256"}]}))
+        }
     }
 }
 

@@ -25,9 +25,7 @@ use anyhow::Context;
 use cco_api::Cloud;
 use cco_aws::observe::{observe_bucket, observe_provider, observe_role};
 use cco_aws::{find_distributions, Aws, AwsError};
-use cco_core::aws::compare::{
-    permission_diff, policies_equivalent, string_list, trust_diff,
-};
+use cco_core::aws::compare::{permission_diff, policies_equivalent, string_list, trust_diff};
 use cco_core::aws::{
     bucket_issuer_url, bucket_name, cloudfront_read_bucket_policy, owned_tag_key, plan_roles,
     provider_arn, validate_name, Front, Partition, PublicAccessBlock, RolePlan, CLIENT_IDS,
@@ -86,9 +84,10 @@ impl Fixes<'_> {
                 " --public-key-file {}",
                 sh_quote(&f.display().to_string())
             )),
-            (None, None, Some(o)) => {
-                s.push_str(&format!(" --output-dir {}", sh_quote(&o.display().to_string())))
-            }
+            (None, None, Some(o)) => s.push_str(&format!(
+                " --output-dir {}",
+                sh_quote(&o.display().to_string())
+            )),
             (None, None, None) => s.push_str(" --public-key-file serviceaccount-signer.public"),
         }
         if self.private {
@@ -128,7 +127,10 @@ impl Fixes<'_> {
             s.push_str(&format!(" --permissions-boundary-arn {}", sh_quote(b)));
         }
         if let Some(o) = &self.a.output_dir {
-            s.push_str(&format!(" --output-dir {}", sh_quote(&o.display().to_string())));
+            s.push_str(&format!(
+                " --output-dir {}",
+                sh_quote(&o.display().to_string())
+            ));
         }
         s
     }
@@ -204,7 +206,12 @@ fn bucket_checks(
 ) {
     let b = match observed {
         Err(e) => {
-            r.push(Check::fail("issuer.bucket", bucket, e.to_string(), Some(fix.into())));
+            r.push(Check::fail(
+                "issuer.bucket",
+                bucket,
+                e.to_string(),
+                Some(fix.into()),
+            ));
             return;
         }
         Ok(None) => {
@@ -219,8 +226,15 @@ fn bucket_checks(
         Ok(Some(b)) => b,
     };
     let key = owned_tag_key(name);
-    if b.tags.iter().any(|(k, v)| *k == key && v == OWNED_TAG_VALUE) {
-        r.push(Check::pass("issuer.bucket", bucket, format!("exists, tagged {key}=owned")));
+    if b.tags
+        .iter()
+        .any(|(k, v)| *k == key && v == OWNED_TAG_VALUE)
+    {
+        r.push(Check::pass(
+            "issuer.bucket",
+            bucket,
+            format!("exists, tagged {key}=owned"),
+        ));
     } else {
         r.push(Check::warn(
             "issuer.bucket",
@@ -235,14 +249,16 @@ fn bucket_checks(
         (Front::PublicBucket, Some(p)) if p.block_public_policy || p.restrict_public_buckets => {
             problems.push("its public access block blocks public bucket policies".to_string())
         }
-        (Front::CloudFront, p) if p != Some(want_pab) => problems
-            .push("its public access block does not block all public access".to_string()),
+        (Front::CloudFront, p) if p != Some(want_pab) => {
+            problems.push("its public access block does not block all public access".to_string())
+        }
         _ => {}
     }
     match (front, &b.policy) {
         (_, None) => problems.push("it has no bucket policy".into()),
-        (Front::PublicBucket, Some(p)) if !grants_anonymous_read(p, bucket) => problems
-            .push("its policy does not let anyone read the issuer documents".into()),
+        (Front::PublicBucket, Some(p)) if !grants_anonymous_read(p, bucket) => {
+            problems.push("its policy does not let anyone read the issuer documents".into())
+        }
         (Front::CloudFront, Some(p))
             if !want_cloudfront_policy
                 .as_ref()
@@ -309,7 +325,10 @@ pub async fn verify(a: &AwsVerifyArgs) -> anyhow::Result<VerifyReport> {
 
     // The issuer: the bucket, behind a CloudFront distribution when one reads from it.
     let regional = format!("{bucket}.s3.{region}.{}", partition.dns_suffix);
-    let dist = find_distributions(&aws, &regional).await?.into_iter().next();
+    let dist = find_distributions(&aws, &regional)
+        .await?
+        .into_iter()
+        .next();
     let front = if dist.is_some() {
         Front::CloudFront
     } else {
@@ -376,7 +395,11 @@ pub async fn verify(a: &AwsVerifyArgs) -> anyhow::Result<VerifyReport> {
             Some(idp_fix.clone()),
         )),
         Some(p) => {
-            r.push(Check::pass("provider.exists", &arn, format!("trusts {issuer}")));
+            r.push(Check::pass(
+                "provider.exists",
+                &arn,
+                format!("trusts {issuer}"),
+            ));
             let missing: Vec<&str> = CLIENT_IDS
                 .iter()
                 .copied()
@@ -401,9 +424,13 @@ pub async fn verify(a: &AwsVerifyArgs) -> anyhow::Result<VerifyReport> {
                 ));
             }
             match cco_aws::tls::issuer_thumbprint(&issuer, ca_pem.as_deref()).await {
-                Ok(t) if p.thumbprints.iter().any(|x| x.eq_ignore_ascii_case(&t)) => r.push(
-                    Check::pass("provider.thumbprint", &arn, format!("records {t}, the issuer's certificate today")),
-                ),
+                Ok(t) if p.thumbprints.iter().any(|x| x.eq_ignore_ascii_case(&t)) => {
+                    r.push(Check::pass(
+                        "provider.thumbprint",
+                        &arn,
+                        format!("records {t}, the issuer's certificate today"),
+                    ))
+                }
                 Ok(t) => r.push(Check::fail(
                     "provider.thumbprint",
                     &arn,
@@ -461,7 +488,10 @@ async fn request_checks(
         None => r.push(Check::fail(
             "request.role",
             role,
-            format!("role for {}/{} (CredentialsRequest {}) does not exist", plan.namespace, plan.secret_name, plan.request),
+            format!(
+                "role for {}/{} (CredentialsRequest {}) does not exist",
+                plan.namespace, plan.secret_name, plan.request
+            ),
             Some(fix.clone()),
         )),
         Some(have) => {
@@ -476,7 +506,10 @@ async fn request_checks(
                 r.push(Check::fail(
                     "request.trust",
                     role,
-                    format!("stale trust policy: {}", summarize(&trust_diff(&have.trust, &plan.trust_policy))),
+                    format!(
+                        "stale trust policy: {}",
+                        summarize(&trust_diff(&have.trust, &plan.trust_policy))
+                    ),
                     Some(fix.clone()),
                 ));
             }
@@ -495,13 +528,20 @@ async fn request_checks(
                 Some(p) => r.push(Check::fail(
                     "request.policy",
                     role,
-                    format!("policy differs from the request: {}", summarize(&permission_diff(p, &plan.policy))),
+                    format!(
+                        "policy differs from the request: {}",
+                        summarize(&permission_diff(p, &plan.policy))
+                    ),
                     Some(fix.clone()),
                 )),
             }
             if let Some(b) = &plan.permissions_boundary {
                 if have.permissions_boundary.as_deref() == Some(b.as_str()) {
-                    r.push(Check::pass("request.boundary", role, format!("boundary {b}")));
+                    r.push(Check::pass(
+                        "request.boundary",
+                        role,
+                        format!("boundary {b}"),
+                    ));
                 } else {
                     r.push(Check::fail(
                         "request.boundary",
@@ -519,13 +559,20 @@ async fn request_checks(
                 .iter()
                 .filter(|p| **p != plan.policy_name)
                 .map(|p| format!("inline {p}"))
-                .chain(have.attached_policies.iter().map(|p| format!("attached {p}")))
+                .chain(
+                    have.attached_policies
+                        .iter()
+                        .map(|p| format!("attached {p}")),
+                )
                 .collect();
             if !extra.is_empty() {
                 r.push(Check::warn(
                     "request.extra_policies",
                     role,
-                    format!("also has {}; the role may grant more than the request asks for", extra.join(", ")),
+                    format!(
+                        "also has {}; the role may grant more than the request asks for",
+                        extra.join(", ")
+                    ),
                     None,
                 ));
             }
@@ -542,7 +589,10 @@ async fn request_checks(
         }
         (None, Some(out)) => {
             let path = out.join(&plan.secret_path);
-            (path.display().to_string(), credentials_of(manifest_secret(&path)))
+            (
+                path.display().to_string(),
+                credentials_of(manifest_secret(&path)),
+            )
         }
         (None, None) => return Ok(()),
     };
@@ -585,7 +635,11 @@ async fn request_checks(
                 r.push(Check::pass(
                     "request.secret",
                     &subject,
-                    format!("points at {} with token {}", plan.role_arn, want_token.as_deref().unwrap_or("")),
+                    format!(
+                        "points at {} with token {}",
+                        plan.role_arn,
+                        want_token.as_deref().unwrap_or("")
+                    ),
                 ));
             } else {
                 r.push(Check::fail(

@@ -9,6 +9,8 @@ use std::process::{Command, Output};
 use aws_config::{BehaviorVersion, Region};
 pub use cco_testsupport::moto::Moto;
 
+pub mod front;
+
 pub const THUMBPRINT: &str = "0123456789abcdef0123456789abcdef01234567";
 
 pub fn corpus(cloud: &str) -> PathBuf {

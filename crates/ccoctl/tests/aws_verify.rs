@@ -1,0 +1,506 @@
+//! `ccoctl aws verify` against moto, a real TLS issuer front and the real kube-apiserver: a good
+//! installation passes with anonymous reads only and no mutating call; each kind of breakage made
+//! on purpose is reported with its fix, `plan` shows the change that fixes it, and after the fix
+//! `verify` passes again.
+
+mod common;
+
+use common::front::*;
+use serde_json::{json, Value};
+
+/// Runs verify while moto records, and asserts that nothing mutating reached it.
+fn verify_read_only(i: &Install, extra: &[&str]) -> (i32, Value) {
+    i.moto.start_recording().expect("record");
+    let r = i.verify(extra);
+    i.moto.stop_recording().expect("stop");
+    let mutating = i.moto.mutating_calls().expect("calls");
+    assert!(mutating.is_empty(), "verify mutated: {mutating:?}");
+    assert!(
+        !i.moto.recorded_calls().expect("calls").is_empty(),
+        "the recorder saw nothing; the check above proves nothing"
+    );
+    r
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fresh_installation_verifies_with_anonymous_reads_and_no_mutating_call() {
+    let i = Install::created("v-ok");
+    let (code, report) = verify_read_only(&i, &[]);
+    assert_eq!(failures(&report), vec![], "{report:#}");
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["version"], 1);
+    assert_eq!(report["ok"], true);
+    for (id, n) in [
+        ("issuer.bucket", 1),
+        ("issuer.bucket_access", 1),
+        ("issuer.https", 1),
+        ("issuer.discovery", 1),
+        ("issuer.issuer", 1),
+        ("issuer.jwks_uri", 1),
+        ("issuer.jwks", 1),
+        ("keys.kid", 1),
+        ("provider.exists", 1),
+        ("provider.client_ids", 1),
+        ("provider.thumbprint", 1),
+        ("request.role", 7),
+        ("request.trust", 7),
+        ("request.policy", 7),
+        ("request.secret", 7),
+        ("manifest.authentication", 1),
+    ] {
+        let pass: Vec<_> = checks(&report, id, "")
+            .into_iter()
+            .filter(|c| c["status"] == "pass")
+            .collect();
+        assert_eq!(pass.len(), n, "{id}: {report:#}");
+    }
+    // The issuer documents were fetched over the TLS front, without credentials.
+    let seen = i.front.requests();
+    let host = format!("{}-oidc.s3.{REGION}.amazonaws.com", i.name);
+    for path in ["/.well-known/openid-configuration", "/keys.json"] {
+        let r: Vec<_> = seen.iter().filter(|r| r.path == path).collect();
+        assert!(!r.is_empty(), "{path} not fetched: {seen:?}");
+        assert!(
+            r.iter()
+                .all(|r| r.method == "GET" && !r.signed && r.host == host && r.status == 200),
+            "{seen:?}"
+        );
+    }
+
+    // The text form: one line per check, a summary.
+    let text = i.ok(&i.args(
+        "verify",
+        &[
+            "--output-dir",
+            &Install::s(&i.out),
+            "--issuer-ca-file",
+            &Install::s(&i.ca),
+        ],
+    ));
+    assert!(text.contains("PASS  issuer.discovery"), "{text}");
+    assert!(text.trim_end().ends_with("0 failed, 0 warnings"), "{text}");
+}
+
+/// One breakage: what to break, then what verify and plan must say.
+async fn broken(i: &Install, what: &str) {
+    let c = i.clients().await;
+    let role = i.role_of("openshift-image-registry.yaml");
+    match what {
+        "deleted role" => {
+            c.iam
+                .delete_role_policy()
+                .role_name(&role)
+                .policy_name(&role)
+                .send()
+                .await
+                .expect("delete policy");
+            c.iam
+                .delete_role()
+                .role_name(&role)
+                .send()
+                .await
+                .expect("delete role");
+        }
+        "stale trust" => {
+            let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Principal": {"Federated": i.provider_arn()},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {"StringEquals": {
+                    format!("{}-oidc.s3.{REGION}.amazonaws.com:sub", i.name):
+                        ["system:serviceaccount:openshift-image-registry:old-sa"]}}}]});
+            c.iam
+                .update_assume_role_policy()
+                .role_name(&role)
+                .policy_document(trust.to_string())
+                .send()
+                .await
+                .expect("trust");
+        }
+        "policy missing an action" => {
+            let got = c
+                .iam
+                .get_role_policy()
+                .role_name(&role)
+                .policy_name(&role)
+                .send()
+                .await
+                .expect("policy");
+            let mut doc = common::decode_policy(got.policy_document());
+            let actions = doc["Statement"][0]["Action"]
+                .as_array_mut()
+                .expect("actions");
+            assert_eq!(actions.remove(0), "s3:CreateBucket");
+            c.iam
+                .put_role_policy()
+                .role_name(&role)
+                .policy_name(&role)
+                .policy_document(doc.to_string())
+                .send()
+                .await
+                .expect("put policy");
+        }
+        "private bucket" => {
+            c.s3.delete_bucket_policy()
+                .bucket(i.bucket())
+                .send()
+                .await
+                .expect("delete policy");
+        }
+        "wrong thumbprint" => {
+            c.iam
+                .update_open_id_connect_provider_thumbprint()
+                .open_id_connect_provider_arn(i.provider_arn())
+                .thumbprint_list("ffffffffffffffffffffffffffffffffffffffff")
+                .send()
+                .await
+                .expect("thumbprint");
+        }
+        other => panic!("unknown breakage {other}"),
+    }
+}
+
+/// Breaks one thing, checks verify (read only, the failing checks, the fix) and plan, applies the
+/// fix create-all is, and checks that verify and plan are clean again.
+async fn breakage_is_reported_planned_and_fixed(
+    name: &str,
+    what: &str,
+    expect_fail: &[(&str, &str)],
+    fix_has: &str,
+    expect_changes: &[(&str, &str, &str)],
+) -> (Value, Value) {
+    let i = Install::created(name);
+    broken(&i, what).await;
+    let (code, report) = verify_read_only(&i, &[]);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(report["ok"], false);
+    let want: Vec<(String, String)> = expect_fail
+        .iter()
+        .map(|(id, subject)| (id.to_string(), subject.replace("{name}", &i.name)))
+        .collect();
+    let got = failures(&report);
+    assert_eq!(got.len(), want.len(), "{got:?}\n{report:#}");
+    for (id, subject) in &want {
+        assert!(
+            got.iter()
+                .any(|(i, s)| i == id && s.contains(subject.as_str())),
+            "no failing {id} about {subject}: {got:?}"
+        );
+    }
+    let first = failing(&report, &want[0].0, &want[0].1);
+    let fix = first["fix"].as_str().expect("a fix");
+    assert!(fix.contains(fix_has), "fix {fix:?} for {what}");
+
+    let (code, plan) = i.plan(&i.reqs, &[]);
+    assert_eq!(code, 2, "{plan:#}");
+    let mut want: Vec<(String, String, String)> = expect_changes
+        .iter()
+        .map(|(a, k, n)| (a.to_string(), k.to_string(), n.replace("{name}", &i.name)))
+        .collect();
+    want.sort();
+    let mut got = changes(&plan);
+    got.sort();
+    assert_eq!(got, want, "{plan:#}");
+
+    i.ok(&i.create_all_args(&i.reqs, &[]));
+    let (code, after) = i.verify(&[]);
+    assert_eq!(code, 0, "after the fix: {after:#}");
+    let (code, plan2) = i.plan(&i.reqs, &[]);
+    assert_eq!(code, 0, "{plan2:#}");
+    (report, plan)
+}
+
+const REGISTRY_ROLE: &str = "{name}-openshift-image-registry-installer-cloud-credentials";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_role_is_reported_with_its_secret_and_recreated() {
+    let (report, plan) = breakage_is_reported_planned_and_fixed(
+        "v-delrole",
+        "deleted role",
+        &[
+            ("request.role", REGISTRY_ROLE),
+            (
+                "request.secret",
+                "openshift-image-registry-installer-cloud-credentials-credentials.yaml",
+            ),
+        ],
+        "ccoctl aws create-iam-roles --name v-delrole --region us-east-1 --credentials-requests-dir",
+        &[
+            ("create", "iam-role", REGISTRY_ROLE),
+            ("create", "iam-role-policy", REGISTRY_ROLE),
+        ],
+    )
+    .await;
+    let secret = failing(
+        &report,
+        "request.secret",
+        "openshift-image-registry-installer-cloud-credentials",
+    );
+    assert!(
+        secret["message"]
+            .as_str()
+            .expect("message")
+            .contains("which does not exist"),
+        "{secret}"
+    );
+    assert!(plan["changes"][0]["diff"][0]["values"]
+        .as_array()
+        .expect("subjects")
+        .contains(&json!(
+            "system:serviceaccount:openshift-image-registry:cluster-image-registry-operator"
+        )));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stale_trust_policy_is_reported_and_replaced() {
+    let (report, plan) = breakage_is_reported_planned_and_fixed(
+        "v-trust",
+        "stale trust",
+        &[("request.trust", REGISTRY_ROLE)],
+        "create-iam-roles",
+        &[("update", "iam-role", REGISTRY_ROLE)],
+    )
+    .await;
+    let msg = failing(&report, "request.trust", "image-registry")["message"]
+        .as_str()
+        .expect("msg")
+        .to_string();
+    assert!(
+        msg.contains("unexpected subjects: system:serviceaccount:openshift-image-registry:old-sa"),
+        "{msg}"
+    );
+    let diff = &plan["changes"][0]["diff"];
+    assert!(diff
+        .as_array()
+        .expect("diff")
+        .contains(&json!({"op": "remove", "field": "subjects",
+            "values": ["system:serviceaccount:openshift-image-registry:old-sa"]})));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_policy_missing_an_action_is_reported_and_rewritten() {
+    let (report, plan) = breakage_is_reported_planned_and_fixed(
+        "v-policy",
+        "policy missing an action",
+        &[("request.policy", REGISTRY_ROLE)],
+        "create-iam-roles",
+        &[("update", "iam-role-policy", REGISTRY_ROLE)],
+    )
+    .await;
+    let msg = failing(&report, "request.policy", "image-registry")["message"]
+        .as_str()
+        .expect("msg")
+        .to_string();
+    assert!(msg.contains("missing actions: s3:CreateBucket"), "{msg}");
+    assert_eq!(
+        plan["changes"][0]["diff"],
+        json!([{"op": "add", "field": "actions", "values": ["s3:CreateBucket"]}])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bucket_made_private_is_reported_by_the_anonymous_reads_and_reopened() {
+    breakage_is_reported_planned_and_fixed(
+        "v-private",
+        "private bucket",
+        &[
+            ("issuer.bucket_access", "v-private-oidc"),
+            (
+                "issuer.discovery",
+                "https://v-private-oidc.s3.us-east-1.amazonaws.com/.well-known/openid-configuration",
+            ),
+        ],
+        "ccoctl aws create-identity-provider --name v-private --region us-east-1",
+        &[("create", "s3-bucket-policy", "{name}-oidc")],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_thumbprint_is_reported_and_updated() {
+    let (report, plan) = breakage_is_reported_planned_and_fixed(
+        "v-thumb",
+        "wrong thumbprint",
+        &[("provider.thumbprint", "oidc-provider/v-thumb-oidc")],
+        "create-identity-provider",
+        &[(
+            "update",
+            "iam-oidc-provider",
+            "arn:aws:iam::123456789012:oidc-provider/{name}-oidc.s3.us-east-1.amazonaws.com",
+        )],
+    )
+    .await;
+    let msg = failing(&report, "provider.thumbprint", "oidc-provider")["message"]
+        .as_str()
+        .expect("msg")
+        .to_string();
+    assert!(
+        msg.contains("records ffffffffffffffffffffffffffffffffffffffff"),
+        "{msg}"
+    );
+    assert_eq!(plan["changes"][0]["diff"][0]["field"], "thumbprint");
+}
+
+/// Applies YAML documents to the cluster (server-side apply).
+async fn apply(client: &kube::Client, yaml: &str) {
+    let objs = cco_testsupport::kube_env::parse_manifests(yaml).expect("yaml");
+    cco_testsupport::kube_env::apply_objects(client, objs)
+        .await
+        .expect("apply");
+}
+
+fn key_secret(ns: &str, name: &str, public_pem: &str) -> String {
+    let indented: String = public_pem.lines().map(|l| format!("    {l}\n")).collect();
+    format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {ns}\nstringData:\n  service-account.pub: |\n{indented}"
+    )
+}
+
+fn authentication(issuer: &str) -> String {
+    format!(
+        "apiVersion: config.openshift.io/v1\nkind: Authentication\nmetadata:\n  name: cluster\nspec:\n  serviceAccountIssuer: {issuer}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cluster_checks_find_an_unpublished_rotated_key_a_secret_whose_role_is_gone_and_a_wrong_issuer(
+) {
+    use cco_testsupport::kube_env::{KubeEnv, KubeEnvOptions};
+    let i = Install::created("v-kube");
+    let env = KubeEnv::start(KubeEnvOptions::default())
+        .await
+        .expect("kube-apiserver");
+    env.install_corpus_crds().await.expect("crds");
+    let client = env.client().await.expect("client");
+
+    // The cluster rotated to a key that is not published yet, and has a next one.
+    let rotated = i.tmp.path().join("rotated.pub");
+    std::fs::write(&rotated, test_public_key("rotated")).expect("write");
+    let next = i.tmp.path().join("next.pub");
+    std::fs::write(&next, test_public_key("next")).expect("write");
+    apply(
+        &client,
+        &key_secret(
+            "openshift-kube-apiserver",
+            "bound-service-account-signing-key",
+            &test_public_key("rotated"),
+        ),
+    )
+    .await;
+    apply(
+        &client,
+        &key_secret(
+            "openshift-kube-apiserver-operator",
+            "next-bound-service-account-signing-key",
+            &test_public_key("next"),
+        ),
+    )
+    .await;
+    // Its Authentication names another issuer.
+    apply(&client, &authentication("https://wrong.example.com")).await;
+    // Its Secrets are the ones create-all wrote; then a role they point at is deleted.
+    for e in std::fs::read_dir(i.out.join("manifests")).expect("manifests") {
+        let p = e.expect("entry").path();
+        if p.to_string_lossy().ends_with("-credentials.yaml") {
+            let text = std::fs::read_to_string(&p).expect("read");
+            let ns = serde_yaml::from_str::<serde_yaml::Value>(&text).expect("yaml")["metadata"]
+                ["namespace"]
+                .as_str()
+                .expect("ns")
+                .to_string();
+            apply(
+                &client,
+                &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n---\n{text}"),
+            )
+            .await;
+        }
+    }
+    broken(&i, "deleted role").await;
+
+    let kubeconfig = Install::s(&env.kubeconfig_path());
+    let (code, report) = verify_read_only(&i, &["--kubeconfig", &kubeconfig]);
+    assert_eq!(code, 1, "{report:#}");
+    let got = failures(&report);
+    assert_eq!(got.len(), 4, "{got:?}\n{report:#}");
+    let key = failing(&report, "keys.kid", "keys.json");
+    assert!(key["message"]
+        .as_str()
+        .expect("msg")
+        .contains("Secret openshift-kube-apiserver/bound-service-account-signing-key"));
+    let fix = key["fix"].as_str().expect("fix");
+    assert!(
+        fix.starts_with("oc get secret -n openshift-kube-apiserver bound-service-account-signing-key")
+            && fix.contains("ccoctl aws create-identity-provider --name v-kube --region us-east-1 --public-key-file bound-service-account-signing-key.pub"),
+        "{fix}"
+    );
+    let warn_next: Vec<_> = checks(&report, "keys.next", "")
+        .into_iter()
+        .filter(|c| c["status"] == "warn")
+        .collect();
+    assert_eq!(warn_next.len(), 1, "{report:#}");
+    failing(&report, "request.role", "image-registry");
+    let secret = failing(
+        &report,
+        "request.secret",
+        "Secret openshift-image-registry/installer-cloud-credentials",
+    );
+    assert!(secret["message"]
+        .as_str()
+        .expect("msg")
+        .contains("which does not exist"));
+    assert!(secret["fix"]
+        .as_str()
+        .expect("fix")
+        .contains("&& oc apply -f"));
+    let auth = failing(&report, "cluster.authentication", "Authentication cluster");
+    assert!(auth["message"]
+        .as_str()
+        .expect("msg")
+        .contains("https://wrong.example.com"));
+    assert!(auth["fix"]
+        .as_str()
+        .expect("fix")
+        .contains(&format!("\"serviceAccountIssuer\":\"{}\"", i.issuer())));
+
+    // plan shows what publishing the rotated key and re-creating the role would change.
+    let (code, plan) = i.plan(&i.reqs, &["--public-key-file", &Install::s(&rotated)]);
+    assert_eq!(code, 2, "{plan:#}");
+    let role = i.role_of("openshift-image-registry.yaml");
+    let mut got = changes(&plan);
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("create".into(), "iam-role".into(), role.clone()),
+            ("create".into(), "iam-role-policy".into(), role.clone()),
+            (
+                "update".into(),
+                "s3-object".into(),
+                format!("{}/keys.json", i.bucket())
+            ),
+        ]
+    );
+
+    // The fixes: publish both cluster keys, re-create the role, patch the Authentication.
+    for key in [&rotated, &next] {
+        i.ok(&i.args(
+            "create-identity-provider",
+            &[
+                "--public-key-file",
+                &Install::s(key),
+                "--output-dir",
+                &Install::s(&i.out),
+                "--issuer-ca-file",
+                &Install::s(&i.ca),
+            ],
+        ));
+    }
+    i.ok(&i.create_all_args(&i.reqs, &[]));
+    apply(&client, &authentication(&i.issuer())).await;
+    let (code, report) = i.verify(&["--kubeconfig", &kubeconfig]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(
+        checks(&report, "keys.next", "")[0]["status"],
+        "pass",
+        "{report:#}"
+    );
+}
