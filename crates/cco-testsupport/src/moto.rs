@@ -55,7 +55,7 @@ impl RecordedCall {
 }
 
 fn s3_operation(method: &str, path: &str, query: &str) -> Option<&'static str> {
-    let object = path.trim_start_matches('/').contains('/');
+    let object = path.trim_matches('/').contains('/');
     let has = |q: &str| {
         query
             .split('&')

@@ -90,7 +90,7 @@ async fn the_upgrade_plan_shows_added_actions_and_the_retired_request_and_create
     }
     add_action(
         &next.join("openshift-ingress.yaml"),
-        "route53:ListTagsForResources",
+        "route53:GetHostedZone",
     );
     add_action(
         &next.join("openshift-machine-api-aws.yaml"),
@@ -119,7 +119,7 @@ async fn the_upgrade_plan_shows_added_actions_and_the_retired_request_and_create
     );
     assert_eq!(
         diff_of(&plan, "iam-role-policy", &ingress),
-        &json!([{"op": "add", "field": "actions", "values": ["route53:ListTagsForResources"]}])
+        &json!([{"op": "add", "field": "actions", "values": ["route53:GetHostedZone"]}])
     );
     assert_eq!(
         diff_of(&plan, "iam-role-policy", &machine),

@@ -195,18 +195,20 @@ impl Install {
         )
     }
 
-    /// The role of a request file: `<name>-<namespace>-<secret>` (the corpus names are short).
+    /// The role of a request file: `<name>-<namespace>-<secret>`, cut to 64 characters.
     pub fn role_of(&self, file: &str) -> String {
         let v: serde_yaml::Value =
             serde_yaml::from_str(&std::fs::read_to_string(self.reqs.join(file)).expect("read"))
                 .expect("yaml");
         let sr = &v["spec"]["secretRef"];
-        format!(
+        let mut role = format!(
             "{}-{}-{}",
             self.name,
             sr["namespace"].as_str().expect("ns"),
             sr["name"].as_str().expect("name")
-        )
+        );
+        role.truncate(64);
+        role
     }
 }
 
