@@ -300,3 +300,97 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn entry(method: &str, url: &str, service: &str, body: &str) -> serde_json::Value {
+        json!({"method": method, "url": url, "body": body, "body_encoded": false,
+               "headers": {"Authorization": format!("AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=x")}})
+    }
+
+    #[test]
+    fn recorded_requests_are_named_as_aws_names_them() {
+        let cases = [
+            (
+                entry(
+                    "POST",
+                    "http://h/",
+                    "iam",
+                    "Action=CreateRole&Version=2010-05-08",
+                ),
+                "iam:CreateRole",
+                true,
+            ),
+            (
+                entry("POST", "http://h/", "iam", "Action=GetRole&RoleName=r"),
+                "iam:GetRole",
+                false,
+            ),
+            (
+                entry("POST", "http://h/", "sts", "Action=GetCallerIdentity"),
+                "sts:GetCallerIdentity",
+                false,
+            ),
+            (
+                entry("PUT", "http://h/b-oidc/", "s3", ""),
+                "s3:CreateBucket",
+                true,
+            ),
+            (
+                entry("PUT", "http://h/b-oidc?tagging", "s3", ""),
+                "s3:PutBucketTagging",
+                true,
+            ),
+            (
+                entry("PUT", "http://h/b-oidc/?policy", "s3", ""),
+                "s3:PutBucketPolicy",
+                true,
+            ),
+            (
+                entry("PUT", "http://h/b-oidc?publicAccessBlock", "s3", ""),
+                "s3:PutPublicAccessBlock",
+                true,
+            ),
+            (
+                entry(
+                    "PUT",
+                    "http://h/b-oidc/.well-known/openid-configuration",
+                    "s3",
+                    "",
+                ),
+                "s3:PutObject",
+                true,
+            ),
+            (
+                entry("GET", "http://h/b-oidc/keys.json", "s3", ""),
+                "GET /b-oidc/keys.json",
+                false,
+            ),
+            (
+                entry(
+                    "POST",
+                    "http://h/2020-05-31/distribution?WithTags",
+                    "cloudfront",
+                    "",
+                ),
+                "cloudfront:CreateDistributionWithTags",
+                true,
+            ),
+            (
+                entry("GET", "http://h/2020-05-31/distribution", "cloudfront", ""),
+                "GET /2020-05-31/distribution",
+                false,
+            ),
+        ];
+        for (e, op, mutating) in cases {
+            let c = classify(&e);
+            assert_eq!(c.operation, op, "{e}");
+            assert_eq!(c.is_mutating(), mutating, "{e}");
+        }
+        let anonymous = json!({"method": "GET", "url": "http://h/keys.json", "headers": {}});
+        assert_eq!(classify(&anonymous).service, "anonymous");
+    }
+}
