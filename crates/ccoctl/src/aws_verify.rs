@@ -363,7 +363,7 @@ pub async fn verify(a: &AwsVerifyArgs) -> anyhow::Result<VerifyReport> {
         let fetched = prober.get(&uri).await;
         jwks_checks(&mut found, &uri, &fetched, &idp_fix);
     }
-    r.checks.extend(found.checks.drain(..));
+    r.checks.append(&mut found.checks);
 
     // The keys.
     if let Some(c) = &cluster {

@@ -151,7 +151,7 @@ async fn the_upgrade_plan_shows_added_actions_and_the_retired_request_and_create
     let (code, again) = i.plan(&next, &["--delete-unrequested"]);
     assert_eq!(code, 0, "{again:#}");
     let (code, report) = {
-        let mut args = i.args(
+        let args = i.args(
             "verify",
             &[
                 "--credentials-requests-dir",
@@ -177,7 +177,7 @@ async fn the_upgrade_plan_shows_added_actions_and_the_retired_request_and_create
 async fn plan_of_create_iam_roles_uses_the_given_provider_and_plans_no_issuer() {
     let i = Install::created("p-roles");
     let arn = i.provider_arn();
-    let mut args = i.args(
+    let args = i.args(
         "plan",
         &[
             "--credentials-requests-dir",
@@ -197,7 +197,7 @@ async fn plan_of_create_iam_roles_uses_the_given_provider_and_plans_no_issuer() 
     );
     // A different provider ARN: every role's trust changes, nothing else.
     let other = "arn:aws:iam::123456789012:oidc-provider/elsewhere.example.com";
-    let mut args = i.args(
+    let args = i.args(
         "plan",
         &[
             "--credentials-requests-dir",

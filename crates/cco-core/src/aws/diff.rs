@@ -265,14 +265,13 @@ pub fn diff_issuer(
             .fields()
             .iter()
             .zip(have_pab.map(|p| p.fields()).unwrap_or_default().iter())
-            .filter_map(|((k, want), (_, have))| {
-                (have_pab.is_none() || want != have).then(|| {
-                    DiffItem::change(
-                        *k,
-                        have_pab.map(|_| have.to_string()),
-                        Some(want.to_string()),
-                    )
-                })
+            .filter(|((_, want), (_, have))| have_pab.is_none() || want != have)
+            .map(|((k, want), (_, have))| {
+                DiffItem::change(
+                    *k,
+                    have_pab.map(|_| have.to_string()),
+                    Some(want.to_string()),
+                )
             })
             .collect::<Vec<_>>();
         let action = if have_pab.is_some() {
