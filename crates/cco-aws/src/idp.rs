@@ -108,7 +108,8 @@ pub async fn create_identity_provider(
         }
     }
     Err(AwsError::Unexpected(
-        "the CloudFront distribution did not appear after it was created; re-run the command".into(),
+        "the CloudFront distribution did not appear after it was created; re-run the command"
+            .into(),
     ))
 }
 
@@ -125,8 +126,12 @@ pub async fn apply_issuer_steps(
         match step {
             IssuerStep::CreateBucket => create_bucket(aws, plan).await?,
             IssuerStep::TagBucket => tag_bucket(aws, plan).await?,
-            IssuerStep::PutPublicAccessBlock(p) => put_public_access_block(aws, &plan.bucket, p).await?,
-            IssuerStep::PutBucketPolicy(policy) => put_bucket_policy(aws, &plan.bucket, policy).await?,
+            IssuerStep::PutPublicAccessBlock(p) => {
+                put_public_access_block(aws, &plan.bucket, p).await?
+            }
+            IssuerStep::PutBucketPolicy(policy) => {
+                put_bucket_policy(aws, &plan.bucket, policy).await?
+            }
             IssuerStep::CreateOriginAccessControl => {
                 create_origin_access_control(aws, plan).await?;
             }
@@ -153,7 +158,9 @@ pub async fn apply_issuer_steps(
                     .client_id(client_id)
                     .send()
                     .await
-                    .map_err(|e| AwsError::call("iam:AddClientIDToOpenIDConnectProvider", arn, e))?;
+                    .map_err(|e| {
+                        AwsError::call("iam:AddClientIDToOpenIDConnectProvider", arn, e)
+                    })?;
             }
             IssuerStep::UpdateThumbprint { arn, thumbprint } => {
                 aws.iam
@@ -574,7 +581,10 @@ async fn create_oidc_provider(
         .await;
     match out {
         Ok(o) => {
-            tracing::info!(arn = o.open_id_connect_provider_arn().unwrap_or(""), "identity provider created");
+            tracing::info!(
+                arn = o.open_id_connect_provider_arn().unwrap_or(""),
+                "identity provider created"
+            );
             Ok(())
         }
         // Another run created it between our look and our create.

@@ -24,12 +24,12 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use cco_api::Cloud;
 use cco_aws::observe::{observe_bucket, observe_provider, observe_role};
-use cco_aws::{find_distributions, Aws, AwsError};
+use cco_aws::{find_distributions, Aws, AwsError, OriginAccess};
 use cco_core::aws::compare::{permission_diff, policies_equivalent, string_list, trust_diff};
 use cco_core::aws::{
-    bucket_issuer_url, bucket_name, cloudfront_read_bucket_policy, owned_tag_key, plan_roles,
-    provider_arn, validate_name, Front, Partition, PublicAccessBlock, RolePlan, CLIENT_IDS,
-    OWNED_TAG_VALUE,
+    bucket_issuer_url, bucket_name, cloudfront_read_bucket_policy,
+    origin_access_identity_bucket_policy, owned_tag_key, plan_roles, provider_arn, validate_name,
+    Front, Partition, PublicAccessBlock, RolePlan, CLIENT_IDS, OWNED_TAG_VALUE,
 };
 use cco_core::oidc_checks::{discovery_checks, jwks_checks, key_checks, SigningKey};
 use cco_core::reader::{read_dir, ReadOptions};
@@ -317,7 +317,7 @@ pub async fn verify(a: &AwsVerifyArgs) -> anyhow::Result<VerifyReport> {
         Some(p) => Some(Cluster::connect(p).await?),
         None => None,
     };
-    let aws = Aws::connect(region, a.common.concurrency.into()).await;
+    let aws = Aws::connect(region, a.common.concurrency.concurrency.into()).await;
     let account = aws.preflight().await?;
     let mut r = VerifyReport::new("aws", &a.name);
     let partition = Partition::for_region(region);
@@ -336,16 +336,19 @@ pub async fn verify(a: &AwsVerifyArgs) -> anyhow::Result<VerifyReport> {
     };
     let issuer = dist
         .as_ref()
-        .map(|(_, domain, _)| format!("https://{domain}"))
+        .map(|d| format!("https://{}", d.domain))
         .unwrap_or_else(|| bucket_issuer_url(&a.name, region));
     let fixes = Fixes {
         a,
         private: front == Front::CloudFront,
     };
     let idp_fix = fixes.identity_provider();
-    let cf_policy = dist
-        .as_ref()
-        .map(|(id, _, _)| cloudfront_read_bucket_policy(&partition, &bucket, &account, id));
+    let cf_policy = dist.as_ref().map(|d| match &d.access {
+        OriginAccess::Identity(oai) => {
+            origin_access_identity_bucket_policy(&partition, &bucket, oai)
+        }
+        _ => cloudfront_read_bucket_policy(&partition, &bucket, &account, &d.id),
+    });
     bucket_checks(
         &mut r,
         &bucket,

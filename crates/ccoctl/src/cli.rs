@@ -211,8 +211,8 @@ pub struct AwsPlanArgs {
     /// everything create-all would do.
     #[arg(long)]
     pub identity_provider_arn: Option<String>,
-    /// Public key to publish [default: <output-dir>/serviceaccount-signer.public, or the key
-    /// create-all would generate].
+    /// Public key to publish, as create-all --public-key-file [default: the output dir's key pair,
+    /// or the key create-all would generate].
     #[arg(long)]
     pub public_key_file: Option<PathBuf>,
     /// Output directory create-all would use (its key pair is read, nothing is written).

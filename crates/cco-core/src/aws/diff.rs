@@ -17,8 +17,8 @@ use super::compare::{
 };
 use super::{
     cloudfront_read_bucket_policy, origin_access_identity_bucket_policy, owned_tag_key,
-    provider_arn, public_read_bucket_policy, Front,
-    IdentityProviderPlan, RolePlan, CLIENT_IDS, DISTRIBUTION_ID_PLACEHOLDER, OWNED_TAG_VALUE,
+    provider_arn, public_read_bucket_policy, Front, IdentityProviderPlan, RolePlan, CLIENT_IDS,
+    DISTRIBUTION_ID_PLACEHOLDER, OWNED_TAG_VALUE,
 };
 use crate::keys::merge_jwks;
 use crate::oidc::{to_pretty, DISCOVERY_PATH, KEYS_PATH};
@@ -319,7 +319,9 @@ pub fn diff_issuer(
                 &plan.partition,
                 &plan.bucket,
                 &observed.account,
-                other.map_or(DISTRIBUTION_ID_PLACEHOLDER, |x| x.id.as_str()),
+                other
+                    .as_ref()
+                    .map_or(DISTRIBUTION_ID_PLACEHOLDER, |x| x.id.as_str()),
             ),
         },
     };
@@ -358,10 +360,11 @@ pub fn diff_issuer(
         .map(|t| serde_json::from_str::<Value>(t).ok());
     let disc_tags = missing_tags(
         &plan.tags,
-        bucket.map(|b| b.discovery_tags.as_slice()).unwrap_or_default(),
+        bucket
+            .map(|b| b.discovery_tags.as_slice())
+            .unwrap_or_default(),
     );
-    if have_disc.as_ref().and_then(|v| v.as_ref()) != Some(&want_disc) || !disc_tags.is_empty()
-    {
+    if have_disc.as_ref().and_then(|v| v.as_ref()) != Some(&want_disc) || !disc_tags.is_empty() {
         let mut items = Vec::new();
         match &have_disc {
             Some(Some(have)) => {
