@@ -172,7 +172,7 @@ pub async fn apply_issuer_steps(
                     .map_err(|e| {
                         AwsError::call("iam:UpdateOpenIDConnectProviderThumbprint", arn, e)
                     })?;
-                tracing::info!(%arn, "identity provider thumbprint updated");
+                tracing::debug!(%arn, "identity provider thumbprint updated");
             }
             IssuerStep::TagProvider { arn } => {
                 aws.iam
@@ -581,7 +581,7 @@ async fn create_oidc_provider(
         .await;
     match out {
         Ok(o) => {
-            tracing::info!(
+            tracing::debug!(
                 arn = o.open_id_connect_provider_arn().unwrap_or(""),
                 "identity provider created"
             );

@@ -214,7 +214,7 @@ pub async fn apply_role_deletion(aws: &Aws, del: &RoleDeletion) -> Result<(), Aw
         Err(e) if !gone(&e) => return Err(e),
         _ => {}
     }
-    tracing::info!(%role, "role no request asks for deleted");
+    tracing::debug!(%role, "role no request asks for deleted");
     Ok(())
 }
 
