@@ -80,7 +80,7 @@ fn an_up_to_date_issuer_needs_nothing_even_with_keys_in_another_order() {
         b.keys = Some(jwks(&["b", "a"]).to_string());
         // AWS hands the policy back with a plain string where a one-element list was sent.
         b.policy = Some(
-            json!({"Version": "2012-10-17", "Statement": {"Effect": "Allow",
+            json!({"Version": "2012-10-17", "Statement": {"Sid": "AllowReadPublicAccess", "Effect": "Allow",
             "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::c-oidc/*"}}),
         );
     }
