@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Operator benchmark: N CredentialsRequests (default 1000) in token mode, then in Passthrough mode,
 # each against a fresh API server from the launcher (tools/kube/start.sh). For each mode it prints
-# one JSON line: time until every target Secret exists, the operator's peak RSS, reconciles/s.
+# one JSON line: time until every target Secret exists, the operator's peak RSS, reconciles/s, time
+# from the operator's start to its first ClusterOperator status, and — from the API server's audit
+# log, which records every request of the operator's ServiceAccount — API requests per
+# CredentialsRequest and write requests per target Secret (counted until SETTLE seconds after the
+# last Secret appeared, so late duplicate writes show).
 #
 #   bench/operator/run.sh            # COUNT=1000 MODES="token passthrough"
 #   COUNT=200 MODES=token bench/operator/run.sh
@@ -10,6 +14,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 COUNT="${COUNT:-1000}"
 MODES="${MODES:-token passthrough}"
+SETTLE="${SETTLE:-5}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 
 cargo build --release -q -p cco-operator --bin cloud-credential-operator --example operator_bench
@@ -24,9 +29,22 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Only the operator's own requests are logged, once each (at completion; a watch also when it starts).
+cat >"$work/audit-policy.yaml" <<'EOF_POLICY'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+- level: Metadata
+  users: ["system:serviceaccount:openshift-cloud-credential-operator:cloud-credential-operator"]
+- level: None
+EOF_POLICY
+
 for mode in $MODES; do
   out="$work/kube-$mode.out"
-  "$root/tools/kube/start.sh" >"$out" 2>"$work/kube-$mode.err" &
+  audit="$work/audit-$mode.log"
+  EXTRA_APISERVER_ARGS="--audit-policy-file=$work/audit-policy.yaml --audit-log-path=$audit --audit-log-format=json --audit-log-maxsize=0" \
+    "$root/tools/kube/start.sh" >"$out" 2>"$work/kube-$mode.err" &
   kube_pid=$!
   kubeconfig=""
   for _ in $(seq 1 600); do
@@ -36,7 +54,8 @@ for mode in $MODES; do
     sleep 0.5
   done
   [[ -f "$kubeconfig" ]] || { echo "API server did not start" >&2; exit 1; }
-  "$driver" --kubeconfig "$kubeconfig" --mode "$mode" --count "$COUNT" --operator "$operator" --repo "$root"
+  "$driver" --kubeconfig "$kubeconfig" --mode "$mode" --count "$COUNT" --operator "$operator" --repo "$root" \
+    --audit-log "$audit" --settle "$SETTLE"
   kill "$kube_pid" 2>/dev/null || true
   wait "$kube_pid" 2>/dev/null || true
   kube_pid=""

@@ -3,8 +3,13 @@
 //! Installs the CRDs and the operator's RBAC, configures the cluster for one mode (`token`: Manual with
 //! a service-account issuer, requests carrying `stsIAMRoleARN`; `passthrough`: Passthrough with an AWS
 //! root credential), starts the operator binary as its ServiceAccount, creates N CredentialsRequests
-//! and measures the time until every target Secret exists, the operator's peak RSS (VmHWM) and its
-//! reconciles per second (from its own `cco_controller_reconcile_seconds_count`). Prints one JSON line.
+//! and measures the time until every target Secret exists, the operator's peak RSS (VmHWM), its
+//! reconciles per second (from its own `cco_controller_reconcile_seconds_count`) and the time from
+//! its start to the first ClusterOperator status. With `--audit-log` (the API server's JSON audit
+//! log, written by `bench/operator/run.sh`), it also counts every API request the operator's
+//! ServiceAccount made from its start until it stopped, a few seconds after the last Secret appeared
+//! (so that late duplicate writes are counted too): requests per CredentialsRequest and write
+//! requests (create/update/patch) per target Secret. Prints one JSON line.
 #![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
@@ -31,6 +36,9 @@ struct Args {
     count: usize,
     operator: PathBuf,
     repo: PathBuf,
+    audit_log: Option<PathBuf>,
+    /// Seconds to keep the operator running after the last Secret appeared.
+    settle: f64,
 }
 
 fn args() -> Result<Args> {
@@ -41,6 +49,8 @@ fn args() -> Result<Args> {
         count: 1000,
         operator: PathBuf::new(),
         repo: PathBuf::from("."),
+        audit_log: None,
+        settle: 5.0,
     };
     while let Some(k) = it.next() {
         let v = it.next().ok_or_else(|| anyhow!("{k} needs a value"))?;
@@ -50,6 +60,8 @@ fn args() -> Result<Args> {
             "--count" => a.count = v.parse()?,
             "--operator" => a.operator = v.into(),
             "--repo" => a.repo = v.into(),
+            "--audit-log" => a.audit_log = Some(v.into()),
+            "--settle" => a.settle = v.parse()?,
             _ => bail!("unknown flag {k}"),
         }
     }
@@ -205,6 +217,23 @@ async fn main() -> Result<()> {
         .spawn()
         .with_context(|| format!("starting {}", a.operator.display()))?;
     let pid = child.id();
+    let spawned = Instant::now();
+    let first_status = {
+        let cos: Api<cco_operator::openshift::ClusterOperator> = Api::all(admin.clone());
+        tokio::spawn(async move {
+            loop {
+                if let Ok(Some(co)) = cos.get_opt("cloud-credential").await {
+                    if co.status.is_some_and(|s| !s.conditions.is_empty()) {
+                        return Some(spawned.elapsed());
+                    }
+                }
+                if spawned.elapsed() > Duration::from_secs(60) {
+                    return None;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
     let ready = Instant::now();
     loop {
         if let Ok(m) = metrics(port).await {
@@ -276,15 +305,29 @@ async fn main() -> Result<()> {
     )
     .unwrap_or(0.0)
         - base_reconciles;
+    // Late duplicates (a second reconcile writing again) happen within a few hundred milliseconds.
+    let settle_until = Instant::now() + Duration::from_secs_f64(a.settle);
+    while Instant::now() < settle_until {
+        peak = peak.max(peak_rss_kib(pid).unwrap_or(0));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     peak = peak.max(peak_rss_kib(pid).unwrap_or(0));
+    let first_status = first_status.await.ok().flatten();
     let _ = Command::new("kill")
         .arg("-TERM")
         .arg(pid.to_string())
         .status();
     let _ = tokio::task::spawn_blocking(move || child.wait()).await;
-    println!(
-        "{}",
-        serde_json::json!({
+    let audit = match &a.audit_log {
+        // The log backend writes synchronously; give it a moment to flush the last lines.
+        Some(p) => {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            Some(count_audit(p, a.count)?)
+        }
+        None => None,
+    };
+    let round3 = |x: f64| (x * 1000.0).round() / 1000.0;
+    let mut line = serde_json::json!({
             "bench": "operator",
             "mode": a.mode,
             "requests": a.count,
@@ -293,7 +336,71 @@ async fn main() -> Result<()> {
             "reconciles": reconciles,
             "reconciles_per_sec": ((reconciles / elapsed.as_secs_f64()) * 10.0).round() / 10.0,
             "peak_rss_mib": ((peak as f64 / 1024.0) * 10.0).round() / 10.0,
-        })
-    );
+            "seconds_to_first_clusteroperator_status": first_status.map(|d| round3(d.as_secs_f64())),
+    });
+    if let Some(au) = audit {
+        line["api_requests"] = au.total.into();
+        line["api_requests_per_credentialsrequest"] = round3(au.total as f64 / a.count as f64).into();
+        line["api_requests_by_verb_resource"] = serde_json::to_value(&au.by_verb_resource)?;
+        line["secret_writes"] = au.secret_writes.into();
+        line["secret_writes_per_secret"] = round3(au.secret_writes as f64 / a.count as f64).into();
+        line["secrets_written_more_than_once"] = au.secrets_written_twice.into();
+    }
+    println!("{line}");
     Ok(())
+}
+
+/// What the operator's ServiceAccount asked of the API server.
+struct AuditCounts {
+    total: u64,
+    by_verb_resource: std::collections::BTreeMap<String, u64>,
+    /// create/update/patch requests on target Secrets (namespaces `bench-*`).
+    secret_writes: u64,
+    secrets_written_twice: u64,
+}
+
+fn count_audit(path: &std::path::Path, _count: usize) -> Result<AuditCounts> {
+    use std::collections::{BTreeMap, HashSet};
+    let user = format!("system:serviceaccount:{NS}:cloud-credential-operator");
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading audit log {}", path.display()))?;
+    let mut seen = HashSet::new();
+    let mut by = BTreeMap::new();
+    let mut per_secret: BTreeMap<String, u64> = BTreeMap::new();
+    for line in text.lines() {
+        let Ok(ev) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if ev["user"]["username"].as_str() != Some(user.as_str()) {
+            continue;
+        }
+        // A long-running watch is logged when its response starts and when it ends: count it once.
+        let Some(id) = ev["auditID"].as_str() else {
+            continue;
+        };
+        if !seen.insert(id.to_string()) {
+            continue;
+        }
+        let verb = ev["verb"].as_str().unwrap_or("?");
+        let o = &ev["objectRef"];
+        let resource = match o["subresource"].as_str() {
+            Some(sub) => format!("{}/{sub}", o["resource"].as_str().unwrap_or("?")),
+            None => o["resource"].as_str().unwrap_or("?").to_string(),
+        };
+        *by.entry(format!("{verb} {resource}")).or_insert(0u64) += 1;
+        let ns = o["namespace"].as_str().unwrap_or("");
+        if resource == "secrets"
+            && ns.starts_with("bench-")
+            && matches!(verb, "create" | "update" | "patch")
+        {
+            let name = o["name"].as_str().unwrap_or("?");
+            *per_secret.entry(format!("{ns}/{name}")).or_insert(0) += 1;
+        }
+    }
+    Ok(AuditCounts {
+        total: seen.len() as u64,
+        by_verb_resource: by,
+        secret_writes: per_secret.values().sum(),
+        secrets_written_twice: per_secret.values().filter(|n| **n > 1).count() as u64,
+    })
 }

@@ -1,8 +1,12 @@
 //! The CredentialsRequest reconciler: observe, [`decide`], execute, record status.
 //!
-//! A reconcile reads the cached cluster state, makes at most two reads of its own (the target
-//! namespace and Secret), asks [`decide`] what to do, performs those writes, and turns the result into
-//! an [`Outcome`] whose status [`next_status`] computes. Status is written only when it changed.
+//! A reconcile works on the freshest version of the request this process knows
+//! ([`OwnWrites::freshest`]), reads the cached cluster state and target caches ([`Targets`]; the
+//! API server only for a Secret they cannot know), asks [`decide`] what to do, performs those writes,
+//! and turns the result into an [`Outcome`] whose status [`next_status`] computes. Status is written
+//! only when it changed, and only onto the version it was computed from (resourceVersion
+//! precondition). A new request therefore costs three requests in token and Passthrough mode:
+//! finalizer, Secret, status; the reconciles its own writes trigger find it up to date.
 //! Successful reconciles requeue after the resync period, because cloud state drifts outside
 //! Kubernetes; failed writes go to [`error_policy`], which picks a backoff by error category.
 
@@ -12,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use cco_api::CredentialsRequest;
 use cco_core::secrets::SecretData;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use k8s_openapi::ByteString;
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams};
@@ -30,6 +34,7 @@ use crate::plan::{
     ANNOTATION_CREDENTIALS_REQUEST, FINALIZER, LABEL_CREDENTIALS_REQUEST,
 };
 use crate::state::ClusterState;
+use crate::targets::{OwnWrites, SecretMeta, Targets};
 use crate::Settings;
 
 /// Field manager of every server-side apply.
@@ -92,6 +97,10 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Poked after each reconcile so the ClusterOperator is recomputed.
     pub status_changed: Arc<Notify>,
+    /// Target namespaces and Secrets.
+    pub targets: Targets,
+    /// Our writes to requests that the request cache may not show yet.
+    pub own: OwnWrites,
     /// Minter for the current root credential (keyed by its fingerprint and region).
     pub(crate) minter: Mutex<Option<(String, cco_aws::Minter)>>,
     /// Default-mode classification of the root credential (keyed by its fingerprint).
@@ -112,6 +121,7 @@ impl Context {
         client: Client,
         settings: Settings,
         state: ClusterState,
+        targets: Targets,
         metrics: Arc<Metrics>,
     ) -> Context {
         Context {
@@ -120,6 +130,8 @@ impl Context {
             state,
             metrics,
             status_changed: Arc::new(Notify::new()),
+            targets,
+            own: OwnWrites::default(),
             minter: Mutex::new(None),
             capability: Mutex::new(None),
             gcp: Mutex::new(None),
@@ -183,6 +195,11 @@ fn random_suffix() -> String {
 #[instrument(skip_all, fields(cr = %format!("{}/{}", cr.namespace().unwrap_or_default(), cr.name_any())))]
 pub async fn reconcile(cr: Arc<CredentialsRequest>, ctx: Arc<Context>) -> Result<Action, Error> {
     let start = Instant::now();
+    // Until the target caches have listed, a cached miss would look like a missing Secret.
+    if ctx.targets.wait_ready().await.is_err() {
+        return Ok(Action::requeue(ctx.settings.retry));
+    }
+    let cr = ctx.own.freshest(cr);
     let res = reconcile_inner(&cr, &ctx).await;
     ctx.metrics
         .observe_reconcile(CONTROLLER, start.elapsed().as_secs_f64());
@@ -193,7 +210,6 @@ pub async fn reconcile(cr: Arc<CredentialsRequest>, ctx: Arc<Context>) -> Result
 /// Backoff by error category: permissions are not fixed quickly, conflicts are.
 pub fn error_policy(_cr: Arc<CredentialsRequest>, err: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.count_error(CONTROLLER, &err.label());
-    warn!(error = %err, "reconcile failed");
     let code = match err {
         Error::Kube {
             source: kube::Error::Api(e),
@@ -201,32 +217,42 @@ pub fn error_policy(_cr: Arc<CredentialsRequest>, err: &Error, ctx: Arc<Context>
         } => Some(e.code),
         _ => None,
     };
+    if code == Some(409) {
+        // A write based on a version someone (or our own cache) had already superseded.
+        debug!(error = %err, "conflict; retrying on the newer version");
+    } else {
+        warn!(error = %err, "reconcile failed");
+    }
     Action::requeue(match code {
-        Some(409) => Duration::from_secs(1),
+        Some(409) => Duration::from_millis(500),
         Some(429) => Duration::from_secs(5),
         Some(401) | Some(403) => Duration::from_secs(300),
         _ => ctx.settings.retry,
     })
 }
 
+/// Whether the target namespace exists, and the target Secret's metadata when the decision needs
+/// it: from the caches, else (an unlabelled Secret, or one this process has not seen) from the API
+/// server, but only for a request being deleted or already provisioned. A new request's Secret is
+/// written whatever exists, so it is not read.
 async fn observe_target(
-    client: &Client,
-    namespace: &str,
-    name: &str,
+    ctx: &Context,
+    cr: &CredentialsRequest,
 ) -> Result<(bool, Option<TargetSecret>), Error> {
-    if namespace.is_empty() || name.is_empty() {
+    let (namespace, name) = (&cr.spec.secret_ref.namespace, &cr.spec.secret_ref.name);
+    if namespace.is_empty() || name.is_empty() || !ctx.targets.namespace_exists(namespace) {
         return Ok((false, None));
     }
-    let ns = Api::<Namespace>::all(client.clone())
-        .get_opt(namespace)
-        .await
-        .map_err(kube_err("get", "Namespace", "", namespace))?;
-    let exists = ns.is_some_and(|n| n.metadata.deletion_timestamp.is_none());
-    if !exists {
-        return Ok((false, None));
+    if let Some(m) = ctx.targets.secret(namespace, name) {
+        return Ok((true, Some(TargetSecret { owner: m.owner })));
     }
-    let secret = Api::<Secret>::namespaced(client.clone(), namespace)
-        .get_opt(name)
+    let matters = cr.metadata.deletion_timestamp.is_some()
+        || cr.status.as_ref().is_some_and(|s| s.provisioned);
+    if !matters {
+        return Ok((true, None));
+    }
+    let secret = Api::<Secret>::namespaced(ctx.client.clone(), namespace)
+        .get_metadata_opt(name)
         .await
         .map_err(kube_err("get", "Secret", namespace, name))?;
     Ok((
@@ -237,18 +263,32 @@ async fn observe_target(
                 .annotations
                 .as_ref()
                 .and_then(|a| a.get(ANNOTATION_CREDENTIALS_REQUEST).cloned()),
-            data: SecretData(
-                s.data
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| (k, v.0))
-                    .collect(),
-            ),
         }),
     ))
 }
 
-async fn reconcile_inner(cr: &CredentialsRequest, ctx: &Context) -> Result<Action, Error> {
+/// Reads the target Secret's data (minting compares the key in it with the cloud's).
+pub(crate) async fn read_target_data(
+    ctx: &Context,
+    cr: &CredentialsRequest,
+) -> Result<Option<SecretData>, Error> {
+    let (ns, name) = (&cr.spec.secret_ref.namespace, &cr.spec.secret_ref.name);
+    let secret = Api::<Secret>::namespaced(ctx.client.clone(), ns)
+        .get_opt(name)
+        .await
+        .map_err(kube_err("get", "Secret", ns, name))?;
+    Ok(secret.map(|s| {
+        SecretData(
+            s.data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, v.0))
+                .collect(),
+        )
+    }))
+}
+
+async fn reconcile_inner(cached: &CredentialsRequest, ctx: &Context) -> Result<Action, Error> {
     let view = ctx.state.view();
     if let Some(e) = &view.config_error {
         warn!(error = %e, "cluster configuration unusable; waiting");
@@ -257,26 +297,27 @@ async fn reconcile_inner(cr: &CredentialsRequest, ctx: &Context) -> Result<Actio
     let root = ctx.state.root(&view);
     let effective = effective_mode(&view, root.as_ref());
     let (tns, tname) = (
-        cr.spec.secret_ref.namespace.clone(),
-        cr.spec.secret_ref.name.clone(),
+        cached.spec.secret_ref.namespace.clone(),
+        cached.spec.secret_ref.name.clone(),
     );
     let quick_leave = effective == Effective::Manual
-        && cr.metadata.deletion_timestamp.is_none()
-        && !cr.annotations().contains_key(cco_api::ANNOTATION_DELETE);
+        && cached.metadata.deletion_timestamp.is_none()
+        && !cached.annotations().contains_key(cco_api::ANNOTATION_DELETE);
     if quick_leave {
         return Ok(Action::await_change());
     }
-    let (ns_exists, target) = observe_target(&ctx.client, &tns, &tname).await?;
+    let (ns_exists, target) = observe_target(ctx, cached).await?;
     let suffix = random_suffix();
     let inputs = Inputs {
-        cr,
+        cr: cached,
         cluster: &view,
         effective: &effective,
         root: root.as_ref(),
         target_namespace_exists: ns_exists,
         target: target.as_ref(),
         since_last_sync: since(
-            cr.status
+            cached
+                .status
                 .as_ref()
                 .and_then(|s| s.last_sync_timestamp.as_deref()),
         ),
@@ -286,9 +327,11 @@ async fn reconcile_inner(cr: &CredentialsRequest, ctx: &Context) -> Result<Actio
     let decision = decide(&inputs);
     debug!(?decision, mode = ?effective, "decided");
     let crs: Api<CredentialsRequest> =
-        Api::namespaced(ctx.client.clone(), &cr.namespace().unwrap_or_default());
-    let name = cr.name_any();
-    let cr_ns = cr.namespace().unwrap_or_default();
+        Api::namespaced(ctx.client.clone(), &cached.namespace().unwrap_or_default());
+    let name = cached.name_any();
+    let cr_ns = cached.namespace().unwrap_or_default();
+    // The request as of our last write: every write is based on it and replaces it.
+    let mut cr = cached.clone();
 
     let mut marks = SyncMarks {
         generation: cr.metadata.generation.unwrap_or(0),
@@ -317,7 +360,7 @@ async fn reconcile_inner(cr: &CredentialsRequest, ctx: &Context) -> Result<Actio
                     let outcome = Outcome::DeprovisionFailed {
                         message: e.to_string(),
                     };
-                    write_status(ctx, &crs, cr, &outcome, &marks).await?;
+                    write_status(ctx, &crs, &mut cr, &outcome, &marks).await?;
                     return Err(e);
                 }
                 match &d {
@@ -338,13 +381,14 @@ async fn reconcile_inner(cr: &CredentialsRequest, ctx: &Context) -> Result<Actio
                 }
                 info!(secret = %format!("{tns}/{tname}"), "deleted target secret");
             }
-            remove_finalizer(&crs, cr).await?;
+            remove_finalizer(&crs, &cr).await?;
+            ctx.own.forget(&cr);
             return Ok(Action::await_change());
         }
         Decision::Ignore { platform } => Outcome::Ignored { platform },
         Decision::WaitForNamespace { add_finalizer } => {
             if add_finalizer {
-                add_finalizer_to(&crs, cr).await?;
+                add_finalizer_to(ctx, &crs, &mut cr).await?;
             }
             info!(namespace = %tns, "target namespace missing; waiting for it");
             Outcome::MissingNamespace {
@@ -353,11 +397,11 @@ async fn reconcile_inner(cr: &CredentialsRequest, ctx: &Context) -> Result<Actio
         }
         Decision::Provision { add_finalizer, how } => {
             if add_finalizer {
-                add_finalizer_to(&crs, cr).await?;
+                add_finalizer_to(ctx, &crs, &mut cr).await?;
             }
             match how {
                 Provision::Write(data) => {
-                    apply_secret(&ctx.client, cr, &data, BTreeMap::new()).await?;
+                    apply_secret(ctx, &cr, &data, BTreeMap::new()).await?;
                     info!(secret = %format!("{tns}/{tname}"), keys = ?data, "wrote target secret");
                     Outcome::Provisioned { orphaned: None }
                 }
@@ -366,7 +410,7 @@ async fn reconcile_inner(cr: &CredentialsRequest, ctx: &Context) -> Result<Actio
                     let Some(root) = root.as_ref() else {
                         return Ok(Action::requeue(ctx.settings.retry));
                     };
-                    match crate::mint_exec::sync(ctx, cr, &m, root, target.as_ref()).await {
+                    match crate::mint_exec::sync(ctx, &mut cr, &m, root).await {
                         Ok(r) => {
                             marks.provider_status = Some(r.provider_status);
                             Outcome::Provisioned {
@@ -383,7 +427,7 @@ async fn reconcile_inner(cr: &CredentialsRequest, ctx: &Context) -> Result<Actio
                     let Some(root) = root.as_ref() else {
                         return Ok(Action::requeue(ctx.settings.retry));
                     };
-                    match crate::mint_gcp::sync(ctx, cr, &m, root, target.as_ref()).await {
+                    match crate::mint_gcp::sync(ctx, &mut cr, &m, root).await {
                         Ok(r) => {
                             marks.provider_status = Some(r.provider_status);
                             Outcome::Provisioned {
@@ -412,7 +456,7 @@ async fn reconcile_inner(cr: &CredentialsRequest, ctx: &Context) -> Result<Actio
     if failed {
         warn!(?outcome, "could not provision credentials");
     }
-    write_status(ctx, &crs, cr, &outcome, &marks).await?;
+    write_status(ctx, &crs, &mut cr, &outcome, &marks).await?;
     Ok(match outcome {
         Outcome::ProvisionFailed { .. } | Outcome::Insufficient { .. } => {
             Action::requeue(ctx.settings.retry)
@@ -423,10 +467,41 @@ async fn reconcile_inner(cr: &CredentialsRequest, ctx: &Context) -> Result<Actio
     })
 }
 
+/// Patches `cr`'s status, conditional on `cr`'s resourceVersion (a status computed from a stale
+/// version fails with 409 instead of overwriting a newer one), and replaces `cr` with the result.
+pub(crate) async fn patch_status_of(
+    ctx: &Context,
+    crs: &Api<CredentialsRequest>,
+    cr: &mut CredentialsRequest,
+    status: serde_json::Value,
+    op: &'static str,
+) -> Result<(), Error> {
+    let patch = serde_json::json!({
+        "metadata": {"resourceVersion": cr.resource_version()},
+        "status": status,
+    });
+    let updated = crs
+        .patch_status(
+            &cr.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(kube_err(
+            op,
+            "CredentialsRequest",
+            &cr.namespace().unwrap_or_default(),
+            &cr.name_any(),
+        ))?;
+    ctx.own.record(cr, updated.clone());
+    *cr = updated;
+    Ok(())
+}
+
 async fn write_status(
     ctx: &Context,
     crs: &Api<CredentialsRequest>,
-    cr: &CredentialsRequest,
+    cr: &mut CredentialsRequest,
     outcome: &Outcome,
     marks: &SyncMarks,
 ) -> Result<(), Error> {
@@ -441,21 +516,14 @@ async fn write_status(
     if same_status(&current, &next) && cr.status.is_some() {
         return Ok(());
     }
-    let patch = serde_json::json!({ "status": next });
-    crs.patch_status(
-        &cr.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
+    patch_status_of(
+        ctx,
+        crs,
+        cr,
+        serde_json::to_value(&next).unwrap_or_default(),
+        "patch status of",
     )
     .await
-    .map_err(kube_err(
-        "patch status of",
-        "CredentialsRequest",
-        &cr.namespace().unwrap_or_default(),
-        &cr.name_any(),
-    ))?;
-    let _ = ctx;
-    Ok(())
 }
 
 async fn set_finalizers(
@@ -463,7 +531,7 @@ async fn set_finalizers(
     cr: &CredentialsRequest,
     finalizers: Vec<String>,
     op: &'static str,
-) -> Result<(), Error> {
+) -> Result<Option<CredentialsRequest>, Error> {
     // The resourceVersion makes this a compare-and-swap: a concurrent change yields 409 and a retry.
     let patch = serde_json::json!({"metadata": {
         "finalizers": finalizers,
@@ -477,8 +545,8 @@ async fn set_finalizers(
         )
         .await
     {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 404 && op == "remove finalizer from" => Ok(()),
+        Ok(o) => Ok(Some(o)),
+        Err(kube::Error::Api(e)) if e.code == 404 && op == "remove finalizer from" => Ok(None),
         Err(e) => Err(kube_err(
             op,
             "CredentialsRequest",
@@ -489,12 +557,17 @@ async fn set_finalizers(
 }
 
 async fn add_finalizer_to(
+    ctx: &Context,
     api: &Api<CredentialsRequest>,
-    cr: &CredentialsRequest,
+    cr: &mut CredentialsRequest,
 ) -> Result<(), Error> {
     let mut f = cr.finalizers().to_vec();
     f.push(FINALIZER.to_string());
-    set_finalizers(api, cr, f, "add finalizer to").await
+    if let Some(updated) = set_finalizers(api, cr, f, "add finalizer to").await? {
+        ctx.own.record(cr, updated.clone());
+        *cr = updated;
+    }
+    Ok(())
 }
 
 async fn remove_finalizer(
@@ -510,22 +583,21 @@ async fn remove_finalizer(
         .filter(|f| *f != FINALIZER)
         .cloned()
         .collect();
-    set_finalizers(api, cr, f, "remove finalizer from").await
+    set_finalizers(api, cr, f, "remove finalizer from").await?;
+    Ok(())
 }
 
 /// Server-side applies the target Secret with `data`, our label and owner annotation.
 pub(crate) async fn apply_secret(
-    client: &Client,
+    ctx: &Context,
     cr: &CredentialsRequest,
     data: &SecretData,
     extra_annotations: BTreeMap<String, String>,
 ) -> Result<(), Error> {
     let (ns, name) = (&cr.spec.secret_ref.namespace, &cr.spec.secret_ref.name);
+    let owner = format!("{}/{}", cr.namespace().unwrap_or_default(), cr.name_any());
     let mut annotations = extra_annotations;
-    annotations.insert(
-        ANNOTATION_CREDENTIALS_REQUEST.to_string(),
-        format!("{}/{}", cr.namespace().unwrap_or_default(), cr.name_any()),
-    );
+    annotations.insert(ANNOTATION_CREDENTIALS_REQUEST.to_string(), owner.clone());
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some(name.clone()),
@@ -545,7 +617,7 @@ pub(crate) async fn apply_secret(
         ),
         ..Default::default()
     };
-    Api::<Secret>::namespaced(client.clone(), ns)
+    Api::<Secret>::namespaced(ctx.client.clone(), ns)
         .patch(
             name,
             &PatchParams::apply(FIELD_MANAGER).force(),
@@ -553,5 +625,6 @@ pub(crate) async fn apply_secret(
         )
         .await
         .map_err(kube_err("apply", "Secret", ns, name))?;
+    ctx.targets.applied(ns, name, SecretMeta { owner: Some(owner) });
     Ok(())
 }

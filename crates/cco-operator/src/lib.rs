@@ -12,8 +12,9 @@
 //!   plain data out, unit-tested without a cluster;
 //! - [`controller`], [`mint_exec`] and [`mint_gcp`] execute plans against the API server, AWS and
 //!   GCP;
-//! - [`state`] caches cluster-wide objects, [`leader`] holds the Lease, [`metrics`] exposes
-//!   Prometheus metrics, [`operator`] wires it all and handles shutdown;
+//! - [`state`] caches cluster-wide objects, [`targets`] the target namespaces and Secrets and the
+//!   operator's own writes, [`readonly`] the operator's read-only credentials, [`leader`] holds the
+//!   Lease, [`metrics`] exposes Prometheus metrics, [`operator`] wires it all and handles shutdown;
 //! - [`upgrade`] (the Upgradeable gate, pure) reads ClusterVersion and APIServer through
 //!   [`config_watch`] ([`clusterconfig`] types); [`co_merge`] folds such extra ClusterOperator
 //!   conditions into the request conditions as the reference's status controller does;
@@ -38,6 +39,7 @@ pub mod plan;
 pub mod podidentity;
 pub mod state;
 pub mod status;
+pub mod targets;
 pub mod upgrade;
 
 use std::net::SocketAddr;

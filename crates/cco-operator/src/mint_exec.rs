@@ -11,15 +11,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use cco_api::{Cloud, CredentialsRequest, ProviderSpec};
 use cco_aws::AwsError;
 use cco_core::secrets;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::ResourceExt;
 use serde_json::{json, Value};
 use tracing::info;
 
 use crate::cluster::{classify, Capability, ClusterView, RootSecret, AWS_MINT_ACTIONS};
-use crate::controller::{apply_secret, kube_err, Context, Error};
+use crate::controller::{
+    apply_secret, kube_err, patch_status_of, read_target_data, Context, Error,
+};
 use crate::mint_plan::{plan_mint, MintObserved, MintStep};
-use crate::plan::{AwsMint, Deprovision, TargetSecret, ANNOTATION_AWS_POLICY};
+use crate::plan::{AwsMint, Deprovision, ANNOTATION_AWS_POLICY};
 
 /// Why minting failed.
 #[derive(Debug, thiserror::Error)]
@@ -53,44 +55,41 @@ fn provider_status(m: &AwsMint) -> Value {
     })
 }
 
-/// Brings the request's IAM user and target Secret to the desired state.
+/// Brings the request's IAM user and target Secret to the desired state. `cr` is replaced by the
+/// result of any status write.
 pub async fn sync(
     ctx: &Context,
-    cr: &CredentialsRequest,
+    cr: &mut CredentialsRequest,
     m: &AwsMint,
     root: &RootSecret,
-    target: Option<&TargetSecret>,
 ) -> Result<MintResult, MintError> {
     if m.user_is_new {
-        // Record the name first: an IAM user is never created without the request knowing it.
+        // Record the name first: an IAM user is never created without the request knowing it. The
+        // write is conditional on the version the name was chosen from, so two reconciles can never
+        // both choose (one of them gets a conflict and starts over from the recorded name).
         let mut ps = provider_status(m);
         if let Some(o) = ps.as_object_mut() {
             o.remove("rootCredentialFingerprint");
         }
-        let patch = json!({"status": {"providerStatus": ps}});
-        Api::<CredentialsRequest>::namespaced(
+        let api = Api::<CredentialsRequest>::namespaced(
             ctx.client.clone(),
             &cr.namespace().unwrap_or_default(),
-        )
-        .patch_status(
-            &cr.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
+        );
+        patch_status_of(
+            ctx,
+            &api,
+            cr,
+            json!({"providerStatus": ps}),
+            "record IAM user name in",
         )
         .await
-        .map_err(|e| {
-            MintError::Kube(kube_err(
-                "record IAM user name in",
-                "CredentialsRequest",
-                &cr.namespace().unwrap_or_default(),
-                &cr.name_any(),
-            )(e))
-        })?;
+        .map_err(MintError::Kube)?;
         info!(user = %m.user, "chose IAM user name");
     }
+    let target = read_target_data(ctx, cr).await.map_err(MintError::Kube)?;
     let iam = ctx.minter(root, &m.region).await.map_err(MintError::Root)?;
     let (mut secret_key_id, mut secret_complete) =
-        MintObserved::secret_fields(target.map(|t| &t.data));
+        MintObserved::secret_fields(target.as_ref());
     // The request may come from a cache that has not seen the status our last sync wrote: before
     // rotating, make sure the key was not already made under this root credential (otherwise two
     // reconciles in a row would rotate twice).
@@ -155,7 +154,7 @@ pub async fn sync(
                         .unwrap_or_default();
                     let data = secrets::aws_access_key_data(&key.id, &key.secret);
                     let ann = BTreeMap::from([(ANNOTATION_AWS_POLICY.to_string(), policy)]);
-                    apply_secret(&ctx.client, cr, &data, ann)
+                    apply_secret(ctx, cr, &data, ann)
                         .await
                         .map_err(MintError::Kube)?;
                     info!(user = %m.user, access_key_id = %key.id, "wrote new access key to target secret");

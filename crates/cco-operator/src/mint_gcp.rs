@@ -18,16 +18,18 @@ use cco_api::{CredentialsRequest, ProviderSpec};
 use cco_core::gcp::{service_account_email, service_account_member, CustomRole};
 use cco_core::secrets::{self, SecretData};
 use cco_gcp::{set_member_roles, Gcp, PolicyTarget};
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::ResourceExt;
 use serde_json::{json, Value};
 use tracing::info;
 
 use crate::cluster::{Capability, ClusterView, RootSecret};
-use crate::controller::{apply_secret, kube_err, Context, Error};
+use crate::controller::{
+    apply_secret, kube_err, patch_status_of, read_target_data, Context, Error,
+};
 use crate::mint_exec::{MintError, MintResult};
 use crate::mint_plan::{key_steps, MintStep};
-use crate::plan::{gcp_root_project, Deprovision, GcpMint, TargetSecret};
+use crate::plan::{gcp_root_project, Deprovision, GcpMint};
 
 /// Project permissions mint mode needs: service accounts and their keys, custom roles, and the
 /// project's IAM policy.
@@ -128,33 +130,31 @@ pub fn secret_key_fields(data: Option<&SecretData>, email: &str) -> (Option<Stri
 
 async fn record_account(
     ctx: &Context,
-    cr: &CredentialsRequest,
+    cr: &mut CredentialsRequest,
     m: &GcpMint,
     account_id: &str,
 ) -> Result<(), MintError> {
-    let patch = json!({"status": {"providerStatus": provider_status(m, account_id, false)}});
-    let (ns, name) = (cr.namespace().unwrap_or_default(), cr.name_any());
-    Api::<CredentialsRequest>::namespaced(ctx.client.clone(), &ns)
-        .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map_err(|e| {
-            MintError::Kube(kube_err(
-                "record GCP service account in",
-                "CredentialsRequest",
-                &ns,
-                &name,
-            )(e))
-        })?;
-    Ok(())
+    let api = Api::<CredentialsRequest>::namespaced(
+        ctx.client.clone(),
+        &cr.namespace().unwrap_or_default(),
+    );
+    patch_status_of(
+        ctx,
+        &api,
+        cr,
+        json!({"providerStatus": provider_status(m, account_id, false)}),
+        "record GCP service account in",
+    )
+    .await
+    .map_err(MintError::Kube)
 }
 
 /// Brings the request's service account, role, bindings and key to the desired state.
 pub async fn sync(
     ctx: &Context,
-    cr: &CredentialsRequest,
+    cr: &mut CredentialsRequest,
     m: &GcpMint,
     root: &RootSecret,
-    target: Option<&TargetSecret>,
 ) -> Result<MintResult, MintError> {
     let gcp = ctx.gcp(root).await.map_err(MintError::Root)?;
     let mut account_id = m.account_id.clone();
@@ -222,7 +222,8 @@ pub async fn sync(
         let (_, _, fingerprint) = crate::plan::gcp_provider_status(&fresh);
         rotate = fingerprint.as_deref() != Some(m.root_fingerprint.as_str());
     }
-    let (secret_key_id, secret_complete) = secret_key_fields(target.map(|t| &t.data), &email);
+    let target = read_target_data(ctx, cr).await.map_err(MintError::Kube)?;
+    let (secret_key_id, secret_complete) = secret_key_fields(target.as_ref(), &email);
     let keys = gcp.list_keys(&email).await?;
     let mut orphaned = None;
     let mut after_new_key = false;
@@ -234,7 +235,7 @@ pub async fn sync(
                     secrets::GCP_SERVICE_ACCOUNT_JSON.to_string(),
                     key.key_file,
                 )]));
-                apply_secret(&ctx.client, cr, &data, BTreeMap::new())
+                apply_secret(ctx, cr, &data, BTreeMap::new())
                     .await
                     .map_err(MintError::Kube)?;
                 info!(account = %email, key = %key.id, "wrote new service account key to target secret");

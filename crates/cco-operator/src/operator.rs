@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 
 use cco_api::CredentialsRequest;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Controller;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
-use kube::Client;
+use kube::{Client, ResourceExt};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -26,7 +26,6 @@ use crate::co_merge::merge_worst;
 use crate::controller::{error_policy, now_string, reconcile, Context};
 use crate::leader::{Elector, LeaseConfig};
 use crate::metrics::Metrics;
-use crate::plan::{ANNOTATION_CREDENTIALS_REQUEST, LABEL_CREDENTIALS_REQUEST};
 use crate::status::{metric_counts, operator_conditions, write_cluster_operator};
 use crate::{state, Settings};
 
@@ -123,10 +122,12 @@ pub async fn run(
     }
     info!("cluster caches ready");
 
+    let (targets, target_streams) = crate::targets::Targets::start(&client);
     let ctx = Arc::new(Context::new(
         client.clone(),
         settings.clone(),
         cluster,
+        targets,
         metrics,
     ));
     let crs: Api<CredentialsRequest> = Api::all(client.clone());
@@ -156,34 +157,12 @@ pub async fn run(
         });
     }
     let running = controller
-        .watches(
-            Api::<Secret>::all(client.clone()),
-            watcher::Config::default().labels(&format!("{LABEL_CREDENTIALS_REQUEST}=true")),
-            |s| {
-                s.metadata
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get(ANNOTATION_CREDENTIALS_REQUEST))
-                    .and_then(|v| v.split_once('/'))
-                    .map(|(ns, name)| ObjectRef::new(name).within(ns))
-            },
-        )
-        .watches(
-            Api::<Namespace>::all(client.clone()),
-            watcher::Config::default(),
-            move |ns| {
-                let name = ns.metadata.name.unwrap_or_default();
-                ns_store
-                    .state()
-                    .into_iter()
-                    .filter(|cr| {
-                        cr.spec.secret_ref.namespace == name
-                            && !cr.status.as_ref().is_some_and(|s| s.provisioned)
-                    })
-                    .map(|cr| ObjectRef::from_obj(cr.as_ref()))
-                    .collect::<Vec<_>>()
-            },
-        )
+        .watches_stream(target_streams.secrets, |s| {
+            crate::targets::owner_ref(&s.metadata)
+        })
+        .watches_stream(target_streams.namespaces, move |ns| {
+            crate::targets::Targets::waiting_for(&ns_store, &ns.name_any())
+        })
         .reconcile_all_on(trigger)
         .graceful_shutdown_on(futures::FutureExt::map(graceful_rx, |_| ()))
         .run(reconcile, error_policy, ctx.clone())
@@ -193,6 +172,27 @@ pub async fn run(
             }
         });
 
+    let backfill = {
+        let (client, retry, stop) = (client.clone(), settings.retry, wait_for(&stop_rx));
+        tokio::spawn(async move {
+            tokio::pin!(stop);
+            loop {
+                match crate::targets::backfill_labels(&client).await {
+                    Ok(n) => {
+                        if n > 0 {
+                            info!(count = n, "labelled target secrets written before labelling");
+                        }
+                        return;
+                    }
+                    Err(error) => warn!(%error, "could not label older target secrets; retrying"),
+                }
+                tokio::select! {
+                    _ = &mut stop => return,
+                    _ = tokio::time::sleep(retry) => {}
+                }
+            }
+        })
+    };
     let annotator = tokio::spawn(annotator_loop(
         ctx.clone(),
         store.clone(),
@@ -237,6 +237,7 @@ pub async fn run(
     if let Some(l) = log_level {
         let _ = l.await;
     }
+    backfill.abort();
     if let Some(e) = &elector {
         if !lost.load(std::sync::atomic::Ordering::SeqCst) {
             e.release().await;

@@ -29,10 +29,9 @@ pub const LABEL_CREDENTIALS_REQUEST: &str = "cloudcredential.openshift.io/creden
 /// Annotation on a minted AWS Secret with the policy last applied.
 pub const ANNOTATION_AWS_POLICY: &str = "cloudcredential.openshift.io/aws-policy-last-applied";
 
-/// The target Secret as observed.
+/// The target Secret as observed (its metadata: the decision never needs its data).
 #[derive(Clone, Debug, PartialEq)]
 pub struct TargetSecret {
-    pub data: SecretData,
     /// Value of [`ANNOTATION_CREDENTIALS_REQUEST`].
     pub owner: Option<String>,
 }

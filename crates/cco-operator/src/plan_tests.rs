@@ -359,7 +359,6 @@ fn mint_without_root_keeps_existing_credentials_and_refuses_new_ones() {
     });
     let mut k = case(&minted, view(CredentialsMode::Mint, "AWS", None), None);
     k.target = Some(TargetSecret {
-        data: SecretData::default(),
         owner: None,
     });
     assert!(matches!(
@@ -403,7 +402,6 @@ fn deletion_deprovisions_the_user_and_deletes_only_our_secret() {
         Some(aws_root("1")),
     );
     k.target = Some(TargetSecret {
-        data: SecretData::default(),
         owner: Some("openshift-cloud-credential-operator/my-cr".into()),
     });
     assert_eq!(
@@ -415,7 +413,6 @@ fn deletion_deprovisions_the_user_and_deletes_only_our_secret() {
     );
     let mut k = case(&c, view(CredentialsMode::Manual, "AWS", None), None);
     k.target = Some(TargetSecret {
-        data: SecretData::default(),
         owner: Some("someone/else".into()),
     });
     assert_eq!(
@@ -456,7 +453,6 @@ fn a_recent_sync_with_nothing_changed_is_up_to_date() {
         ..Default::default()
     });
     let target = TargetSecret {
-        data: SecretData::default(),
         owner: None,
     };
     let mut k = case(
