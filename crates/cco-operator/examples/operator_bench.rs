@@ -340,7 +340,8 @@ async fn main() -> Result<()> {
     });
     if let Some(au) = audit {
         line["api_requests"] = au.total.into();
-        line["api_requests_per_credentialsrequest"] = round3(au.total as f64 / a.count as f64).into();
+        line["api_requests_per_credentialsrequest"] =
+            round3(au.total as f64 / a.count as f64).into();
         line["api_requests_by_verb_resource"] = serde_json::to_value(&au.by_verb_resource)?;
         line["secret_writes"] = au.secret_writes.into();
         line["secret_writes_per_secret"] = round3(au.secret_writes as f64 / a.count as f64).into();

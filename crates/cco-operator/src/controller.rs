@@ -10,7 +10,7 @@
 //! Successful reconciles requeue after the resync period, because cloud state drifts outside
 //! Kubernetes; failed writes go to [`error_policy`], which picks a backoff by error category.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,7 @@ use crate::plan::{
     decide, Decision, Deprovision, Failure, Inputs, Provision, TargetSecret,
     ANNOTATION_CREDENTIALS_REQUEST, FINALIZER, LABEL_CREDENTIALS_REQUEST,
 };
+use crate::readonly::ReadOnly;
 use crate::state::ClusterState;
 use crate::targets::{OwnWrites, SecretMeta, Targets};
 use crate::Settings;
@@ -101,13 +102,14 @@ pub struct Context {
     pub targets: Targets,
     /// Our writes to requests that the request cache may not show yet.
     pub own: OwnWrites,
-    /// Minter for the current root credential (keyed by its fingerprint and region).
-    pub(crate) minter: Mutex<Option<(String, cco_aws::Minter)>>,
+    /// The operator's own read-only credentials.
+    pub readonly: ReadOnly,
+    /// IAM clients per credential (root and read-only), keyed by fingerprint and region.
+    pub(crate) minters: Mutex<HashMap<String, cco_aws::Minter>>,
     /// Default-mode classification of the root credential (keyed by its fingerprint).
     pub(crate) capability: Mutex<Option<(String, Capability)>>,
-    /// GCP connection for the current root credential (keyed by its fingerprint, with its age).
-    #[allow(clippy::type_complexity)]
-    pub(crate) gcp: Mutex<Option<(String, Instant, Arc<cco_gcp::Gcp>)>>,
+    /// GCP connections per credential (root and read-only), keyed by fingerprint, with their age.
+    pub(crate) gcp: Mutex<HashMap<String, (Instant, Arc<cco_gcp::Gcp>)>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -122,6 +124,7 @@ impl Context {
         settings: Settings,
         state: ClusterState,
         targets: Targets,
+        readonly: ReadOnly,
         metrics: Arc<Metrics>,
     ) -> Context {
         Context {
@@ -132,31 +135,30 @@ impl Context {
             status_changed: Arc::new(Notify::new()),
             targets,
             own: OwnWrites::default(),
-            minter: Mutex::new(None),
+            readonly,
+            minters: Mutex::new(HashMap::new()),
             capability: Mutex::new(None),
-            gcp: Mutex::new(None),
+            gcp: Mutex::new(HashMap::new()),
         }
     }
 
-    /// IAM clients holding the root credential, or why there are none.
+    /// IAM clients holding `cred` (the root or a read-only credential), or why there are none.
     pub(crate) async fn minter(
         &self,
-        root: &RootSecret,
+        cred: &RootSecret,
         region: &str,
     ) -> Result<cco_aws::Minter, String> {
-        let key = format!("{}/{region}", root.fingerprint());
-        let mut guard = self.minter.lock().await;
-        if let Some((k, m)) = guard.as_ref() {
-            if *k == key {
-                return Ok(m.clone());
-            }
+        let key = format!("{}/{region}", cred.fingerprint());
+        let mut guard = self.minters.lock().await;
+        if let Some(m) = guard.get(&key) {
+            return Ok(m.clone());
         }
-        let id = root.data.get_str(cco_core::secrets::AWS_ACCESS_KEY_ID);
-        let secret = root.data.get_str(cco_core::secrets::AWS_SECRET_ACCESS_KEY);
+        let id = cred.data.get_str(cco_core::secrets::AWS_ACCESS_KEY_ID);
+        let secret = cred.data.get_str(cco_core::secrets::AWS_SECRET_ACCESS_KEY);
         let (Some(id), Some(secret)) = (id, secret) else {
             return Err(format!(
-                "root credential {} lacks aws_access_key_id or aws_secret_access_key",
-                root.name
+                "credential {} lacks aws_access_key_id or aws_secret_access_key",
+                cred.name
             ));
         };
         let m = cco_aws::Minter::connect(&cco_aws::MintConnect {
@@ -167,7 +169,11 @@ impl Context {
             secret_access_key: secret.to_string(),
         })
         .await;
-        *guard = Some((key, m.clone()));
+        // Credentials come and go (rotation, removal): keep only a few clients.
+        if guard.len() >= 4 {
+            guard.clear();
+        }
+        guard.insert(key, m.clone());
         Ok(m)
     }
 }
@@ -302,17 +308,25 @@ async fn reconcile_inner(cached: &CredentialsRequest, ctx: &Context) -> Result<A
     );
     let quick_leave = effective == Effective::Manual
         && cached.metadata.deletion_timestamp.is_none()
-        && !cached.annotations().contains_key(cco_api::ANNOTATION_DELETE);
+        && !cached
+            .annotations()
+            .contains_key(cco_api::ANNOTATION_DELETE);
     if quick_leave {
         return Ok(Action::await_change());
     }
     let (ns_exists, target) = observe_target(ctx, cached).await?;
     let suffix = random_suffix();
+    let readonly = match view.cloud() {
+        Some(cco_api::Cloud::Aws) => ctx.readonly.aws(),
+        Some(cco_api::Cloud::Gcp) => ctx.readonly.gcp(),
+        _ => None,
+    };
     let inputs = Inputs {
         cr: cached,
         cluster: &view,
         effective: &effective,
         root: root.as_ref(),
+        readonly: readonly.as_ref(),
         target_namespace_exists: ns_exists,
         target: target.as_ref(),
         since_last_sync: since(
@@ -407,10 +421,7 @@ async fn reconcile_inner(cached: &CredentialsRequest, ctx: &Context) -> Result<A
                 }
                 Provision::KeepMinted => Outcome::Provisioned { orphaned: None },
                 Provision::MintAws(m) => {
-                    let Some(root) = root.as_ref() else {
-                        return Ok(Action::requeue(ctx.settings.retry));
-                    };
-                    match crate::mint_exec::sync(ctx, &mut cr, &m, root).await {
+                    match crate::mint_exec::sync(ctx, &mut cr, &m, root.as_ref()).await {
                         Ok(r) => {
                             marks.provider_status = Some(r.provider_status);
                             Outcome::Provisioned {
@@ -424,10 +435,7 @@ async fn reconcile_inner(cached: &CredentialsRequest, ctx: &Context) -> Result<A
                     }
                 }
                 Provision::MintGcp(m) => {
-                    let Some(root) = root.as_ref() else {
-                        return Ok(Action::requeue(ctx.settings.retry));
-                    };
-                    match crate::mint_gcp::sync(ctx, &mut cr, &m, root).await {
+                    match crate::mint_gcp::sync(ctx, &mut cr, &m, root.as_ref()).await {
                         Ok(r) => {
                             marks.provider_status = Some(r.provider_status);
                             Outcome::Provisioned {
@@ -625,6 +633,7 @@ pub(crate) async fn apply_secret(
         )
         .await
         .map_err(kube_err("apply", "Secret", ns, name))?;
-    ctx.targets.applied(ns, name, SecretMeta { owner: Some(owner) });
+    ctx.targets
+        .applied(ns, name, SecretMeta { owner: Some(owner) });
     Ok(())
 }

@@ -37,6 +37,7 @@ pub mod openshift;
 pub mod operator;
 pub mod plan;
 pub mod podidentity;
+pub mod readonly;
 pub mod state;
 pub mod status;
 pub mod targets;

@@ -14,7 +14,7 @@ use cco_core::secrets;
 use kube::api::Api;
 use kube::ResourceExt;
 use serde_json::{json, Value};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::cluster::{classify, Capability, ClusterView, RootSecret, AWS_MINT_ACTIONS};
 use crate::controller::{
@@ -61,7 +61,7 @@ pub async fn sync(
     ctx: &Context,
     cr: &mut CredentialsRequest,
     m: &AwsMint,
-    root: &RootSecret,
+    root: Option<&RootSecret>,
 ) -> Result<MintResult, MintError> {
     if m.user_is_new {
         // Record the name first: an IAM user is never created without the request knowing it. The
@@ -87,9 +87,19 @@ pub async fn sync(
         info!(user = %m.user, "chose IAM user name");
     }
     let target = read_target_data(ctx, cr).await.map_err(MintError::Kube)?;
-    let iam = ctx.minter(root, &m.region).await.map_err(MintError::Root)?;
-    let (mut secret_key_id, mut secret_complete) =
-        MintObserved::secret_fields(target.as_ref());
+    // Writes need the root credential; reads use the read-only one when it exists.
+    let writer = match root {
+        Some(r) => Some(ctx.minter(r, &m.region).await.map_err(MintError::Root)?),
+        None => None,
+    };
+    let mut reader = match ctx.readonly.aws() {
+        Some(ro) => Reader::ReadOnly(ctx.minter(&ro, &m.region).await.map_err(MintError::Root)?),
+        None => match &writer {
+            Some(w) => Reader::Root(w.clone()),
+            None => return Err(MintError::Root(no_root_message(ctx, "read the IAM user"))),
+        },
+    };
+    let (mut secret_key_id, mut secret_complete) = MintObserved::secret_fields(target.as_ref());
     // The request may come from a cache that has not seen the status our last sync wrote: before
     // rotating, make sure the key was not already made under this root credential (otherwise two
     // reconciles in a row would rotate twice).
@@ -106,14 +116,14 @@ pub async fn sync(
     let mut orphaned = None;
     const ROUNDS: usize = 4;
     for _ in 0..ROUNDS {
-        let user = iam.get_user(&m.user).await?;
-        let policy = match &user {
-            Some(_) => iam.get_user_policy(&m.user, &m.policy_name).await?,
-            None => None,
-        };
-        let keys = match &user {
-            Some(_) => iam.list_access_keys(&m.user).await?,
-            None => Vec::new(),
+        let (user, policy, keys) = match observe(reader.iam(), m).await {
+            // A new read-only key takes a while to work in IAM: fall back to the root credential.
+            Err(e) if matches!(reader, Reader::ReadOnly(_)) && rejected(&e) && writer.is_some() => {
+                warn!(error = %e, "read-only credential rejected; reading with the root credential");
+                reader = Reader::Root(writer.clone().ok_or(e)?);
+                observe(reader.iam(), m).await?
+            }
+            r => r?,
         };
         let obs = MintObserved {
             user,
@@ -133,6 +143,10 @@ pub async fn sync(
                 orphaned,
             });
         }
+        let Some(iam) = writer.as_ref() else {
+            let what: Vec<&str> = steps.iter().map(MintStep::describe).collect();
+            return Err(MintError::Root(no_root_message(ctx, &what.join(", "))));
+        };
         let mut after_new_key = false;
         for step in steps {
             match step {
@@ -148,7 +162,8 @@ pub async fn sync(
                 }
                 MintStep::CreateKeyAndWriteSecret => {
                     let key = iam.create_access_key(&m.user).await?;
-                    let policy = iam
+                    let policy = reader
+                        .iam()
                         .get_user_policy(&m.user, &m.policy_name)
                         .await?
                         .unwrap_or_default();
@@ -185,6 +200,58 @@ pub async fn sync(
         user: m.user.clone(),
         rounds: ROUNDS,
     })
+}
+
+/// The credential IAM is read with.
+enum Reader {
+    ReadOnly(cco_aws::Minter),
+    Root(cco_aws::Minter),
+}
+
+impl Reader {
+    fn iam(&self) -> &cco_aws::Minter {
+        match self {
+            Reader::ReadOnly(m) | Reader::Root(m) => m,
+        }
+    }
+}
+
+/// The user, its inline policy and its access keys.
+async fn observe(
+    iam: &cco_aws::Minter,
+    m: &AwsMint,
+) -> Result<(Option<cco_aws::IamUser>, Option<String>, Vec<String>), AwsError> {
+    let user = iam.get_user(&m.user).await?;
+    if user.is_none() {
+        return Ok((None, None, Vec::new()));
+    }
+    let policy = iam.get_user_policy(&m.user, &m.policy_name).await?;
+    let keys = iam.list_access_keys(&m.user).await?;
+    Ok((user, policy, keys))
+}
+
+/// IAM refused the credential itself (not a missing permission on one resource).
+fn rejected(e: &AwsError) -> bool {
+    matches!(e, AwsError::Credentials { .. })
+        || matches!(
+            e.code(),
+            Some(
+                "InvalidClientTokenId"
+                    | "SignatureDoesNotMatch"
+                    | "AccessDenied"
+                    | "UnrecognizedClientException"
+            )
+        )
+}
+
+/// Why a change cannot be made with the root credential removed.
+pub(crate) fn no_root_message(ctx: &Context, what: &str) -> String {
+    let view = ctx.state.view();
+    format!(
+        "cannot {what}: the root credential {}/{} was removed (minted credentials are only checked with the read-only credential); restore it to make changes",
+        crate::cluster::ROOT_SECRET_NAMESPACE,
+        view.root_secret_name().unwrap_or("<none>")
+    )
 }
 
 /// Deletes the cloud identity of a request being deleted.

@@ -21,13 +21,13 @@ use cco_gcp::{set_member_roles, Gcp, PolicyTarget};
 use kube::api::Api;
 use kube::ResourceExt;
 use serde_json::{json, Value};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::cluster::{Capability, ClusterView, RootSecret};
 use crate::controller::{
     apply_secret, kube_err, patch_status_of, read_target_data, Context, Error,
 };
-use crate::mint_exec::{MintError, MintResult};
+use crate::mint_exec::{no_root_message, MintError, MintResult};
 use crate::mint_plan::{key_steps, MintStep};
 use crate::plan::{gcp_root_project, Deprovision, GcpMint};
 
@@ -67,17 +67,17 @@ fn endpoints(ctx: &Context) -> cco_gcp::Endpoints {
 }
 
 impl Context {
-    /// A GCP connection holding the root credential's token, or why there is none.
-    pub(crate) async fn gcp(&self, root: &RootSecret) -> Result<Arc<Gcp>, String> {
-        let key = root.fingerprint();
+    /// A GCP connection holding `cred` (the root or a read-only credential), or why there is none.
+    pub(crate) async fn gcp(&self, cred: &RootSecret) -> Result<Arc<Gcp>, String> {
+        let key = cred.fingerprint();
         let mut guard = self.gcp.lock().await;
-        if let Some((k, at, g)) = guard.as_ref() {
-            if *k == key && at.elapsed() < CONNECTION_TTL {
+        if let Some((at, g)) = guard.get(&key) {
+            if at.elapsed() < CONNECTION_TTL {
                 return Ok(g.clone());
             }
         }
-        let project = gcp_root_project(root)?;
-        let json = root
+        let project = gcp_root_project(cred)?;
+        let json = cred
             .data
             .get_str(secrets::GCP_SERVICE_ACCOUNT_JSON)
             .unwrap_or_default();
@@ -90,7 +90,10 @@ impl Context {
         .await
         .map_err(|e| e.to_string())?;
         let g = Arc::new(g);
-        *guard = Some((key, Instant::now(), g.clone()));
+        if guard.len() >= 4 {
+            guard.clear();
+        }
+        guard.insert(key, (Instant::now(), g.clone()));
         Ok(g)
     }
 }
@@ -154,11 +157,21 @@ pub async fn sync(
     ctx: &Context,
     cr: &mut CredentialsRequest,
     m: &GcpMint,
-    root: &RootSecret,
+    root: Option<&RootSecret>,
 ) -> Result<MintResult, MintError> {
-    let gcp = ctx.gcp(root).await.map_err(MintError::Root)?;
+    // Writes need the root credential; reads use the read-only one when it exists.
+    let writer = match root {
+        Some(r) => Some(ctx.gcp(r).await.map_err(MintError::Root)?),
+        None => None,
+    };
     let mut account_id = m.account_id.clone();
     if m.account_is_new {
+        let Some(gcp) = writer.as_ref() else {
+            return Err(MintError::Root(no_root_message(
+                ctx,
+                "create a service account",
+            )));
+        };
         // Adopt a service account made for this request before (found by display name, as ccoctl
         // does), else record the new id first: no account is created without the request knowing.
         let found: Vec<Value> = gcp
@@ -177,36 +190,67 @@ pub async fn sync(
         info!(account = %account_id, "chose GCP service account id");
     }
     let email = service_account_email(&account_id, &m.project);
-    if let Some(id) = &m.role_id {
-        let role = CustomRole {
-            id: id.clone(),
-            legacy_id: id.clone(),
-            title: m.display_name.clone(),
-            description: m.description.clone(),
-            permissions: m.permissions.clone(),
-        };
-        let change = gcp.ensure_role(&role).await?;
-        if change != cco_gcp::Change::Unchanged {
-            info!(role = %id, ?change, "custom role brought up to date");
+    let role = m.role_id.as_ref().map(|id| CustomRole {
+        id: id.clone(),
+        legacy_id: id.clone(),
+        title: m.display_name.clone(),
+        description: m.description.clone(),
+        permissions: m.permissions.clone(),
+    });
+    let member = service_account_member(&email);
+    let roles = m.project_roles();
+
+    let (reader, read_only) = match ctx.readonly.gcp() {
+        Some(ro) => (ctx.gcp(&ro).await.map_err(MintError::Root)?, true),
+        None => match &writer {
+            Some(w) => (w.clone(), false),
+            None => {
+                return Err(MintError::Root(no_root_message(
+                    ctx,
+                    "read the service account",
+                )))
+            }
+        },
+    };
+    let obs = match observe(&reader, m, role.as_ref(), &email, &member, &roles).await {
+        // A read-only key GCP refuses (revoked, not yet usable): read with the root credential.
+        Err(e) if read_only && matches!(e.code(), Some(401 | 403)) && writer.is_some() => {
+            warn!(error = %e, "read-only credential rejected; reading with the root credential");
+            let root_reader = writer.clone().ok_or(e)?;
+            observe(&root_reader, m, role.as_ref(), &email, &member, &roles).await?
         }
+        r => r?,
+    };
+    let need = |what: &str| writer.clone().ok_or_else(|| no_root_message(ctx, what));
+    if let (Some(role), false) = (&role, obs.role_ok) {
+        let change = need("update the custom role")
+            .map_err(MintError::Root)?
+            .ensure_role(role)
+            .await?;
+        info!(role = %role.id, ?change, "custom role brought up to date");
     }
-    if gcp.get_service_account(&email).await?.is_none() {
-        gcp.create_service_account_with_id(&account_id, &m.display_name, &m.description)
+    if !obs.account_exists {
+        need("create the service account")
+            .map_err(MintError::Root)?
+            .create_service_account_with_id(&account_id, &m.display_name, &m.description)
             .await?;
         info!(account = %email, "created GCP service account");
     }
-    let member = service_account_member(&email);
-    let roles = m.project_roles();
-    if gcp
-        .modify_policy(&PolicyTarget::Project, |p| {
-            set_member_roles(p, &member, &roles)
-        })
-        .await?
+    if !obs.bindings_ok
+        && need("set the project bindings")
+            .map_err(MintError::Root)?
+            .modify_policy(&PolicyTarget::Project, |p| {
+                set_member_roles(p, &member, &roles)
+            })
+            .await?
     {
         info!(account = %email, ?roles, "set project bindings");
     }
-    if let Some(stale) = &m.stale_role_id {
-        gcp.delete_role(stale).await?;
+    if let (Some(stale), true) = (&m.stale_role_id, obs.stale_role_exists) {
+        need("delete the custom role the request no longer needs")
+            .map_err(MintError::Root)?
+            .delete_role(stale)
+            .await?;
         info!(role = %stale, "deleted custom role the request no longer needs");
     }
 
@@ -224,13 +268,16 @@ pub async fn sync(
     }
     let target = read_target_data(ctx, cr).await.map_err(MintError::Kube)?;
     let (secret_key_id, secret_complete) = secret_key_fields(target.as_ref(), &email);
-    let keys = gcp.list_keys(&email).await?;
+    let steps = key_steps(rotate, &obs.keys, secret_key_id.as_deref(), secret_complete);
     let mut orphaned = None;
     let mut after_new_key = false;
-    for step in key_steps(rotate, &keys, secret_key_id.as_deref(), secret_complete) {
+    for step in steps {
         match step {
             MintStep::CreateKeyAndWriteSecret => {
-                let key = gcp.create_key(&email).await?;
+                let key = need("create a service account key")
+                    .map_err(MintError::Root)?
+                    .create_key(&email)
+                    .await?;
                 let data = SecretData(BTreeMap::from([(
                     secrets::GCP_SERVICE_ACCOUNT_JSON.to_string(),
                     key.key_file,
@@ -242,6 +289,7 @@ pub async fn sync(
                 after_new_key = true;
             }
             MintStep::DeleteKeys { ids } => {
+                let gcp = need("delete unused service account keys").map_err(MintError::Root)?;
                 for id in ids {
                     match gcp.delete_key(&email, &id).await {
                         Ok(()) => info!(account = %email, key = %id, "deleted service account key"),
@@ -258,6 +306,72 @@ pub async fn sync(
     Ok(MintResult {
         provider_status: provider_status(m, &account_id, true),
         orphaned,
+    })
+}
+
+/// What GCP holds for one request, as far as the decision to write goes.
+struct Observed {
+    /// The custom role exists, is not deleted and matches (true when the request needs none).
+    role_ok: bool,
+    account_exists: bool,
+    /// The project policy binds exactly the request's roles to the account.
+    bindings_ok: bool,
+    stale_role_exists: bool,
+    keys: Vec<String>,
+}
+
+/// Whether a custom role as GCP returns it matches `want`.
+pub fn role_matches(current: &Value, want: &CustomRole) -> bool {
+    let mut have: Vec<String> = current["includedPermissions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.as_str().map(str::to_owned))
+        .collect();
+    have.sort();
+    current["deleted"] != true
+        && have == want.permissions
+        && current["title"] == want.title.as_str()
+        && current["description"] == want.description.as_str()
+}
+
+/// Reads everything [`sync`] decides on, with `gcp` (reads only).
+async fn observe(
+    gcp: &Gcp,
+    m: &GcpMint,
+    role: Option<&CustomRole>,
+    email: &str,
+    member: &str,
+    roles: &[String],
+) -> Result<Observed, cco_gcp::GcpError> {
+    let role_ok = match role {
+        Some(r) => gcp
+            .get_role(&r.id)
+            .await?
+            .is_some_and(|current| role_matches(&current, r)),
+        None => true,
+    };
+    let stale_role_exists = match &m.stale_role_id {
+        Some(id) => gcp
+            .get_role(id)
+            .await?
+            .is_some_and(|r| r["deleted"] != true),
+        None => false,
+    };
+    let account_exists = gcp.get_service_account(email).await?.is_some();
+    let mut policy = gcp.get_policy(&PolicyTarget::Project).await?;
+    let bindings_ok = !set_member_roles(&mut policy, member, roles);
+    let keys = if account_exists {
+        gcp.list_keys(email).await?
+    } else {
+        Vec::new()
+    };
+    Ok(Observed {
+        role_ok,
+        account_exists,
+        bindings_ok,
+        stale_role_exists,
+        keys,
     })
 }
 

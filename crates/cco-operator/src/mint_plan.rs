@@ -73,6 +73,19 @@ pub enum MintStep {
     CreateKeyAndWriteSecret,
 }
 
+impl MintStep {
+    /// What the step does, for messages.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            MintStep::CreateUser { .. } => "create the IAM user",
+            MintStep::TagUser { .. } => "tag the IAM user",
+            MintStep::PutPolicy { .. } => "update the user policy",
+            MintStep::DeleteKeys { .. } => "delete unused access keys",
+            MintStep::CreateKeyAndWriteSecret => "create an access key",
+        }
+    }
+}
+
 fn same_policy(current: Option<&str>, desired: &Value) -> bool {
     current
         .and_then(|c| serde_json::from_str::<Value>(c).ok())

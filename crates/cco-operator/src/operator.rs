@@ -123,11 +123,22 @@ pub async fn run(
     info!("cluster caches ready");
 
     let (targets, target_streams) = crate::targets::Targets::start(&client);
+    let (readonly, readonly_driver) = crate::readonly::ReadOnly::start(&client);
+    {
+        let stop = wait_for(&stop_rx);
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = readonly_driver => {}
+                _ = stop => {}
+            }
+        });
+    }
     let ctx = Arc::new(Context::new(
         client.clone(),
         settings.clone(),
         cluster,
         targets,
+        readonly,
         metrics,
     ));
     let crs: Api<CredentialsRequest> = Api::all(client.clone());
@@ -180,7 +191,10 @@ pub async fn run(
                 match crate::targets::backfill_labels(&client).await {
                     Ok(n) => {
                         if n > 0 {
-                            info!(count = n, "labelled target secrets written before labelling");
+                            info!(
+                                count = n,
+                                "labelled target secrets written before labelling"
+                            );
                         }
                         return;
                     }
@@ -248,6 +262,49 @@ pub async fn run(
         return Err(RunError::LeadershipLost);
     }
     Ok(())
+}
+
+/// The reconcilers' context with every cache running but no controller: for tests and tools that
+/// call [`reconcile`](crate::controller::reconcile) themselves (e.g. with a stale version of a
+/// request, as a lagging cache would hand it over). The caches stop when `stop` resolves.
+pub async fn standalone_context(
+    client: Client,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<Arc<Context>, RunError> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        stop.await;
+        let _ = stop_tx.send(true);
+    });
+    let (cluster, driver, _changes) = state::start(&client, wait_for(&stop_rx));
+    tokio::spawn(driver);
+    let (targets, streams) = crate::targets::Targets::start(&client);
+    let (readonly, readonly_driver) = crate::readonly::ReadOnly::start(&client);
+    let stop = wait_for(&stop_rx);
+    tokio::spawn(async move {
+        let drain = futures::future::join3(
+            streams.secrets.for_each(|_| async {}),
+            streams.namespaces.for_each(|_| async {}),
+            readonly_driver,
+        );
+        tokio::select! {
+            _ = drain => {}
+            _ = stop => {}
+        }
+    });
+    cluster
+        .wait_ready()
+        .await
+        .map_err(|_| RunError::CachesNotReady)?;
+    targets
+        .wait_ready()
+        .await
+        .map_err(|_| RunError::CachesNotReady)?;
+    Ok(Arc::new(Context::new(
+        client, settings, cluster, targets, readonly, metrics,
+    )))
 }
 
 /// Sets the root Secret's mode annotation to what the mode and (in the default mode on AWS) the
@@ -358,6 +415,14 @@ async fn status_loop(
             "ClusterVersion/APIServer caches not ready after 2s; computing status anyway"
         );
     }
+    // What was last written, and when: an unchanged status is not read back and rewritten until
+    // the status interval has passed (then the object is read and repaired if someone changed it).
+    #[allow(clippy::type_complexity)]
+    let mut written: Option<(
+        Vec<crate::status::CoCondition>,
+        Vec<crate::openshift::RelatedObject>,
+        Instant,
+    )> = None;
     loop {
         let start = Instant::now();
         let view = ctx.state.view();
@@ -373,20 +438,27 @@ async fn status_loop(
         let (by_cloud, by_cond) = metric_counts(&crs, view.mode == CredentialsMode::Manual);
         ctx.metrics.set_counts(&by_cloud, &by_cond);
         ctx.metrics.set_mode(effective.metric_label(root.is_some()));
-        match write_cluster_operator(
-            &ctx.client,
-            &conds,
-            &related,
-            &ctx.settings.version,
-            &now_string(),
-        )
-        .await
-        {
-            Ok(true) => {
-                info!(conditions = ?conds.iter().map(|c| (c.type_, c.status, c.reason)).collect::<Vec<_>>(), "updated ClusterOperator")
+        let unchanged = written.as_ref().is_some_and(|(c, r, at)| {
+            *c == conds && *r == related && at.elapsed() < ctx.settings.status_interval
+        });
+        if !unchanged {
+            match write_cluster_operator(
+                &ctx.client,
+                &conds,
+                &related,
+                &ctx.settings.version,
+                &now_string(),
+            )
+            .await
+            {
+                Ok(changed) => {
+                    if changed {
+                        info!(conditions = ?conds.iter().map(|c| (c.type_, c.status, c.reason)).collect::<Vec<_>>(), "updated ClusterOperator");
+                    }
+                    written = Some((conds, related, Instant::now()));
+                }
+                Err(error) => warn!(%error, "could not update ClusterOperator"),
             }
-            Ok(false) => {}
-            Err(error) => warn!(%error, "could not update ClusterOperator"),
         }
         ctx.metrics
             .observe_reconcile("status", start.elapsed().as_secs_f64());

@@ -43,6 +43,9 @@ pub struct Inputs<'a> {
     pub cluster: &'a ClusterView,
     pub effective: &'a Effective,
     pub root: Option<&'a RootSecret>,
+    /// The operator's own read-only credential of this cloud, when its Secret exists: with the
+    /// root credential removed, minted identities are still checked (reads only).
+    pub readonly: Option<&'a RootSecret>,
     pub target_namespace_exists: bool,
     pub target: Option<&'a TargetSecret>,
     /// Seconds since `status.lastSyncTimestamp`, if it parses.
@@ -507,8 +510,11 @@ pub fn gcp_root_project(root: &RootSecret) -> Result<String, String> {
 
 fn mint_gcp(spec: &GcpProviderSpec, inp: &Inputs<'_>) -> Provision {
     let (account, recorded_role, fingerprint) = gcp_provider_status(inp.cr);
-    let Some(root) = inp.root else {
-        return without_root(inp, account.is_some());
+    // Without the root credential, a minted account is still checked with the read-only one.
+    let root = match (inp.root, inp.readonly, account.is_some()) {
+        (Some(r), _, _) => r,
+        (None, Some(ro), true) => ro,
+        (None, _, minted) => return without_root(inp, minted),
     };
     let project = match gcp_root_project(root) {
         Ok(p) => p,
@@ -539,7 +545,12 @@ fn mint_gcp(spec: &GcpProviderSpec, inp: &Inputs<'_>) -> Provision {
             .unwrap_or_else(|| cco_core::gcp::legacy_role_id(infra_or, &name).replace('.', "_"))
     });
     let stale_role_id = recorded_role.filter(|_| role_id.is_none());
-    let rotate = !account_is_new && root_changed(inp, root, fingerprint.as_deref());
+    let rotate =
+        inp.root.is_some() && !account_is_new && root_changed(inp, root, fingerprint.as_deref());
+    let root_fingerprint = match inp.root {
+        Some(r) => r.fingerprint(),
+        None => fingerprint.clone().unwrap_or_default(),
+    };
     Provision::MintGcp(GcpMint {
         project,
         account_id,
@@ -554,23 +565,16 @@ fn mint_gcp(spec: &GcpProviderSpec, inp: &Inputs<'_>) -> Provision {
         permissions,
         predefined_roles,
         rotate,
-        root_fingerprint: root.fingerprint(),
+        root_fingerprint,
     })
 }
 
 fn mint_aws(aws: &AwsProviderSpec, inp: &Inputs<'_>) -> Provision {
     let (user, policy, fingerprint) = aws_provider_status(inp.cr);
-    let Some(root) = inp.root else {
-        let provisioned = inp.cr.status.as_ref().is_some_and(|s| s.provisioned);
-        return if user.is_some() && provisioned && inp.target.is_some() {
-            Provision::KeepMinted
-        } else {
-            Provision::Fail(Failure::Provision(format!(
-                "root credential {}/aws-creds not found: cannot mint (mint mode with the root credential removed keeps existing credentials only)",
-                crate::cluster::ROOT_SECRET_NAMESPACE
-            )))
-        };
-    };
+    if inp.root.is_none() && !(inp.readonly.is_some() && user.is_some()) {
+        // Nothing to read with, or nothing minted yet: keep what exists, refuse anything new.
+        return without_root(inp, user.is_some());
+    }
     let user_is_new = user.is_none();
     let user = user.unwrap_or_else(|| {
         aws_user_name(
@@ -579,16 +583,14 @@ fn mint_aws(aws: &AwsProviderSpec, inp: &Inputs<'_>) -> Provision {
             inp.random_suffix,
         )
     });
-    let last_rv = inp
-        .cr
-        .status
-        .as_ref()
-        .and_then(|s| s.last_sync_cloud_creds_secret_resource_version.clone());
-    let root_fp = root.fingerprint();
-    // A new resourceVersion alone (e.g. an annotation) is not a new credential: compare contents too.
-    let rotate = !user_is_new
-        && last_rv.is_some_and(|rv| rv != root.resource_version)
-        && fingerprint.as_deref() != Some(root_fp.as_str());
+    let (rotate, root_fingerprint) = match inp.root {
+        Some(root) => (
+            !user_is_new && root_changed(inp, root, fingerprint.as_deref()),
+            root.fingerprint(),
+        ),
+        // Checked with the read-only credential; nothing can be rotated.
+        None => (false, fingerprint.unwrap_or_default()),
+    };
     Provision::MintAws(AwsMint {
         policy_name: policy.unwrap_or_else(|| format!("{user}-policy")),
         user,
@@ -597,7 +599,7 @@ fn mint_aws(aws: &AwsProviderSpec, inp: &Inputs<'_>) -> Provision {
         tags: aws_user_tags(inp.cluster),
         rotate,
         region: inp.cluster.region(),
-        root_fingerprint: root_fp,
+        root_fingerprint,
     })
 }
 

@@ -52,6 +52,7 @@ struct Case<'a> {
     cr: &'a CredentialsRequest,
     view: ClusterView,
     root: Option<RootSecret>,
+    readonly: Option<RootSecret>,
     ns: bool,
     target: Option<TargetSecret>,
     since: Option<Duration>,
@@ -64,6 +65,7 @@ fn run(c: Case<'_>) -> Decision {
         cluster: &c.view,
         effective: &effective,
         root: c.root.as_ref(),
+        readonly: c.readonly.as_ref(),
         target_namespace_exists: c.ns,
         target: c.target.as_ref(),
         since_last_sync: c.since,
@@ -77,6 +79,7 @@ fn case(cr: &CredentialsRequest, view: ClusterView, root: Option<RootSecret>) ->
         cr,
         view,
         root,
+        readonly: None,
         ns: true,
         target: None,
         since: None,
@@ -358,9 +361,7 @@ fn mint_without_root_keeps_existing_credentials_and_refuses_new_ones() {
         ..Default::default()
     });
     let mut k = case(&minted, view(CredentialsMode::Mint, "AWS", None), None);
-    k.target = Some(TargetSecret {
-        owner: None,
-    });
+    k.target = Some(TargetSecret { owner: None });
     assert!(matches!(
         run(k),
         Decision::Provision {
@@ -452,9 +453,7 @@ fn a_recent_sync_with_nothing_changed_is_up_to_date() {
         last_sync_cloud_creds_secret_resource_version: Some("7".into()),
         ..Default::default()
     });
-    let target = TargetSecret {
-        owner: None,
-    };
+    let target = TargetSecret { owner: None };
     let mut k = case(
         &c,
         view(CredentialsMode::Passthrough, "AWS", None),

@@ -228,10 +228,7 @@ impl Targets {
     /// The target Secret if the cache or our own recent writes know it; `None` means "not known
     /// here", not "absent": an unlabelled Secret is not cached.
     pub fn secret(&self, namespace: &str, name: &str) -> Option<SecretMeta> {
-        if let Some(s) = self
-            .secrets
-            .get(&ObjectRef::new(name).within(namespace))
-        {
+        if let Some(s) = self.secrets.get(&ObjectRef::new(name).within(namespace)) {
             return Some(SecretMeta {
                 owner: s
                     .metadata
@@ -298,7 +295,8 @@ pub async fn backfill_labels(client: &Client) -> Result<usize, kube::Error> {
         for s in page.items.iter().filter(|s| missing_label(&s.metadata)) {
             let (ns, name) = (s.namespace().unwrap_or_default(), s.name_any());
             // A merge patch, not an apply: a Secret deleted meanwhile must not be recreated.
-            let patch = serde_json::json!({"metadata": {"labels": {LABEL_CREDENTIALS_REQUEST: "true"}}});
+            let patch =
+                serde_json::json!({"metadata": {"labels": {LABEL_CREDENTIALS_REQUEST: "true"}}});
             match Api::<Secret>::namespaced(client.clone(), &ns)
                 .patch(
                     &name,
@@ -374,7 +372,11 @@ mod tests {
     fn only_annotated_unlabelled_secrets_miss_the_label() {
         let meta = |ann: bool, label: Option<&str>| kube::api::ObjectMeta {
             annotations: ann.then(|| {
-                [(ANNOTATION_CREDENTIALS_REQUEST.to_string(), "a/b".to_string())].into()
+                [(
+                    ANNOTATION_CREDENTIALS_REQUEST.to_string(),
+                    "a/b".to_string(),
+                )]
+                .into()
             }),
             labels: label.map(|v| [(LABEL_CREDENTIALS_REQUEST.to_string(), v.to_string())].into()),
             ..Default::default()

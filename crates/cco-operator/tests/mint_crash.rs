@@ -3,8 +3,11 @@
 //! Secret exists, each request has exactly one IAM user (the one its status names) with exactly one
 //! access key (the one in its Secret), and no IAM user or access key exists that no request owns.
 //!
-//! `CCO_CRASH_COUNT` (default 500) sets the number of requests and `CCO_CRASH_KILLS` (default 10)
-//! the number of kills; `CCO_CRASH_SEED` replays a run (the seed is printed).
+//! The operator is killed after a random 0.3–4 s of life, again and again, until at least
+//! `CCO_CRASH_KILLS` (default 10) kills happened and nine tenths of the requests are provisioned;
+//! then one last run must finish the rest. `CCO_CRASH_COUNT` (default 500) sets the number of
+//! requests, `CCO_CRASH_SEED` replays a run (the seed is printed), and `CCO_OPERATOR_BIN` runs the
+//! test against another build of the operator.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -51,7 +54,9 @@ fn spawn(kubeconfig: &std::path::Path, moto: &Moto, log: &std::path::Path) -> Op
         .append(true)
         .open(log)
         .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_cloud-credential-operator"))
+    let bin = std::env::var_os("CCO_OPERATOR_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_cloud-credential-operator").into());
+    Command::new(bin)
         .env("KUBECONFIG", kubeconfig)
         .env("AWS_ENDPOINT_URL", &moto.endpoint)
         .env("CCO_METRICS_ADDR", "")
@@ -115,7 +120,7 @@ async fn mint_survives_sigkill_with_one_user_and_one_key_per_request() -> anyhow
     let count = env_or("CCO_CRASH_COUNT", 500) as usize;
     let kills = env_or("CCO_CRASH_KILLS", 10);
     let seed = env_or("CCO_CRASH_SEED", rand::thread_rng().gen());
-    eprintln!("crash test: {count} requests, {kills} kills, CCO_CRASH_SEED={seed}");
+    eprintln!("crash test: {count} requests, at least {kills} kills, CCO_CRASH_SEED={seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let started = Instant::now();
 
@@ -169,16 +174,18 @@ async fn mint_survives_sigkill_with_one_user_and_one_key_per_request() -> anyhow
     };
 
     // Kill at random moments while provisioning is under way.
-    for k in 0..kills {
+    let mut k = 0;
+    loop {
         let mut child = spawn(&kubeconfig, &moto, &log);
         let alive = Duration::from_millis(rng.gen_range(300..4000));
         tokio::time::sleep(alive).await;
         child.kill()?; // SIGKILL
-        eprintln!(
-            "kill {}/{kills} after {alive:?}: {} of {count} provisioned",
-            k + 1,
-            provisioned().await?
-        );
+        k += 1;
+        let n = provisioned().await?;
+        eprintln!("kill {k} after {alive:?}: {n} of {count} provisioned");
+        if (k >= kills && n * 10 >= count * 9) || k >= 200 {
+            break;
+        }
     }
 
     // A last run without kills must complete everything.
@@ -205,7 +212,13 @@ async fn mint_survives_sigkill_with_one_user_and_one_key_per_request() -> anyhow
     let mut owned = BTreeSet::new();
     for cr in crs.list(&ListParams::default()).await?.items {
         let name = cr.metadata.name.clone().unwrap();
-        let user = cr.status.as_ref().unwrap().provider_status.as_ref().unwrap()["user"]
+        let user = cr
+            .status
+            .as_ref()
+            .unwrap()
+            .provider_status
+            .as_ref()
+            .unwrap()["user"]
             .as_str()
             .unwrap()
             .to_string();
@@ -222,7 +235,7 @@ async fn mint_survives_sigkill_with_one_user_and_one_key_per_request() -> anyhow
     let strays: Vec<_> = state.keys().filter(|u| !owned.contains(*u)).collect();
     assert!(strays.is_empty(), "IAM users without a request: {strays:?}");
     eprintln!(
-        "crash test: {count} requests, {kills} kills, converged and verified in {:?}",
+        "crash test: {count} requests, {k} kills, converged and verified in {:?}",
         started.elapsed()
     );
     Ok(())
