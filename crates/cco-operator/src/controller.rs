@@ -201,10 +201,8 @@ fn random_suffix() -> String {
 #[instrument(skip_all, fields(cr = %format!("{}/{}", cr.namespace().unwrap_or_default(), cr.name_any())))]
 pub async fn reconcile(cr: Arc<CredentialsRequest>, ctx: Arc<Context>) -> Result<Action, Error> {
     let start = Instant::now();
-    // Until the target caches have listed, a cached miss would look like a missing Secret.
-    if ctx.targets.wait_ready().await.is_err() {
-        return Ok(Action::requeue(ctx.settings.retry));
-    }
+    // The target caches listed before the first reconcile (see `operator::run`): a cached miss
+    // is not a missing Secret.
     let cr = ctx.own.freshest(cr);
     let res = reconcile_inner(&cr, &ctx).await;
     ctx.metrics

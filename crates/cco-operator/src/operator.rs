@@ -116,13 +116,25 @@ pub async fn run(
     let (config_watch, config_driver, config_changes) =
         crate::config_watch::start(&client, wait_for(&stop_rx));
     tokio::spawn(config_driver);
+    let (targets, target_changes, targets_driver) = crate::targets::Targets::start(&client);
+    {
+        let stop = wait_for(&stop_rx);
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = targets_driver => {}
+                _ = stop => {}
+            }
+        });
+    }
     tokio::select! {
-        r = cluster.wait_ready() => r.map_err(|_| RunError::CachesNotReady)?,
+        r = async {
+            cluster.wait_ready().await?;
+            targets.wait_ready().await
+        } => r.map_err(|_| RunError::CachesNotReady)?,
         _ = wait_for(&stop_rx) => return Ok(()),
     }
     info!("cluster caches ready");
 
-    let (targets, target_streams) = crate::targets::Targets::start(&client);
     let (readonly, readonly_driver) = crate::readonly::ReadOnly::start(&client);
     {
         let stop = wait_for(&stop_rx);
@@ -168,10 +180,10 @@ pub async fn run(
         });
     }
     let running = controller
-        .watches_stream(target_streams.secrets, |s| {
+        .watches_stream(target_changes.secrets, |s| {
             crate::targets::owner_ref(&s.metadata)
         })
-        .watches_stream(target_streams.namespaces, move |ns| {
+        .watches_stream(target_changes.namespaces, move |ns| {
             crate::targets::Targets::waiting_for(&ns_store, &ns.name_any())
         })
         .reconcile_all_on(trigger)
@@ -280,15 +292,11 @@ pub async fn standalone_context(
     });
     let (cluster, driver, _changes) = state::start(&client, wait_for(&stop_rx));
     tokio::spawn(driver);
-    let (targets, streams) = crate::targets::Targets::start(&client);
+    let (targets, _changes, targets_driver) = crate::targets::Targets::start(&client);
     let (readonly, readonly_driver) = crate::readonly::ReadOnly::start(&client);
     let stop = wait_for(&stop_rx);
     tokio::spawn(async move {
-        let drain = futures::future::join3(
-            streams.secrets.for_each(|_| async {}),
-            streams.namespaces.for_each(|_| async {}),
-            readonly_driver,
-        );
+        let drain = futures::future::join(targets_driver, readonly_driver);
         tokio::select! {
             _ = drain => {}
             _ = stop => {}

@@ -14,13 +14,14 @@
 //!   (the operator's label; data is not cached), fed by watches that also trigger reconciles, plus
 //!   the Secrets this process applied and the Secret watch has not delivered yet. A Secret neither
 //!   cached nor just written is read from the API server only when the decision depends on it.
+//!   The caches are filled by their own task and are ready before the first reconcile runs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cco_api::CredentialsRequest;
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::reflector::{self, reflector, ObjectRef, Store};
@@ -147,29 +148,31 @@ pub fn owner_ref(meta: &kube::api::ObjectMeta) -> Option<ObjectRef<CredentialsRe
         .map(|(ns, name)| ObjectRef::new(name).within(ns))
 }
 
-/// The watch streams that feed [`Targets`]; pass them to the controller as triggers.
-pub struct TargetStreams<S, N> {
-    pub secrets: S,
-    pub namespaces: N,
+/// Changed objects, as the controller's `watches_stream` takes them.
+pub type Changes<K> = futures::channel::mpsc::UnboundedReceiver<Result<K, watcher::Error>>;
+
+/// What the watches behind [`Targets`] report: every changed target Secret and Namespace.
+pub struct TargetChanges {
+    pub secrets: Changes<PartialObjectMeta<Secret>>,
+    pub namespaces: Changes<PartialObjectMeta<Namespace>>,
 }
 
 impl Targets {
-    /// Creates the caches. The returned streams must be polled (by the controller) for the caches
-    /// to fill; they yield every changed Secret and Namespace.
-    #[allow(clippy::type_complexity)]
+    /// Creates the caches. The returned future drives them (it must run for the caches to fill,
+    /// independently of any consumer of the changes); the changes are for the controller's triggers.
     pub fn start(
         client: &Client,
     ) -> (
         Targets,
-        TargetStreams<
-            impl Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static,
-            impl Stream<Item = Result<PartialObjectMeta<Namespace>, watcher::Error>> + Send + 'static,
-        >,
+        TargetChanges,
+        impl std::future::Future<Output = ()> + Send + 'static,
     ) {
         let (secrets, sw) = reflector::store();
         let (namespaces, nw) = reflector::store();
         let applied: Arc<Mutex<HashMap<Key, SecretMeta>>> = Arc::default();
         let seen = applied.clone();
+        let (secret_tx, secret_rx) = futures::channel::mpsc::unbounded();
+        let (ns_tx, ns_rx) = futures::channel::mpsc::unbounded();
         let secret_stream = reflector(
             sw,
             watcher(
@@ -189,7 +192,12 @@ impl Targets {
                 m.remove(&(o.namespace().unwrap_or_default(), o.name_any()));
             }
         })
-        .touched_objects();
+        .touched_objects()
+        .for_each(move |o| {
+            // A closed receiver means the controller is gone; the cache keeps being fed.
+            let _ = secret_tx.unbounded_send(o);
+            futures::future::ready(())
+        });
         let ns_stream = reflector(
             nw,
             watcher(
@@ -198,21 +206,31 @@ impl Targets {
             ),
         )
         .default_backoff()
-        .touched_objects();
+        .touched_objects()
+        .for_each(move |o| {
+            let _ = ns_tx.unbounded_send(o);
+            futures::future::ready(())
+        });
+        let driver = async move {
+            futures::join!(secret_stream, ns_stream);
+        };
         (
             Targets {
                 secrets,
                 namespaces,
                 applied,
             },
-            TargetStreams {
-                secrets: secret_stream,
-                namespaces: ns_stream,
+            TargetChanges {
+                secrets: secret_rx,
+                namespaces: ns_rx,
             },
+            driver,
         )
     }
 
-    /// Waits until both caches have listed.
+    /// Waits until both caches have listed. Call it from one task only: the underlying store
+    /// readiness (kube-runtime 5's `DelayedInit`) wakes only the last of several concurrent
+    /// waiters, so reconciles must not wait on it; the operator waits once before starting them.
     pub async fn wait_ready(&self) -> Result<(), reflector::store::WriterDropped> {
         self.secrets.wait_until_ready().await?;
         self.namespaces.wait_until_ready().await
