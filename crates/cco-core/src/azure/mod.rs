@@ -13,9 +13,11 @@
 //! what carries them. Names, scopes and markers are the reference tool's, so either tool can re-run
 //! or delete what the other made.
 
+mod converge;
 mod manifests;
 mod names;
 
+pub use converge::*;
 pub use manifests::*;
 pub use names::*;
 
