@@ -7,8 +7,9 @@
 //! `openshift.io_cloud-credential-operator_<name>=owned`. A request's identity is the one with its
 //! name in the OIDC resource group; an identity no request asks for any more is *retired* when it
 //! carries the tag and its name starts with `<name>-`. On a request's identity, role assignments
-//! and federated credentials other than the request's are stale and removed (assignments are kept
-//! with `--preserve-existing-roles`).
+//! other than the request's are stale and removed (kept with `--preserve-existing-roles`);
+//! federated credentials of other names are left alone, as the reference tool leaves them
+//! (`verify` reports them).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -251,12 +252,6 @@ pub enum AzureStep {
         sa: String,
         exists: bool,
         diff: Vec<String>,
-    },
-    /// Remove a federated credential the request does not ask for.
-    DeleteFic {
-        identity: String,
-        fic: String,
-        subject: String,
     },
     /// Delete a retired identity (its federated credentials go with it; its assignments are
     /// removed first by `DeleteAssignment` steps).
@@ -522,7 +517,6 @@ pub fn plan_changes(
             }
         }
         let fics: &[ObservedFic] = have.map(|h| h.fics.as_slice()).unwrap_or(&[]);
-        let names: Vec<String> = p.service_accounts.iter().map(|sa| fic_name(sa)).collect();
         for sa in &p.service_accounts {
             let want_subject = subject(&p.secret_namespace, sa);
             match fics.iter().find(|f| f.name == fic_name(sa)) {
@@ -552,15 +546,6 @@ pub fn plan_changes(
                         });
                     }
                 }
-            }
-        }
-        for f in fics {
-            if !names.contains(&f.name) {
-                later.push(AzureStep::DeleteFic {
-                    identity: p.identity_name.clone(),
-                    fic: f.name.clone(),
-                    subject: f.subject.clone(),
-                });
             }
         }
     }
@@ -605,4 +590,4 @@ pub fn assignment_guid(scope: &str, role: &str, principal: &str) -> String {
 
 #[cfg(test)]
 #[path = "converge_tests.rs"]
-mod tests;
+pub(super) mod tests;

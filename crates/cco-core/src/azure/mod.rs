@@ -16,10 +16,12 @@
 mod converge;
 mod manifests;
 mod names;
+mod verify;
 
 pub use converge::*;
 pub use manifests::*;
 pub use names::*;
+pub use verify::*;
 
 use cco_api::ProviderSpec;
 use serde_json::{json, Value};
