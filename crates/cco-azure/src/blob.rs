@@ -110,9 +110,23 @@ impl BlobClient {
         op: &str,
         method: reqwest::Method,
         path: &str,
-        mut headers: Vec<(&str, String)>,
+        headers: Vec<(&str, String)>,
         body: Vec<u8>,
     ) -> Result<(u16, Vec<u8>), AzureError> {
+        self.send_full(op, method, path, headers, body)
+            .await
+            .map(|(status, _, body)| (status, body))
+    }
+
+    /// [`Self::send`], also returning the response headers.
+    async fn send_full(
+        &self,
+        op: &str,
+        method: reqwest::Method,
+        path: &str,
+        mut headers: Vec<(&str, String)>,
+        body: Vec<u8>,
+    ) -> Result<(u16, reqwest::header::HeaderMap, Vec<u8>), AzureError> {
         let url = self
             .endpoint
             .join(path)
@@ -143,6 +157,7 @@ impl BlobClient {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
+        let resp_headers = resp.headers().clone();
         let bytes = resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
         if status >= 400 {
             return Err(AzureError::Api {
@@ -152,7 +167,47 @@ impl BlobClient {
                 message: String::from_utf8_lossy(&bytes).chars().take(400).collect(),
             });
         }
-        Ok((status, bytes))
+        Ok((status, resp_headers, bytes))
+    }
+
+    /// The anonymous access level of a container (`x-ms-blob-public-access`: `blob` or
+    /// `container`, `None` when private); `Ok(None)` when the container does not exist.
+    pub async fn container_public_access(
+        &self,
+        container: &str,
+    ) -> Result<Option<Option<String>>, AzureError> {
+        match self
+            .send_full(
+                &format!("reading blob container {container}"),
+                reqwest::Method::GET,
+                &format!("{container}?restype=container"),
+                Vec::new(),
+                Vec::new(),
+            )
+            .await
+        {
+            Ok((_, h, _)) => Ok(Some(
+                h.get("x-ms-blob-public-access")
+                    .and_then(|v| v.to_str().ok())
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_owned),
+            )),
+            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Makes a container private (no anonymous access); used by tests that break a setup.
+    pub async fn make_container_private(&self, container: &str) -> Result<(), AzureError> {
+        self.send(
+            &format!("making blob container {container} private"),
+            reqwest::Method::PUT,
+            &format!("{container}?restype=container&comp=acl"),
+            Vec::new(),
+            Vec::new(),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Creates `container` with anonymous read access to its blobs, or makes an existing one so.

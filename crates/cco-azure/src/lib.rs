@@ -18,6 +18,9 @@
 
 mod authz;
 pub mod blob;
+mod observe;
+
+pub use observe::observe;
 
 use std::time::Duration;
 
@@ -638,6 +641,37 @@ impl Azure {
             Ok(v) => Ok(v.iter().map(|i| Self::to_identity(i, owner_key)).collect()),
             Err(e) if e.status() == Some(404) => Ok(Vec::new()),
             Err(e) => Err(e),
+        }
+    }
+
+    /// The user-assigned identities of a resource group as ARM returns them (with their tags).
+    pub async fn list_identities_raw(&self, rg: &str) -> Result<Vec<Value>, AzureError> {
+        let path = format!(
+            "{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities",
+            self.rg_path(rg)
+        );
+        match self.list("listing identities", &path, API_MSI).await {
+            Err(e) if e.status() == Some(404) => Ok(Vec::new()),
+            r => r,
+        }
+    }
+
+    /// The federated identity credentials of an identity.
+    pub async fn list_federated_credentials(
+        &self,
+        rg: &str,
+        identity: &str,
+    ) -> Result<Vec<Value>, AzureError> {
+        let path = format!(
+            "{}/federatedIdentityCredentials",
+            self.identity_path(rg, identity)
+        );
+        match self
+            .list("listing federated credentials", &path, API_MSI)
+            .await
+        {
+            Err(e) if e.status() == Some(404) => Ok(Vec::new()),
+            r => r,
         }
     }
 

@@ -16,7 +16,9 @@
 //!   under another name is `409 RoleAssignmentExists`; a role definition name used by another id is
 //!   `409 RoleDefinitionWithSameNameExists`; deleting a role still assigned is
 //!   `409 RoleDefinitionHasAssignments`.
-//! - At most 20 federated credentials per identity, and no two with the same issuer and subject.
+//! - At most 20 federated credentials per identity, and no two with the same issuer and subject;
+//!   `GET …/federatedIdentityCredentials` lists an identity's.
+//! - Every request is logged with its status (`server.calls()`), so tests can count the writes.
 //!
 //! Not modelled: real long-running operation status URLs, locks, RBAC of the caller, `$filter` beyond
 //! `roleName eq`, `type eq 'CustomRole'` and `principalId eq`, https-only issuers.
@@ -270,6 +272,25 @@ fn handle(s: &mut State, azurite: &str, r: &Request) -> Response {
         }
         ["providers", "Microsoft.ManagedIdentity", "userAssignedIdentities", name] => {
             identity(s, r, &rg, name)
+        }
+        ["providers", "Microsoft.ManagedIdentity", "userAssignedIdentities", name, "federatedIdentityCredentials"]
+            if r.method == "GET" =>
+        {
+            let ikey = (rg_key.clone(), lower(name));
+            if !s.identities.contains_key(&ikey) {
+                return err(
+                    404,
+                    "ParentResourceNotFound",
+                    &format!("identity {name} not found"),
+                );
+            }
+            let v: Vec<Value> = s
+                .federated_credentials
+                .iter()
+                .filter(|((g, i, _), _)| *g == ikey.0 && *i == ikey.1)
+                .map(|(_, v)| v.clone())
+                .collect();
+            Response::json(200, &json!({"value": v}))
         }
         ["providers", "Microsoft.ManagedIdentity", "userAssignedIdentities", name, "federatedIdentityCredentials", fic] => {
             federated(s, r, &rg, name, fic)

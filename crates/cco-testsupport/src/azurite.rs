@@ -65,15 +65,30 @@ pub fn azurite_blob_path() -> anyhow::Result<PathBuf> {
 impl Azurite {
     /// Starts a fresh, empty emulator knowing `accounts` besides `devstoreaccount1`.
     pub fn start(accounts: &[&str]) -> anyhow::Result<Azurite> {
+        Self::start_full(accounts, None)
+    }
+
+    /// As [`Azurite::start`], served over HTTPS with the server certificate of `ca` (endpoint
+    /// `https://127.0.0.1:<port>`), so issuer documents are fetched as Azure AD fetches them.
+    pub fn start_tls(accounts: &[&str], ca: &crate::tls::TestCa) -> anyhow::Result<Azurite> {
+        Self::start_full(accounts, Some(ca))
+    }
+
+    fn start_full(accounts: &[&str], tls: Option<&crate::tls::TestCa>) -> anyhow::Result<Azurite> {
         let main = azurite_blob_path()?;
         let mut list = vec![format!("{DEV_ACCOUNT}:{DEV_KEY}")];
         list.extend(accounts.iter().map(|a| format!("{a}:{DEV_KEY}")));
         for _attempt in 0..3 {
             let port = free_port()?;
             let dir = tempfile::tempdir()?;
-            let child = Command::new("node")
-                .arg(&main)
-                .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+            let mut cmd = Command::new("node");
+            cmd.arg(&main)
+                .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()]);
+            if let Some(ca) = tls {
+                ca.write(dir.path())?;
+                cmd.args(["--cert", "server.pem", "--key", "server-key.pem"]);
+            }
+            let child = cmd
                 .current_dir(dir.path())
                 .args([
                     "--inMemoryPersistence",
@@ -87,7 +102,10 @@ impl Azurite {
                 .spawn()
                 .context("starting azurite (node)")?;
             let mut a = Azurite {
-                endpoint: format!("http://127.0.0.1:{port}"),
+                endpoint: format!(
+                    "{}://127.0.0.1:{port}",
+                    if tls.is_some() { "https" } else { "http" }
+                ),
                 child,
                 _dir: dir,
             };

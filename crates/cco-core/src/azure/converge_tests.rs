@@ -251,3 +251,30 @@ fn a_private_container_and_a_rotated_key_are_planned_and_a_missing_group_refused
         AzConvergeError::MissingGroup("dns".into())
     );
 }
+
+#[test]
+fn the_plan_report_names_each_change_and_notes_retired_identities() {
+    let plans = plans();
+    let mut d = desired(&plans);
+    d.scope.retire = false;
+    let mut o = converged(&d);
+    let role = plans[0].custom_role.as_ref().expect("role");
+    o.roles.get_mut(&role.role_name).expect("role")[0].properties["permissions"][0]["actions"] =
+        json!([]);
+    o.identities[0].fics[0].subject = "system:serviceaccount:x:y".into();
+    o.identities.push(ObservedIdentity {
+        name: "c-retired".into(),
+        tags: d.tags.clone(),
+        ..Default::default()
+    });
+    let steps = plan_changes(&d, &o).expect("plan");
+    let r = crate::azure::plan_report(&d, &o, &steps);
+    let text = r.to_text();
+    assert!(text.contains("~ update custom-role c-openshift-ingress-operator-cloud-credentials"), "{text}");
+    assert!(text.contains("+ permissions: action Microsoft.Network/dnsZones/A/write"), "{text}");
+    assert!(text.contains("~ update federated-credential c-openshift-ingress-operator-cloud-credentials/ingress-operator"), "{text}");
+    assert!(text.contains("subject: system:serviceaccount:x:y -> system:serviceaccount:openshift-ingress-operator:ingress-operator"), "{text}");
+    assert_eq!(r.notes.len(), 1, "{text}");
+    assert!(r.notes[0].contains("c-retired"));
+    assert_eq!(r.exit_code(), 2);
+}

@@ -13,11 +13,13 @@
 //! what carries them. Names, scopes and markers are the reference tool's, so either tool can re-run
 //! or delete what the other made.
 
+mod changes;
 mod converge;
 mod manifests;
 mod names;
 mod verify;
 
+pub use changes::*;
 pub use converge::*;
 pub use manifests::*;
 pub use names::*;
