@@ -34,8 +34,7 @@ pub async fn observe(az: &Azure, d: &AzureDesired<'_>) -> Result<AzureObserved, 
     groups.extend(d.extra_rgs.iter());
     for g in groups {
         let found = az.get_resource_group(g).await?;
-        o.groups
-            .insert(g.clone(), found.map(|v| v["tags"].clone()));
+        o.groups.insert(g.clone(), found.map(|v| v["tags"].clone()));
     }
     if o.groups.get(&d.oidc_rg).is_some_and(Option::is_some) {
         if let Some(s) = az.get_storage_account(&d.oidc_rg, &d.account).await? {

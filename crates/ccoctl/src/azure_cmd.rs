@@ -49,6 +49,14 @@ pub enum AzureCommand {
     CreateAll(CreateAllArgs),
     /// Delete what the create commands made for --name (found by its ownership tag).
     Delete(DeleteArgs),
+    /// Check, reading only, that workload identity works end to end: the issuer served anonymously
+    /// over HTTPS with the cluster's keys, each request's managed identity, federated credentials,
+    /// role assignments and Secret, and (with --kubeconfig) the cluster's Authentication issuer.
+    /// Exit 0 when every check passes, 1 otherwise.
+    Verify(crate::azure_verify::VerifyArgs),
+    /// Show, changing nothing, what create-all with the same flags would change. Exit 0 when
+    /// nothing, 2 when there are changes, 1 on error.
+    Plan(crate::azure_verify::PlanArgs),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -78,7 +86,7 @@ pub struct Common {
 }
 
 impl Common {
-    fn oidc_rg(&self) -> String {
+    pub(crate) fn oidc_rg(&self) -> String {
         self.oidc_resource_group_name
             .clone()
             .unwrap_or_else(|| default_oidc_resource_group(&self.name))
@@ -219,6 +227,7 @@ pub async fn run(args: AzureArgs) -> anyhow::Result<()> {
         AzureCommand::CreateKeyPair(a) => create_key_pair(&a.output_dir).map(|_| ()),
         AzureCommand::CreateOidcIssuer(a) => {
             check_issuer(&a.common, &a.storage)?;
+            ensure_output_dir(&a.common.output_dir)?;
             let (_, public) =
                 read_public_key(a.public_key_file.as_deref(), &a.common.output_dir, "azure")?;
             let mut plan = DryRun::default();
@@ -238,6 +247,7 @@ pub async fn run(args: AzureArgs) -> anyhow::Result<()> {
         }
         AzureCommand::CreateManagedIdentities(a) => {
             check_identities(&a.common, &a.requests)?;
+            ensure_output_dir(&a.common.output_dir)?;
             let mut plan = DryRun::default();
             let az = connect_unless_dry(&a.common, a.tenant_id.as_deref()).await?;
             identities(
@@ -255,6 +265,7 @@ pub async fn run(args: AzureArgs) -> anyhow::Result<()> {
         AzureCommand::CreateAll(a) => {
             check_issuer(&a.common, &a.storage)?;
             check_identities(&a.common, &a.requests)?;
+            ensure_output_dir(&a.common.output_dir)?;
             let public = match &a.public_key_file {
                 Some(f) => read_public_key(Some(f), &a.common.output_dir, "azure")?.1,
                 None => create_key_pair(&a.common.output_dir)?,
@@ -285,10 +296,12 @@ pub async fn run(args: AzureArgs) -> anyhow::Result<()> {
             Ok(())
         }
         AzureCommand::Delete(a) => delete::delete(a).await,
+        AzureCommand::Verify(a) => crate::azure_verify::verify(a).await,
+        AzureCommand::Plan(a) => crate::azure_verify::plan(a).await,
     }
 }
 
-fn check_common(c: &Common) -> anyhow::Result<()> {
+pub(crate) fn check_common(c: &Common) -> anyhow::Result<()> {
     validate_name(&c.name)?;
     let derived = c
         .oidc_resource_group_name
@@ -296,11 +309,11 @@ fn check_common(c: &Common) -> anyhow::Result<()> {
         .then_some("--name followed by -oidc");
     validate_resource_group("--oidc-resource-group-name", &c.oidc_rg(), derived)?;
     parse_tags(&c.user_tags)?;
-    ensure_output_dir(&c.output_dir)
+    Ok(())
 }
 
 /// What the issuer commands need of their flags, before any call.
-fn check_issuer(c: &Common, s: &StorageArgs) -> anyhow::Result<()> {
+pub(crate) fn check_issuer(c: &Common, s: &StorageArgs) -> anyhow::Result<()> {
     check_common(c)?;
     validate_storage_account(&storage_account(c, s))?;
     validate_container(&container(c, s))?;
@@ -308,7 +321,7 @@ fn check_issuer(c: &Common, s: &StorageArgs) -> anyhow::Result<()> {
 }
 
 /// What the identity commands need of their flags, before any call.
-fn check_identities(c: &Common, r: &RequestsArgs) -> anyhow::Result<()> {
+pub(crate) fn check_identities(c: &Common, r: &RequestsArgs) -> anyhow::Result<()> {
     check_common(c)?;
     validate_identity_prefix(&c.name)?;
     let derived = r
@@ -340,25 +353,25 @@ fn check_identities(c: &Common, r: &RequestsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn storage_account(c: &Common, s: &StorageArgs) -> String {
+pub(crate) fn storage_account(c: &Common, s: &StorageArgs) -> String {
     s.storage_account_name
         .clone()
         .unwrap_or_else(|| c.name.clone())
 }
 
-fn container(c: &Common, s: &StorageArgs) -> String {
+pub(crate) fn container(c: &Common, s: &StorageArgs) -> String {
     s.blob_container_name
         .clone()
         .unwrap_or_else(|| c.name.clone())
 }
 
-fn installation_rg(c: &Common, r: &RequestsArgs) -> String {
+pub(crate) fn installation_rg(c: &Common, r: &RequestsArgs) -> String {
     r.installation_resource_group_name
         .clone()
         .unwrap_or_else(|| c.name.clone())
 }
 
-async fn connect(tenant: Option<&str>, subscription: &str) -> anyhow::Result<Azure> {
+pub(crate) async fn connect(tenant: Option<&str>, subscription: &str) -> anyhow::Result<Azure> {
     Azure::connect(
         tenant.unwrap_or_default(),
         subscription,

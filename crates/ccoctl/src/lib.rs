@@ -8,6 +8,7 @@ pub mod aws_cmd;
 pub mod aws_plan;
 pub mod aws_verify;
 pub mod azure_cmd;
+pub mod azure_verify;
 pub mod cli;
 pub mod gcp_cmd;
 pub mod gcp_verify;

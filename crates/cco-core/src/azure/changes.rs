@@ -14,7 +14,15 @@ fn action(exists: bool) -> ChangeAction {
     }
 }
 
-fn role_label(o: &AzureObserved, id: &str) -> String {
+fn role_label(d: &AzureDesired<'_>, o: &AzureObserved, id: &str) -> String {
+    let planned = d
+        .plans
+        .iter()
+        .filter_map(|p| p.custom_role.as_ref())
+        .find(|r| id.rsplit('/').next() == Some(r.id.as_str()));
+    if let Some(r) = planned {
+        return r.role_name.clone();
+    }
     o.builtin_roles
         .iter()
         .find(|(_, v)| v.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(id)))
@@ -45,8 +53,8 @@ pub fn plan_report(d: &AzureDesired<'_>, o: &AzureObserved, steps: &[AzureStep])
                 group,
                 tags,
                 exists,
-            } => Change::new(action(*exists), "resource-group", group).with_diff([
-                DiffItem::change(
+            } => {
+                Change::new(action(*exists), "resource-group", group).with_diff([DiffItem::change(
                     "tags",
                     o.groups
                         .get(group)
@@ -54,8 +62,8 @@ pub fn plan_report(d: &AzureDesired<'_>, o: &AzureObserved, steps: &[AzureStep])
                         .flatten()
                         .map(|t| t.to_string()),
                     Some(tags.to_string()),
-                ),
-            ]),
+                )])
+            }
             AzureStep::PutStorage { exists, diff } => {
                 let c = Change::new(
                     action(*exists),
@@ -71,9 +79,8 @@ pub fn plan_report(d: &AzureDesired<'_>, o: &AzureObserved, steps: &[AzureStep])
                 }
             }
             AzureStep::CreateContainer => {
-                Change::new(ChangeAction::Create, "blob-container", &d.container).with_diff([
-                    DiffItem::change("public access", None, Some("blob".into())),
-                ])
+                Change::new(ChangeAction::Create, "blob-container", &d.container)
+                    .with_diff([DiffItem::change("public access", None, Some("blob".into()))])
             }
             AzureStep::MakeContainerPublic => {
                 Change::new(ChangeAction::Update, "blob-container", &d.container).with_diff([
@@ -136,7 +143,11 @@ pub fn plan_report(d: &AzureDesired<'_>, o: &AzureObserved, steps: &[AzureStep])
             AzureStep::CreateAssignment { plan, scope, role } => Change::new(
                 ChangeAction::Create,
                 "role-assignment",
-                format!("{} to {} at {scope}", role_label(o, role), name_of(*plan)),
+                format!(
+                    "{} to {} at {scope}",
+                    role_label(d, o, role),
+                    name_of(*plan)
+                ),
             ),
             AzureStep::DeleteAssignment {
                 identity,
@@ -146,7 +157,7 @@ pub fn plan_report(d: &AzureDesired<'_>, o: &AzureObserved, steps: &[AzureStep])
             } => Change::new(
                 ChangeAction::Delete,
                 "role-assignment",
-                format!("{} to {identity} at {scope}", role_label(o, role)),
+                format!("{} to {identity} at {scope}", role_label(d, o, role)),
             )
             .with_diff([DiffItem::note("the request does not ask for it")]),
             AzureStep::PutFic {

@@ -270,8 +270,14 @@ fn the_plan_report_names_each_change_and_notes_retired_identities() {
     let steps = plan_changes(&d, &o).expect("plan");
     let r = crate::azure::plan_report(&d, &o, &steps);
     let text = r.to_text();
-    assert!(text.contains("~ update custom-role c-openshift-ingress-operator-cloud-credentials"), "{text}");
-    assert!(text.contains("+ permissions: action Microsoft.Network/dnsZones/A/write"), "{text}");
+    assert!(
+        text.contains("~ update custom-role c-openshift-ingress-operator-cloud-credentials"),
+        "{text}"
+    );
+    assert!(
+        text.contains("+ permissions: action Microsoft.Network/dnsZones/A/write"),
+        "{text}"
+    );
     assert!(text.contains("~ update federated-credential c-openshift-ingress-operator-cloud-credentials/ingress-operator"), "{text}");
     assert!(text.contains("subject: system:serviceaccount:x:y -> system:serviceaccount:openshift-ingress-operator:ingress-operator"), "{text}");
     assert_eq!(r.notes.len(), 1, "{text}");

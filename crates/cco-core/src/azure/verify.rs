@@ -172,7 +172,11 @@ pub fn request_checks(
         }
     }
     let names: BTreeSet<String> = p.service_accounts.iter().map(|s| fic_name(s)).collect();
-    let extra: Vec<_> = id.fics.iter().filter(|f| !names.contains(&f.name)).collect();
+    let extra: Vec<_> = id
+        .fics
+        .iter()
+        .filter(|f| !names.contains(&f.name))
+        .collect();
     for f in &extra {
         problems.push(format!(
             "federated credential {} also trusts {} (issuer {})",
@@ -272,16 +276,15 @@ pub fn request_checks(
                 problems.push(format!("role assignments missing: {}", list(&missing)));
             }
             if !extra.is_empty() {
-                problems.push(format!(
-                    "role assignments not asked for: {}",
-                    list(&extra)
-                ));
+                problems.push(format!("role assignments not asked for: {}", list(&extra)));
             }
         }
     }
     if let Some(role) = &p.custom_role {
         match o.roles.get(&role.role_name).map(Vec::as_slice) {
-            None | Some([]) => problems.push(format!("custom role {} does not exist", role.role_name)),
+            None | Some([]) => {
+                problems.push(format!("custom role {} does not exist", role.role_name))
+            }
             Some([r]) => {
                 let want = role_definition_body(role, d.name, d.subscription);
                 let wp = &want["properties"]["permissions"][0];
@@ -408,7 +411,9 @@ fn secret_check(
             &subject,
             format!(
                 "it names client id {:?}, but the request's managed identity does not exist",
-                data.get("azure_client_id").map(String::as_str).unwrap_or("")
+                data.get("azure_client_id")
+                    .map(String::as_str)
+                    .unwrap_or("")
             ),
             Some(apply),
         );

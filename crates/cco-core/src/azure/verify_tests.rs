@@ -80,13 +80,38 @@ fn stale_trust_missing_role_and_a_secret_of_another_identity_fail_with_fixes() {
             ("request.secret", CheckStatus::Fail),
         ]
     );
-    assert!(c[1].message.contains("https://old.example/c"), "{}", c[1].message);
-    assert!(c[1].message.contains("also trusts system:serviceaccount:a:b"));
+    assert!(
+        c[1].message.contains("https://old.example/c"),
+        "{}",
+        c[1].message
+    );
+    assert!(c[1]
+        .message
+        .contains("also trusts system:serviceaccount:a:b"));
     let fix = c[1].fix.as_deref().expect("fix");
-    assert!(fix.contains("create-managed-identities") && fix.contains("federated-credential delete"), "{fix}");
-    assert!(c[2].message.contains(&format!("missing: Reader at {}", removed.scope)) || c[2].message.contains("missing"), "{}", c[2].message);
-    assert!(c[2].message.contains("lacks actions Microsoft.Network/dnsZones/A/write"), "{}", c[2].message);
-    assert!(c[3].message.contains("azure_client_id is \"cid\", not \"new-client\""), "{}", c[3].message);
+    assert!(
+        fix.contains("create-managed-identities") && fix.contains("federated-credential delete"),
+        "{fix}"
+    );
+    assert!(
+        c[2].message
+            .contains(&format!("missing: Reader at {}", removed.scope))
+            || c[2].message.contains("missing"),
+        "{}",
+        c[2].message
+    );
+    assert!(
+        c[2].message
+            .contains("lacks actions Microsoft.Network/dnsZones/A/write"),
+        "{}",
+        c[2].message
+    );
+    assert!(
+        c[3].message
+            .contains("azure_client_id is \"cid\", not \"new-client\""),
+        "{}",
+        c[3].message
+    );
     let r = retired_checks(&d, &o);
     assert_eq!(statuses(&r), [("request.retired", CheckStatus::Warn)]);
 }
@@ -112,5 +137,8 @@ fn a_deleted_identity_and_a_private_container_fail() {
     assert!(c[1].message.contains("does not exist"), "{}", c[1].message);
     let s = storage_checks(&d, &o, &fixes());
     assert_eq!(s[1].status, CheckStatus::Fail);
-    assert_eq!(s[1].fix.as_deref(), Some("ccoctl azure create-oidc-issuer …"));
+    assert_eq!(
+        s[1].fix.as_deref(),
+        Some("ccoctl azure create-oidc-issuer …")
+    );
 }
