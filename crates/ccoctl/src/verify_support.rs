@@ -75,8 +75,13 @@ impl Prober {
                 if status.is_success() {
                     Ok(body)
                 } else {
-                    let text: String = String::from_utf8_lossy(&body).chars().take(200).collect();
-                    Err(format!("HTTP {status}: {}", text.trim()))
+                    // One line: error bodies (XML from storage services) span several.
+                    let text = String::from_utf8_lossy(&body)
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    let text: String = text.chars().take(200).collect();
+                    Err(format!("HTTP {status}: {text}"))
                 }
             }
         };
