@@ -93,6 +93,12 @@ impl Fixes<'_> {
         if self.private {
             s.push_str(" --create-private-s3-bucket");
         }
+        if let Some(ca) = &self.a.issuer_ca_file {
+            s.push_str(&format!(
+                " --issuer-ca-file {}",
+                sh_quote(&ca.display().to_string())
+            ));
+        }
         s
     }
 
@@ -125,6 +131,9 @@ impl Fixes<'_> {
         s.push_str(&format!(" --identity-provider-arn {}", sh_quote(arn)));
         if let Some(b) = &self.a.permissions_boundary_arn {
             s.push_str(&format!(" --permissions-boundary-arn {}", sh_quote(b)));
+        }
+        if self.a.enable_tech_preview {
+            s.push_str(" --enable-tech-preview");
         }
         if let Some(o) = &self.a.output_dir {
             s.push_str(&format!(

@@ -30,6 +30,21 @@ async fn a_fresh_installation_verifies_with_anonymous_reads_and_no_mutating_call
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["version"], 1);
     assert_eq!(report["ok"], true);
+    // The documented JSON form (README, "`verify` and `plan`: JSON output").
+    assert_eq!(report["kind"], "verify");
+    assert_eq!(report["cloud"], "aws");
+    assert_eq!(report["name"], "v-ok");
+    let all = report["checks"].as_array().expect("checks");
+    assert_eq!(
+        report["summary"],
+        json!({"pass": all.len(), "fail": 0, "warn": 0}),
+        "{report:#}"
+    );
+    for c in all {
+        let mut keys: Vec<_> = c.as_object().expect("check").keys().cloned().collect();
+        keys.sort();
+        assert_eq!(keys, ["fix", "id", "message", "status", "subject"], "{c}");
+    }
     for (id, n) in [
         ("issuer.bucket", 1),
         ("issuer.bucket_access", 1),
@@ -186,7 +201,8 @@ async fn breakage_is_reported_planned_and_fixed(
             "no failing {id} about {subject}: {got:?}"
         );
     }
-    let first = failing(&report, &want[0].0, &want[0].1);
+    let (first_id, first_subject) = want[0].clone();
+    let first = failing(&report, &first_id, &first_subject);
     let fix = first["fix"].as_str().expect("a fix");
     assert!(fix.contains(fix_has), "fix {fix:?} for {what}");
 
@@ -201,12 +217,66 @@ async fn breakage_is_reported_planned_and_fixed(
     got.sort();
     assert_eq!(got, want, "{plan:#}");
 
-    i.ok(&i.create_all_args(&i.reqs, &[]));
+    // create-all makes exactly the planned calls, then verify passes and a second plan is empty.
+    let planned = calls_of_plan(&plan);
+    assert!(!planned.is_empty(), "{plan:#}");
+    assert_eq!(
+        recorded_mutations(&i, || {
+            i.ok(&i.create_all_args(&i.reqs, &[]));
+        }),
+        planned,
+        "create-all after plan, for {what}"
+    );
     let (code, after) = i.verify(&[]);
     assert_eq!(code, 0, "after the fix: {after:#}");
     let (code, plan2) = i.plan(&i.reqs, &[]);
     assert_eq!(code, 0, "{plan2:#}");
+
+    // Break it again and run the fix verify printed, as printed (through sh): it makes the same
+    // calls and verify passes again.
+    broken(&i, what).await;
+    let (_, again) = verify_read_only(&i, &[]);
+    let fix = failing(&again, &first_id, &first_subject)["fix"]
+        .as_str()
+        .expect("a fix")
+        .to_string();
+    assert_eq!(
+        recorded_mutations(&i, || run_fix(&i, &fix)),
+        planned,
+        "the printed fix {fix:?} for {what}"
+    );
+    let (code, after) = i.verify(&[]);
+    assert_eq!(code, 0, "after running {fix:?}: {after:#}");
     (report, plan)
+}
+
+/// The mutating calls moto saw while `f` ran, sorted.
+fn recorded_mutations(i: &Install, f: impl FnOnce()) -> Vec<String> {
+    i.moto.start_recording().expect("record");
+    f();
+    i.moto.stop_recording().expect("stop");
+    let mut calls = i.moto.mutating_calls().expect("calls");
+    calls.sort();
+    calls
+}
+
+/// Runs a fix line as a shell would, with the ccoctl under test first on PATH.
+fn run_fix(i: &Install, fix: &str) {
+    assert!(fix.starts_with("ccoctl aws "), "{fix}");
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_ccoctl"));
+    let dir = bin.parent().expect("bin dir");
+    let path = std::env::var("PATH").unwrap_or_default();
+    let out = i
+        .command("sh", &["-c".to_string(), fix.to_string()])
+        .env("PATH", format!("{}:{path}", dir.display()))
+        .output()
+        .expect("sh runs");
+    assert!(
+        out.status.success(),
+        "{fix}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 const REGISTRY_ROLE: &str = "{name}-openshift-image-registry-installer-cloud-credentials";

@@ -93,7 +93,15 @@ impl Install {
 
     /// Runs ccoctl against moto, reaching HTTPS hosts through the front.
     pub fn ccoctl(&self, args: &[String]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ccoctl"));
+        self.command(env!("CARGO_BIN_EXE_ccoctl"), args)
+            .output()
+            .expect("ccoctl runs")
+    }
+
+    /// A command with the environment of [`Install::ccoctl`]: moto's endpoint and credentials,
+    /// HTTPS through the front.
+    pub fn command(&self, program: &str, args: &[String]) -> Command {
+        let mut cmd = Command::new(program);
         cmd.args(args)
             .env_remove("AWS_PROFILE")
             .env_remove("ALL_PROXY")
@@ -104,7 +112,7 @@ impl Install {
         for (k, v) in self.moto.env().into_iter().chain(self.front.env()) {
             cmd.env(k, v);
         }
-        cmd.output().expect("ccoctl runs")
+        cmd
     }
 
     pub fn ok(&self, args: &[String]) -> String {
