@@ -550,21 +550,25 @@ async fn the_cluster_checks_find_an_unpublished_rotated_key_a_secret_whose_role_
         ]
     );
 
-    // The fixes: publish both cluster keys, re-create the role, patch the Authentication.
-    for key in [&rotated, &next] {
-        i.ok(&i.args(
-            "create-identity-provider",
-            &[
-                "--public-key-file",
-                &Install::s(key),
-                "--output-dir",
-                &Install::s(&i.out),
-                "--issuer-ca-file",
-                &Install::s(&i.ca),
-            ],
-        ));
-    }
-    i.ok(&i.create_all_args(&i.reqs, &[]));
+    // The fixes: create-all with the rotated key makes exactly the planned calls; then publish the
+    // next key too and patch the Authentication.
+    i.moto.start_recording().expect("record");
+    i.ok(&i.create_all_args(&i.reqs, &["--public-key-file", &Install::s(&rotated)]));
+    i.moto.stop_recording().expect("stop");
+    let mut made = i.moto.mutating_calls().expect("calls");
+    made.sort();
+    assert_eq!(made, calls_of_plan(&plan));
+    i.ok(&i.args(
+        "create-identity-provider",
+        &[
+            "--public-key-file",
+            &Install::s(&next),
+            "--output-dir",
+            &Install::s(&i.out),
+            "--issuer-ca-file",
+            &Install::s(&i.ca),
+        ],
+    ));
     apply(&client, &authentication(&i.issuer())).await;
     let (code, report) = i.verify(&["--kubeconfig", &kubeconfig]);
     assert_eq!(code, 0, "{report:#}");
@@ -573,4 +577,43 @@ async fn the_cluster_checks_find_an_unpublished_rotated_key_a_secret_whose_role_
         "pass",
         "{report:#}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_authentication_manifest_naming_another_issuer_is_reported_and_rewritten_by_the_fix() {
+    let i = Install::created("v-authman");
+    let path = i.out.join(cco_core::oidc::AUTHENTICATION_MANIFEST);
+    let text = std::fs::read_to_string(&path).expect("manifest");
+    assert!(text.contains(&i.issuer()), "{text}");
+    std::fs::write(
+        &path,
+        text.replace(&i.issuer(), "https://wrong.example.com"),
+    )
+    .expect("write");
+
+    let (code, report) = verify_read_only(&i, &[]);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(
+        failures(&report),
+        vec![("manifest.authentication".to_string(), Install::s(&path))],
+        "{report:#}"
+    );
+    let check = failing(&report, "manifest.authentication", "");
+    assert!(
+        check["message"]
+            .as_str()
+            .expect("msg")
+            .contains("https://wrong.example.com"),
+        "{check}"
+    );
+    // Nothing to change in AWS: plan is empty; the printed fix rewrites the file without a call.
+    let (code, plan) = i.plan(&i.reqs, &[]);
+    assert_eq!(code, 0, "{plan:#}");
+    let fix = check["fix"].as_str().expect("fix").to_string();
+    assert_eq!(
+        recorded_mutations(&i, || run_fix(&i, &fix)),
+        Vec::<String>::new()
+    );
+    let (code, after) = i.verify(&[]);
+    assert_eq!(code, 0, "after {fix:?}: {after:#}");
 }
