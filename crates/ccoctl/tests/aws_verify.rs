@@ -54,6 +54,7 @@ async fn a_fresh_installation_verifies_with_anonymous_reads_and_no_mutating_call
         ("issuer.jwks_uri", 1),
         ("issuer.jwks", 1),
         ("keys.kid", 1),
+        ("keys.stale", 1),
         ("provider.exists", 1),
         ("provider.client_ids", 1),
         ("provider.thumbprint", 1),
@@ -616,4 +617,46 @@ async fn an_authentication_manifest_naming_another_issuer_is_reported_and_rewrit
     );
     let (code, after) = i.verify(&[]);
     assert_eq!(code, 0, "after {fix:?}: {after:#}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_published_key_that_signs_nothing_is_a_warning_and_the_printed_prune_removes_it() {
+    let i = Install::created("v-stale");
+    let old = i.tmp.path().join("old.pub");
+    std::fs::write(&old, test_public_key("old")).expect("write");
+    i.ok(&i.args(
+        "create-identity-provider",
+        &[
+            "--public-key-file",
+            &Install::s(&old),
+            "--issuer-ca-file",
+            &Install::s(&i.ca),
+        ],
+    ));
+
+    let (code, report) = verify_read_only(&i, &[]);
+    assert_eq!(code, 0, "a warning does not fail verify: {report:#}");
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["summary"]["warn"], 1, "{report:#}");
+    let stale = checks(&report, "keys.stale", "keys.json");
+    assert_eq!(stale.len(), 1, "{report:#}");
+    assert_eq!(stale[0]["status"], "warn", "{report:#}");
+    assert!(
+        stale[0]["message"]
+            .as_str()
+            .expect("msg")
+            .contains("published keys that sign nothing any more"),
+        "{report:#}"
+    );
+    assert_eq!(checks(&report, "keys.kid", "")[0]["status"], "pass");
+    let fix = stale[0]["fix"].as_str().expect("fix").to_string();
+    assert_eq!(
+        recorded_mutations(&i, || run_fix(&i, &fix)),
+        vec!["s3:PutObject".to_string()],
+        "{fix}"
+    );
+    let (code, after) = i.verify(&[]);
+    assert_eq!(code, 0, "{after:#}");
+    assert_eq!(after["summary"]["warn"], 0, "{after:#}");
+    assert_eq!(checks(&after, "keys.stale", "")[0]["status"], "pass");
 }
