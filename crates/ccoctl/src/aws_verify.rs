@@ -116,8 +116,12 @@ impl Fixes<'_> {
                 );
             }
         }
-        let file = key.source.trim_start_matches("--public-key-file ");
-        self.identity_provider_with(Some(file))
+        match key.source.strip_prefix("--public-key-file ") {
+            Some(file) => self.identity_provider_with(Some(file)),
+            // A key of the output dir (possibly its private key): create-identity-provider reads
+            // it from there.
+            None => self.identity_provider(),
+        }
     }
 
     fn roles(&self, arn: &str) -> String {
@@ -384,10 +388,19 @@ pub async fn verify(a: &AwsVerifyArgs) -> anyhow::Result<VerifyReport> {
         r.checks.extend(warnings);
     }
     if let (Some(jwks_uri), Some(jwks)) = (&found.jwks_uri, &found.jwks) {
-        let prune = format!(
-            "{} --prune-old-keys   # publishes only the key given",
-            fixes.identity_provider()
-        );
+        // Publish the first signing key alone, then add the others (the cluster's next key…).
+        let prune = match signing.split_first() {
+            Some((first, rest)) => {
+                std::iter::once(format!("{} --prune-old-keys", fixes.publish(first)))
+                    .chain(rest.iter().map(|k| fixes.publish(k)))
+                    .collect::<Vec<_>>()
+                    .join(" && ")
+            }
+            None => format!(
+                "{} --prune-old-keys   # publishes only the key given",
+                fixes.identity_provider()
+            ),
+        };
         r.checks.extend(key_checks(
             jwks_uri,
             jwks,

@@ -578,6 +578,34 @@ async fn the_cluster_checks_find_an_unpublished_rotated_key_a_secret_whose_role_
         "pass",
         "{report:#}"
     );
+
+    // A key that signs nothing in this cluster: the prune fix republishes every signing key (the
+    // output dir's, the cluster's current and next), pruning once, so the next key survives.
+    let old = i.tmp.path().join("old.pub");
+    std::fs::write(&old, test_public_key("old")).expect("write");
+    i.ok(&i.args(
+        "create-identity-provider",
+        &[
+            "--public-key-file",
+            &Install::s(&old),
+            "--issuer-ca-file",
+            &Install::s(&i.ca),
+        ],
+    ));
+    let (code, report) = i.verify(&["--kubeconfig", &kubeconfig]);
+    assert_eq!(code, 0, "{report:#}");
+    let stale = checks(&report, "keys.stale", "");
+    assert_eq!(stale[0]["status"], "warn", "{report:#}");
+    let fix = stale[0]["fix"].as_str().expect("fix");
+    assert_eq!(fix.matches("--prune-old-keys").count(), 1, "{fix}");
+    assert!(
+        fix.starts_with(&format!(
+            "ccoctl aws create-identity-provider --name v-kube --region us-east-1 --output-dir {}",
+            Install::s(&i.out)
+        )) && fix.contains("--prune-old-keys && oc get secret -n openshift-kube-apiserver bound-service-account-signing-key")
+            && fix.contains("oc get secret -n openshift-kube-apiserver-operator next-bound-service-account-signing-key"),
+        "{fix}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
