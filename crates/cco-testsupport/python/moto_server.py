@@ -8,6 +8,10 @@ and an identity still named by a distribution's S3 origin cannot be deleted. mot
 origin's `S3OriginConfig` and `OriginAccessControlId` but leaves them out of its answers; AWS
 returns them, so they are returned here too. Everything else is moto.
 
+It also adds IAM's AddClientIDToOpenIDConnectProvider and RemoveClientIDFromOpenIDConnectProvider
+(moto 5.2 answers both with a 500), with AWS's documented behaviour: adding a client ID the provider
+already has, or removing one it does not have, does nothing; a client ID is at most 255 characters.
+
 Usage: python moto_server.py [moto_server arguments]   (same arguments as `moto_server`)
 """
 
@@ -19,6 +23,8 @@ from moto.cloudfront.exceptions import CloudFrontException
 from moto.cloudfront.responses import CloudFrontResponse
 from moto.core.responses import ActionResult, EmptyResult
 from moto.moto_api._internal import mock_random
+from moto.iam.exceptions import ValidationError as IamValidationError
+from moto.iam.responses import IamResponse
 from moto.server import main
 
 PREFIX = "{0}/2020-05-31/origin-access-identity/cloudfront"
@@ -160,6 +166,38 @@ for fn in (
     delete_cloud_front_origin_access_identity,
 ):
     setattr(CloudFrontResponse, fn.__name__, fn)
+
+
+
+def add_client_id_to_open_id_connect_provider(self):
+    provider = self.backend.get_open_id_connect_provider(
+        self._get_param("OpenIDConnectProviderArn")
+    )
+    client_id = self._get_param("ClientID")
+    if not client_id or len(client_id) > 255:
+        raise IamValidationError(
+            "1 validation error detected: Value at 'clientID' failed to satisfy constraint: "
+            "Member must have length between 1 and 255"
+        )
+    if client_id not in provider.client_id_list:
+        provider.client_id_list.append(client_id)
+    return EmptyResult()
+
+
+def remove_client_id_from_open_id_connect_provider(self):
+    provider = self.backend.get_open_id_connect_provider(
+        self._get_param("OpenIDConnectProviderArn")
+    )
+    client_id = self._get_param("ClientID")
+    provider.client_id_list = [c for c in provider.client_id_list if c != client_id]
+    return EmptyResult()
+
+
+for fn in (
+    add_client_id_to_open_id_connect_provider,
+    remove_client_id_from_open_id_connect_provider,
+):
+    setattr(IamResponse, fn.__name__, fn)
 
 urls.url_paths[PREFIX + "$"] = CloudFrontResponse.dispatch
 urls.url_paths[PREFIX + "/(?P<oai_id>[^/]+)$"] = CloudFrontResponse.dispatch

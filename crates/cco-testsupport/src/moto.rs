@@ -4,7 +4,8 @@
 //! The server comes from the project's virtualenv (`.venv`, or `$CCO_VENV`), which
 //! `scripts/setup-python.sh` creates; if it is missing, [`Moto::start`] runs that script first. It is
 //! started through `python/moto_server.py`, which adds CloudFront origin access identities (the
-//! reference tool's private-bucket setup uses them; moto has none) to moto's own CloudFront.
+//! reference tool's private-bucket setup uses them; moto has none) to moto's own CloudFront, and the
+//! OIDC provider client-ID calls moto lacks.
 //!
 //! Each server records into a file of its own: [`Moto::start_recording`] / [`Moto::recorded_calls`]
 //! use moto's request recorder to list the calls a command made, named as AWS names them

@@ -171,6 +171,23 @@ async fn broken(i: &Install, what: &str) {
                 .await
                 .expect("thumbprint");
         }
+        "client id removed" => {
+            c.iam
+                .remove_client_id_from_open_id_connect_provider()
+                .open_id_connect_provider_arn(i.provider_arn())
+                .client_id("openshift")
+                .send()
+                .await
+                .expect("remove client id");
+        }
+        "deleted provider" => {
+            c.iam
+                .delete_open_id_connect_provider()
+                .open_id_connect_provider_arn(i.provider_arn())
+                .send()
+                .await
+                .expect("delete provider");
+        }
         other => panic!("unknown breakage {other}"),
     }
 }
@@ -409,6 +426,47 @@ async fn a_wrong_thumbprint_is_reported_and_updated() {
         "{msg}"
     );
     assert_eq!(plan["changes"][0]["diff"][0]["field"], "thumbprint");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_provider_without_the_openshift_client_id_is_reported_and_completed() {
+    let (report, plan) = breakage_is_reported_planned_and_fixed(
+        "v-clientid",
+        "client id removed",
+        &[("provider.client_ids", "oidc-provider/v-clientid-oidc")],
+        "ccoctl aws create-identity-provider --name v-clientid --region us-east-1",
+        &[(
+            "update",
+            "iam-oidc-provider",
+            "arn:aws:iam::123456789012:oidc-provider/{name}-oidc.s3.us-east-1.amazonaws.com",
+        )],
+    )
+    .await;
+    let msg = failing(&report, "provider.client_ids", "oidc-provider")["message"]
+        .as_str()
+        .expect("msg")
+        .to_string();
+    assert!(msg.contains("lack openshift"), "{msg}");
+    assert_eq!(
+        plan["changes"][0]["diff"],
+        json!([{"op": "add", "field": "client_ids", "values": ["openshift"]}])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_identity_provider_is_reported_and_recreated() {
+    breakage_is_reported_planned_and_fixed(
+        "v-delidp",
+        "deleted provider",
+        &[("provider.exists", "oidc-provider/v-delidp-oidc")],
+        "ccoctl aws create-identity-provider --name v-delidp --region us-east-1",
+        &[(
+            "create",
+            "iam-oidc-provider",
+            "arn:aws:iam::123456789012:oidc-provider/{name}-oidc.s3.us-east-1.amazonaws.com",
+        )],
+    )
+    .await;
 }
 
 /// Applies YAML documents to the cluster (server-side apply).
