@@ -60,6 +60,42 @@ pub fn to_pretty(v: &Value) -> String {
     s
 }
 
+/// `v` as Go's `json.MarshalIndent(v, "", "    ")` writes it: four-space indentation, `": "`
+/// between key and value, no final newline. The reference tool writes and publishes its JWKS so
+/// (`keys.json`, `jwks`, a provider's `jwksJson`). Go would also escape `<`, `>` and `&`, which no
+/// JWKS holds.
+pub fn to_go_indented(v: &Value) -> String {
+    use serde::Serialize;
+    let mut out = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+    if v.serialize(&mut ser).is_err() {
+        return String::new();
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// The discovery document of an AWS or GCP issuer byte for byte as the reference tool writes and
+/// uploads it: its template (`provisioning.DiscoveryDocumentTemplate`) mixes tab and space
+/// indentation and has no final newline. Equal, as JSON, to
+/// `discovery_document(issuer, Flavour::AwsGcp)`.
+pub fn reference_discovery_text(issuer: &str) -> String {
+    let issuer = issuer.trim_end_matches('/');
+    format!(
+        "{{\n\t\"issuer\": \"{issuer}\",\n\t\"jwks_uri\": \"{issuer}/{KEYS_PATH}\",\n    \"response_types_supported\": [\n        \"id_token\"\n    ],\n    \"subject_types_supported\": [\n        \"public\"\n    ],\n    \"id_token_signing_alg_values_supported\": [\n        \"RS256\"\n    ],\n    \"claims_supported\": [\n        \"aud\",\n        \"exp\",\n        \"sub\",\n        \"iat\",\n        \"iss\",\n        \"sub\"\n    ]\n}}"
+    )
+}
+
+/// The discovery document of an Azure issuer byte for byte as the reference tool writes and
+/// uploads it (its `openidConfigurationTemplate`: tab indentation, no final newline). Equal, as
+/// JSON, to `discovery_document(issuer, Flavour::Azure)`.
+pub fn reference_azure_discovery_text(issuer: &str) -> String {
+    let issuer = issuer.trim_end_matches('/');
+    format!(
+        "{{\n\t\t\"issuer\": \"{issuer}\",\n\t\t\"jwks_uri\": \"{issuer}/{AZURE_KEYS_PATH}\",\n\t\t\"response_types_supported\": [\n\t\t  \"id_token\"\n\t\t],\n\t\t\"subject_types_supported\": [\n\t\t  \"public\"\n\t\t],\n\t\t\"id_token_signing_alg_values_supported\": [\n\t\t  \"RS256\"\n\t\t]\n\t  }}"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,6 +125,29 @@ mod tests {
             "https://a.blob.core.windows.net/c/openid/v1/jwks"
         );
         assert!(d.get("claims_supported").is_none());
+    }
+
+    #[test]
+    fn reference_texts_are_the_documents_in_the_reference_layout() {
+        for (text, flavour) in [
+            (reference_discovery_text("https://i/x/"), Flavour::AwsGcp),
+            (
+                reference_azure_discovery_text("https://i/x"),
+                Flavour::Azure,
+            ),
+        ] {
+            let v: Value = serde_json::from_str(&text).expect("json");
+            assert_eq!(v, discovery_document("https://i/x", flavour));
+            assert!(!text.ends_with('\n'));
+        }
+        assert!(reference_discovery_text("https://i")
+            .starts_with("{\n\t\"issuer\": \"https://i\",\n\t\"jwks_uri\""));
+        assert!(reference_azure_discovery_text("https://i").ends_with("\t\t]\n\t  }"));
+        let v = json!({"keys": [{"use": "sig", "e": "AQAB"}], "empty": []});
+        assert_eq!(
+            to_go_indented(&v),
+            "{\n    \"keys\": [\n        {\n            \"use\": \"sig\",\n            \"e\": \"AQAB\"\n        }\n    ],\n    \"empty\": []\n}"
+        );
     }
 
     #[test]

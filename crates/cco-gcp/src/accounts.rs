@@ -89,8 +89,9 @@ impl Gcp {
     /// Creates, undeletes or updates the custom role until it matches.
     pub async fn ensure_role(&self, role: &CustomRole) -> Result<Change, GcpError> {
         let url = format!("{}/{}", self.roles_base(), enc(&role.id));
+        // As the reference tool creates it: the permissions in the request's order.
         let want = json!({"title": role.title, "description": role.description,
-            "includedPermissions": role.permissions, "stage": "GA"});
+            "includedPermissions": role.permissions_in_request_order(), "stage": "GA"});
         let mut change = Change::Unchanged;
         let current = match self.get_role(&role.id).await? {
             None => {

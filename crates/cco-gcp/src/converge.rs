@@ -332,9 +332,11 @@ pub fn describe(d: &GcpDesired<'_>, s: &GcpStep) -> String {
     }
 }
 
+/// A custom role as the reference tool creates it: title, description, the permissions in the
+/// request's order, stage GA.
 fn role_body(r: &cco_core::gcp::CustomRole) -> Value {
     json!({"title": r.title, "description": r.description,
-        "includedPermissions": r.permissions, "stage": "GA"})
+        "includedPermissions": r.permissions_in_request_order(), "stage": "GA"})
 }
 
 async fn run_step(
@@ -388,7 +390,7 @@ async fn run_step(
             gcp.wait("iam.workloadIdentityPools.undelete", &pool_res, op)
                 .await?;
         }
-        GcpStep::CreateBucket => gcp.create_bucket(&bucket, d.region, d.name).await?,
+        GcpStep::CreateBucket => gcp.create_bucket(&bucket, d.region).await?,
         GcpStep::MakeBucketPublic => {
             gcp.modify_policy(&PolicyTarget::Bucket(bucket.clone()), |p| {
                 set_role_members(p, OBJECT_VIEWER, "allUsers", &["allUsers".into()])
@@ -396,8 +398,13 @@ async fn run_step(
             .await?;
         }
         GcpStep::PutObject { path, content, .. } => {
-            gcp.put_object(&bucket, path, content.as_bytes(), "application/json")
-                .await?;
+            gcp.put_object(
+                &bucket,
+                path,
+                content.as_bytes(),
+                crate::ISSUER_DOCUMENT_CONTENT_TYPE,
+            )
+            .await?;
         }
         GcpStep::CreateProvider { body } => {
             let url = format!(

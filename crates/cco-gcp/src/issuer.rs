@@ -11,6 +11,11 @@ use serde_json::{json, Value};
 
 use crate::{enc, set_role_members, Gcp, GcpError, PolicyTarget};
 
+/// The content type of the uploaded issuer documents: the reference tool sets none, so its storage
+/// client sniffs one from the bytes (Go's `http.DetectContentType`), which for a JSON document is
+/// plain text.
+pub const ISSUER_DOCUMENT_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
+
 /// What a converging step did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Change {
@@ -165,7 +170,8 @@ impl Gcp {
         let mut oidc =
             json!({"issuerUri": want.issuer, "allowedAudiences": [cco_core::gcp::AUDIENCE]});
         if let Some(j) = &jwks {
-            oidc["jwksJson"] = Value::String(j.to_string());
+            // The text the reference tool embeds (its JWKS file's bytes).
+            oidc["jwksJson"] = Value::String(cco_core::gcp::jwks_text(j));
         }
         let body = json!({"displayName": provider, "description": CREATED_BY, "disabled": false,
             "attributeMapping": {"google.subject": "assertion.sub"}, "oidc": oidc});
@@ -293,22 +299,17 @@ impl Gcp {
             .await
     }
 
-    /// Creates the issuer bucket (uniform access, labelled `created-by: ccoctl`). A 409 is fine when
-    /// the bucket turns out to be ours (created concurrently); otherwise its name is taken.
-    pub async fn create_bucket(
-        &self,
-        bucket: &str,
-        region: &str,
-        name: &str,
-    ) -> Result<(), GcpError> {
+    /// Creates the issuer bucket as the reference tool creates it: name, location and uniform
+    /// bucket-level access, nothing else (no labels). A 409 is fine when the bucket turns out to be
+    /// ours (created concurrently); otherwise its name is taken.
+    pub async fn create_bucket(&self, bucket: &str, region: &str) -> Result<(), GcpError> {
         let url = format!(
             "{}/storage/v1/b?project={}",
             self.endpoints.storage,
             enc(&self.project)
         );
         let body = json!({"name": bucket, "location": region,
-            "iamConfiguration": {"uniformBucketLevelAccess": {"enabled": true}},
-            "labels": {"created-by": "ccoctl", "ccoctl-name": name}});
+            "iamConfiguration": {"uniformBucketLevelAccess": {"enabled": true}}});
         match self
             .call(
                 "storage.buckets.insert",
@@ -332,18 +333,17 @@ impl Gcp {
         }
     }
 
-    /// Creates the issuer bucket (uniform access, labelled) unless it exists, and lets `allUsers`
-    /// read its objects.
+    /// Creates the issuer bucket (uniform access) unless it exists, and lets `allUsers` read its
+    /// objects.
     pub async fn ensure_public_bucket(
         &self,
         bucket: &str,
         region: &str,
-        name: &str,
     ) -> Result<Change, GcpError> {
         let change = if self.get_bucket(bucket).await?.is_some() {
             Change::Unchanged
         } else {
-            self.create_bucket(bucket, region, name).await?;
+            self.create_bucket(bucket, region).await?;
             Change::Created
         };
         let target = PolicyTarget::Bucket(bucket.to_string());
@@ -439,8 +439,8 @@ impl Gcp {
         }
     }
 
-    /// Uploads the discovery document (when `issuer` is given) and the JWKS, keeping keys already
-    /// published unless `prune`.
+    /// Uploads the discovery document and the JWKS (in the reference tool's layout, see
+    /// `cco_core::gcp::jwks_text`), keeping keys already published unless `prune`.
     pub async fn publish_documents(
         &self,
         bucket: &str,
@@ -460,14 +460,14 @@ impl Gcp {
             bucket,
             DISCOVERY_PATH,
             discovery.as_bytes(),
-            "application/json",
+            ISSUER_DOCUMENT_CONTENT_TYPE,
         )
         .await?;
         self.put_object(
             bucket,
             KEYS_PATH,
-            cco_core::oidc::to_pretty(&jwks).as_bytes(),
-            "application/json",
+            cco_core::gcp::jwks_text(&jwks).as_bytes(),
+            ISSUER_DOCUMENT_CONTENT_TYPE,
         )
         .await?;
         Ok(jwks)

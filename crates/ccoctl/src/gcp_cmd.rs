@@ -9,13 +9,13 @@ use anyhow::{bail, Context};
 use cco_api::Cloud;
 use cco_core::fsutil::{ensure_dir, write_atomic, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE};
 use cco_core::gcp::{
-    bucket_name, credentials_config, issuer_url, plan_changes, plan_report, plan_service_accounts,
-    pool_files, provider_files, random_suffix, secret_manifest, service_account_files,
-    validate_account_prefix, validate_bucket_name, validate_delete_name, validate_name_length,
-    validate_pool_id, GcpDesired, KeyStorage, Scope, ServiceAccountPlan,
+    bucket_name, credentials_config, issuer_url, jwks_text, plan_changes, plan_report,
+    plan_service_accounts, pool_files, provider_files, random_suffix, secret_manifest,
+    service_account_files, validate_account_prefix, validate_bucket_name, validate_delete_name,
+    validate_name_length, validate_pool_id, GcpDesired, KeyStorage, Scope, ServiceAccountPlan,
+    ServiceAccountScripts, DRY_RUN_FILE_MODE,
 };
 use cco_core::keys;
-use cco_core::oidc::to_pretty;
 use cco_core::reader::{read_dir, LoadedRequest, ReadOptions};
 use cco_gcp::{Endpoints, Gcp};
 use clap::{Args, Subcommand, ValueEnum};
@@ -81,8 +81,9 @@ pub struct Common {
     /// ID of the GCP project.
     #[arg(long)]
     pub project: String,
-    /// Directory for keys, manifests and dry-run files.
-    #[arg(long, default_value = ".")]
+    /// Directory for keys, manifests and dry-run files [default: the current directory]. A dry run
+    /// names it, as given, in its scripts and Secret manifests, as the reference tool does.
+    #[arg(long, default_value_os_t = current_dir(), hide_default_value = true)]
     pub output_dir: PathBuf,
     /// Write the gcloud/gsutil scripts and documents instead of calling GCP.
     #[arg(long)]
@@ -187,6 +188,12 @@ pub struct DeleteArgs {
     pub dry_run: bool,
 }
 
+/// The current directory, absolute: the reference tool's default output directory, which its dry-run
+/// scripts then name.
+fn current_dir() -> PathBuf {
+    std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))
+}
+
 /// Runs one `ccoctl gcp` subcommand.
 pub async fn run(args: GcpArgs) -> anyhow::Result<()> {
     match args.command {
@@ -196,10 +203,7 @@ pub async fn run(args: GcpArgs) -> anyhow::Result<()> {
             validate_pool_id("--name", &a.common.name)?;
             ensure_output_dir(&a.common.output_dir)?;
             if a.common.dry_run {
-                return write_files(
-                    &a.common.output_dir,
-                    &pool_files(&a.common.project, &a.common.name),
-                );
+                return write_files(&a.common.output_dir, &pool_files(&a.common.name));
             }
             let (gcp, number) = connect(&a.common.project).await?;
             let d = desired(
@@ -274,7 +278,7 @@ fn write_files(out: &Path, files: &[(String, String)]) -> anyhow::Result<()> {
             ensure_dir(&out.join("manifests"), PRIVATE_DIR_MODE)?;
             PRIVATE_FILE_MODE
         } else {
-            0o744
+            DRY_RUN_FILE_MODE
         };
         write_atomic(&path, contents.as_bytes(), mode)?;
         println!("Saved {}", path.display());
@@ -360,10 +364,7 @@ async fn provider(
     let issuer = issuer_url(&c.name);
     ensure_output_dir(&c.output_dir)?;
     if c.dry_run {
-        let out = c
-            .output_dir
-            .canonicalize()
-            .unwrap_or_else(|_| c.output_dir.clone());
+        // No call: the reference tool's provider dry run asks GCP nothing either.
         write_files(
             &c.output_dir,
             &provider_files(
@@ -371,9 +372,9 @@ async fn provider(
                 &c.project,
                 &issuer_args.region,
                 pool,
-                &to_pretty(&jwks),
+                &issuer,
+                &jwks_text(&jwks),
                 storage,
-                &out.display().to_string(),
             ),
         )?;
         return write_authentication_manifest(&c.output_dir, &issuer);
@@ -416,21 +417,27 @@ async fn service_accounts(
     }
     ensure_output_dir(&c.output_dir)?;
     if c.dry_run {
-        let out = c
-            .output_dir
-            .canonicalize()
-            .unwrap_or_else(|_| c.output_dir.clone());
+        if plans.is_empty() {
+            return Ok(());
+        }
+        // The one read of a dry run, as in the reference tool: the project number, which the
+        // federated principals in the binding scripts name.
+        let (_, number) = connect(&c.project).await?;
         let suffixes: Vec<String> = plans.iter().map(|_| random_suffix()).collect();
+        let target = c.output_dir.to_string_lossy();
         return write_files(
             &c.output_dir,
             &service_account_files(
                 &plans,
-                &c.name,
-                &c.project,
-                pool,
-                provider,
+                &ServiceAccountScripts {
+                    name: &c.name,
+                    project: &c.project,
+                    project_number: &number,
+                    pool,
+                    provider,
+                    target_dir: &target,
+                },
                 &suffixes,
-                &out.display().to_string(),
             ),
         );
     }
@@ -511,7 +518,7 @@ async fn create_all(a: CreateAllArgs) -> anyhow::Result<()> {
         None => create_key_pair(&c.output_dir)?,
     };
     if c.dry_run {
-        write_files(&c.output_dir, &pool_files(&c.project, &c.name))?;
+        write_files(&c.output_dir, &pool_files(&c.name))?;
         provider(c, &a.issuer, &c.name, &public).await?;
         return service_accounts(c, &a.requests, &reqs, &c.name, &c.name).await;
     }

@@ -18,7 +18,7 @@ use super::{
     AUDIENCE, CREATED_BY,
 };
 use crate::keys::merge_jwks;
-use crate::oidc::{to_pretty, DISCOVERY_PATH, KEYS_PATH};
+use crate::oidc::{DISCOVERY_PATH, KEYS_PATH};
 
 /// A workload identity pool as read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -277,7 +277,7 @@ fn set_diff(want: &[String], have: &[String]) -> (Vec<String>, Vec<String>) {
 pub fn provider_body(provider: &str, issuer: &str, jwks: Option<&Value>) -> Value {
     let mut oidc = json!({"issuerUri": issuer, "allowedAudiences": [AUDIENCE]});
     if let Some(j) = jwks {
-        oidc["jwksJson"] = Value::String(j.to_string());
+        oidc["jwksJson"] = Value::String(super::jwks_text(j));
     }
     json!({"displayName": provider, "description": CREATED_BY, "disabled": false,
         "attributeMapping": {"google.subject": "assertion.sub"}, "oidc": oidc})
@@ -322,7 +322,7 @@ fn issuer_steps(d: &GcpDesired<'_>, o: &GcpObserved, steps: &mut Vec<GcpStep>) {
             );
             steps.push(GcpStep::PutObject {
                 path: KEYS_PATH,
-                content: to_pretty(&want),
+                content: super::jwks_text(&want),
                 added,
                 removed,
                 exists: have_jwks_raw.is_some(),

@@ -1,5 +1,5 @@
 use super::*;
-use crate::gcp::{plan_service_accounts, principal, KeyStorage};
+use crate::gcp::{jwks_text, plan_service_accounts, principal, KeyStorage};
 use crate::reader::{parse_documents, LoadedRequest, ReadOptions};
 use std::path::Path;
 
@@ -89,7 +89,7 @@ fn converged(d: &GcpDesired<'_>) -> GcpObserved {
         bucket: Some(ObservedBucket {
             public: true,
             discovery: Some(discovery(&d.issuer).into_bytes()),
-            jwks: Some(to_pretty(&d.jwks).into_bytes()),
+            jwks: Some(jwks_text(&d.jwks).into_bytes()),
         }),
         ..Default::default()
     };

@@ -262,10 +262,11 @@ pub fn role_name(project: &str, id: &str) -> String {
     format!("projects/{project}/roles/{id}")
 }
 
-/// A random 5-character suffix for [`account_id`].
+/// A random 5-character suffix for [`account_id`], drawn as the reference tool draws it (Kubernetes'
+/// `utilrand.String`: consonants and digits without vowels or look-alikes).
 pub fn random_suffix() -> String {
     use rand::Rng;
-    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    const CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::thread_rng();
     (0..5)
         .map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char)
@@ -322,7 +323,14 @@ mod tests {
             "c-openshift-gcp-ccm"
         );
         assert_eq!(display_name(&"x".repeat(60), "r").len(), 52);
-        assert_eq!(random_suffix().len(), 5);
+        for _ in 0..50 {
+            let s = random_suffix();
+            assert_eq!(s.len(), 5);
+            assert!(
+                s.chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)),
+                "{s}"
+            );
+        }
     }
 
     #[test]

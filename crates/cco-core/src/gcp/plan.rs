@@ -8,7 +8,7 @@ use cco_api::ProviderSpec;
 use serde_json::Value;
 
 use super::{display_name, legacy_role_id, role_id, role_title, CREATED_BY};
-use crate::oidc::{discovery_document, to_pretty, Flavour};
+use crate::oidc::{reference_discovery_text, to_go_indented};
 use crate::reader::{LoadedRequest, Source};
 
 /// A custom role holding a request's `permissions`, named as the reference tool names it.
@@ -21,8 +21,22 @@ pub struct CustomRole {
     /// Title `<project≤50>-<request≤49>` ([`role_title`]).
     pub title: String,
     pub description: String,
-    /// Sorted, unique.
+    /// Sorted, unique (what the role must hold).
     pub permissions: Vec<String>,
+    /// As the request lists them (order and repeats kept), as the reference tool passes them on.
+    pub listed_permissions: Vec<String>,
+}
+
+impl CustomRole {
+    /// The permissions of a new role in the request's order, repeats dropped.
+    pub fn permissions_in_request_order(&self) -> Vec<String> {
+        let mut seen = BTreeSet::new();
+        self.listed_permissions
+            .iter()
+            .filter(|p| seen.insert(p.as_str()))
+            .cloned()
+            .collect()
+    }
 }
 
 /// Everything to do for one request.
@@ -37,8 +51,12 @@ pub struct ServiceAccountPlan {
     pub custom_role: Option<CustomRole>,
     /// Predefined roles to bind on the project, sorted and unique.
     pub predefined_roles: Vec<String>,
-    /// `(namespace, service account)` pairs allowed to impersonate.
+    /// `spec.providerSpec.predefinedRoles` as listed (the reference tool's dry-run order).
+    pub listed_predefined_roles: Vec<String>,
+    /// `(namespace, service account)` pairs allowed to impersonate, sorted and unique.
     pub kubernetes_service_accounts: Vec<(String, String)>,
+    /// `spec.serviceAccountNames` as listed (the reference tool's dry-run order).
+    pub listed_service_accounts: Vec<String>,
     pub secret_namespace: String,
     pub secret_name: String,
     /// `manifests/<ns>-<secret>-credentials.yaml`.
@@ -144,6 +162,7 @@ pub fn plan_service_accounts(
                 title: role_title(project, r.name()),
                 description: format!("{CREATED_BY} for service account {display}"),
                 permissions: perms.into_iter().collect(),
+                listed_permissions: spec.permissions.clone(),
             })
         };
         let roles: BTreeSet<String> = spec.predefined_roles.iter().cloned().collect();
@@ -162,7 +181,9 @@ pub fn plan_service_accounts(
             display_name: display,
             custom_role,
             predefined_roles: roles.into_iter().collect(),
+            listed_predefined_roles: spec.predefined_roles.clone(),
             kubernetes_service_accounts: ksas,
+            listed_service_accounts: spec_.service_account_names.clone(),
             secret_namespace: namespace.clone(),
             secret_name: spec_.secret_ref.name.clone(),
             secret_path: crate::aws::secret_manifest_path(&namespace, &spec_.secret_ref.name),
@@ -177,9 +198,16 @@ pub fn plan_service_accounts(
     Ok(out)
 }
 
-/// The discovery document of the issuer.
+/// The discovery document of the issuer, byte for byte as the reference tool writes it to
+/// `03-openid-configuration` and uploads it.
 pub fn discovery(issuer: &str) -> String {
-    to_pretty(&discovery_document(issuer, Flavour::AwsGcp))
+    reference_discovery_text(issuer)
+}
+
+/// A JWKS as the reference tool writes it to `04-keys.json`, uploads it as `keys.json` and embeds
+/// it in a provider's `oidc.jwksJson` (Go's four-space `MarshalIndent`, no final newline).
+pub fn jwks_text(jwks: &Value) -> String {
+    to_go_indented(jwks)
 }
 
 /// The `external_account` credential configuration of a service account, byte for byte as the

@@ -35,8 +35,14 @@ pub fn s(p: &Path) -> &str {
 
 impl Env {
     pub fn ccoctl(&self, args: &[&str]) -> Output {
+        self.ccoctl_in(self.tmp.path(), args)
+    }
+
+    /// Runs `ccoctl` with `dir` as its current directory.
+    pub fn ccoctl_in(&self, dir: &Path, args: &[&str]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ccoctl"));
-        cmd.args(args)
+        cmd.current_dir(dir)
+            .args(args)
             .env("HOME", self.tmp.path())
             .env_remove("GOOGLE_OAUTH_ACCESS_TOKEN")
             .env_remove("GOOGLE_CREDENTIALS")
