@@ -13,7 +13,9 @@
 //!   providers (create, get, list, patch, delete, `:undelete`) with long-running operations;
 //! - Cloud Storage bucket IAM (`GET|PUT /storage/v1/b/{bucket}/iam`), which `fake-gcs-server` lacks;
 //!   every other `/storage`, `/upload` and `/download` request is forwarded to `fake-gcs-server`, and
-//!   the fake follows bucket creation and deletion from the answers;
+//!   the fake follows bucket creation and deletion from the answers, keeping each created bucket's
+//!   resource as the client sent it ([`GcpFake::bucket_as_created`]: `fake-gcs-server` drops
+//!   `iamConfiguration` and rewrites the location);
 //! - anonymous path-style object reads (`GET /{bucket}/{object}`, how OIDC clients read an issuer
 //!   at `https://storage.googleapis.com/<bucket>/…`), allowed only when the bucket's policy lets
 //!   `allUsers` view objects (else 403 `AccessDenied` in Cloud Storage's XML), then served by
@@ -81,6 +83,8 @@ struct State {
     endpoint: String,
     /// bucket → (policy, first read still to fail).
     bucket_policies: BTreeMap<String, (Value, bool)>,
+    /// bucket → the resource of its successful `buckets.insert`, as sent.
+    bucket_inserts: BTreeMap<String, Value>,
 }
 
 impl State {
@@ -144,12 +148,15 @@ impl GcpFake {
             let segs = r.segs();
             match (r.method.as_str(), segs.as_slice()) {
                 ("POST", ["storage", "v1", "b"]) if status == 200 => {
-                    if let Some(name) = r
-                        .json()
-                        .ok()
+                    let body = r.json().ok();
+                    if let Some(name) = body
+                        .as_ref()
                         .and_then(|b| b["name"].as_str().map(str::to_owned))
                     {
                         s.buckets.insert(name.clone());
+                        if let Some(b) = body {
+                            s.bucket_inserts.insert(name.clone(), b);
+                        }
                         let policy = json!({"kind": "storage#policy", "resourceId": format!("projects/_/buckets/{name}"),
                             "version": 1, "etag": "CAE=", "bindings": [
                                 {"role": "roles/storage.legacyBucketOwner", "members": [format!("projectOwner:{PROJECT_ID}")]},
@@ -244,6 +251,11 @@ impl GcpFake {
     /// Providers, deleted ones included.
     pub fn providers(&self) -> Vec<Value> {
         self.read(|s| s.providers.values().cloned().collect())
+    }
+
+    /// The bucket resource of the `buckets.insert` that created `bucket`, as the client sent it.
+    pub fn bucket_as_created(&self, bucket: &str) -> Option<Value> {
+        self.read(|s| s.bucket_inserts.get(bucket).cloned())
     }
 
     /// Bucket IAM policy as last set.

@@ -306,11 +306,16 @@ async fn storage_goes_to_fake_gcs_server_and_bucket_iam_is_served_here() {
         .call(
             "POST",
             &format!("/storage/v1/b?project={PROJECT_ID}"),
-            Some(json!({"name": "b-oidc"})),
+            Some(json!({"name": "b-oidc", "location": "us", "labels": {"k": "v"}})),
         )
         .await;
     assert_eq!(status, 200);
     assert_eq!(t.f.buckets(), ["b-oidc"]);
+    // The resource as sent is kept (fake-gcs-server answers with its own location, no labels).
+    assert_eq!(
+        t.f.bucket_as_created("b-oidc"),
+        Some(json!({"name": "b-oidc", "location": "us", "labels": {"k": "v"}}))
+    );
     // Just after creation the bucket's policy is not visible yet.
     assert_eq!(t.call("GET", "/storage/v1/b/b-oidc/iam", None).await.0, 404);
     let (status, policy) = t.call("GET", "/storage/v1/b/b-oidc/iam", None).await;

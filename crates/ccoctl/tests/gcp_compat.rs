@@ -640,6 +640,145 @@ fn dry_run_writes_the_reference_scripts_and_reads_only_the_project_number() {
     );
 }
 
+/// What `create-all` sends GCP, compared with the reference's requests
+/// (pkg/cmd/provisioning/gcp/create_workload_identity_provider.go, create_service_accounts.go and
+/// pkg/gcp/actuator): a bucket with only name, location and uniform access (no labels); the issuer
+/// documents in the reference's bytes, with the content type its storage client sniffs from them;
+/// the custom role's permissions in the request's order; service account ids with the reference's
+/// random alphabet; and, with `pool-jwk-file`, the provider's `jwksJson` as the reference's JWKS text.
+#[test]
+fn created_resources_are_what_the_reference_creates() {
+    let env = start();
+    let reqs = env.tmp.path().join("reqs");
+    std::fs::create_dir_all(&reqs).expect("reqs");
+    for e in std::fs::read_dir(corpus()).expect("corpus") {
+        let p = e.expect("e").path();
+        std::fs::copy(&p, reqs.join(p.file_name().expect("name"))).expect("copy");
+    }
+    std::fs::write(reqs.join("zz-order.yaml"), ORDER_REQUEST).expect("order");
+    let key = snapshot::fixture_public_key();
+    let name = "resfid";
+    let out = env.tmp.path().join("out");
+    ok(&env.ccoctl(&[
+        "gcp",
+        "create-all",
+        "--name",
+        name,
+        "--project",
+        PROJECT_ID,
+        "--public-key-file",
+        s(&key),
+        "--credentials-requests-dir",
+        s(&reqs),
+        "--output-dir",
+        s(&out),
+    ]));
+    let bucket = format!("{name}-oidc");
+    let issuer = format!("https://storage.googleapis.com/{bucket}");
+    // storage.BucketAttrs{Name, Location, UniformBucketLevelAccess: {Enabled: true}}: nothing else,
+    // labels included.
+    assert_eq!(
+        env.fake.bucket_as_created(&bucket).expect("bucket insert"),
+        serde_json::json!({"name": bucket, "location": "us",
+            "iamConfiguration": {"uniformBucketLevelAccess": {"enabled": true}}})
+    );
+    for (object, want) in [
+        (
+            ".well-known/openid-configuration",
+            sprintf(REF_DISCOVERY, &[&issuer, &issuer, "keys.json"]),
+        ),
+        ("keys.json", ref_jwks(&key)),
+    ] {
+        let body = env.object(&bucket, object).expect("object");
+        assert_eq!(String::from_utf8(body).expect("utf8"), want, "{object}");
+        // The reference's writer sets no content type; Go's http.DetectContentType makes JSON text
+        // "text/plain; charset=utf-8".
+        assert_eq!(
+            env.gcs_metadata(&bucket, object)["contentType"],
+            "text/plain; charset=utf-8",
+            "{object}"
+        );
+    }
+    let role = env
+        .fake
+        .roles()
+        .into_iter()
+        .find(|r| r["name"] == "projects/fake-project/roles/fakeproject_openshiftzetaoperator")
+        .expect("custom role");
+    assert_eq!(
+        role["includedPermissions"],
+        serde_json::json!(["compute.instances.list", "compute.addresses.get"])
+    );
+    assert_eq!(role["stage"], "GA");
+    assert_eq!(role["title"], "fake-project-openshift-zeta-operator");
+    assert_eq!(
+        role["description"],
+        "Created By OpenShift ccoctl for service account resfid-openshift-zeta-operator"
+    );
+    // utilrand.String(5): "bcdfghjklmnpqrstvwxz2456789".
+    let accounts = env.fake.service_accounts();
+    assert_eq!(accounts.len(), 9);
+    for a in &accounts {
+        let email = a["email"].as_str().expect("email");
+        let id = email.split('@').next().expect("id");
+        let suffix = &id[id.len() - 5..];
+        assert!(
+            suffix
+                .chars()
+                .all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)),
+            "{id}"
+        );
+        assert_eq!(
+            a["description"],
+            format!(
+                "Created By OpenShift ccoctl for service account {}",
+                a["displayName"].as_str().expect("display")
+            )
+        );
+    }
+    let pool = &env.fake.pools()[0];
+    assert_eq!(pool["displayName"], name);
+    assert_eq!(pool["description"], "Created By OpenShift ccoctl");
+    let p = &env.fake.providers()[0];
+    assert_eq!(p["displayName"], name);
+    assert_eq!(p["description"], "Created By OpenShift ccoctl");
+    assert_eq!(
+        p["attributeMapping"],
+        serde_json::json!({"google.subject": "assertion.sub"})
+    );
+    assert_eq!(
+        p["oidc"]["allowedAudiences"],
+        serde_json::json!(["openshift"])
+    );
+    assert!(p["oidc"].get("jwksJson").is_none(), "{p}");
+
+    // pool-jwk-file: the provider holds the reference's JWKS text.
+    let jwk = "resfidjwk";
+    ok(&env.ccoctl(&[
+        "gcp",
+        "create-all",
+        "--name",
+        jwk,
+        "--project",
+        PROJECT_ID,
+        "--key-storage-method",
+        "pool-jwk-file",
+        "--public-key-file",
+        s(&key),
+        "--credentials-requests-dir",
+        s(&reqs),
+        "--output-dir",
+        s(&env.tmp.path().join("out2")),
+    ]));
+    let p = env
+        .fake
+        .providers()
+        .into_iter()
+        .find(|p| p["displayName"] == jwk)
+        .expect("provider");
+    assert_eq!(p["oidc"]["jwksJson"], ref_jwks(&key));
+}
+
 #[test]
 fn delete_force_finds_custom_roles_of_either_naming_scheme() {
     let env = start();

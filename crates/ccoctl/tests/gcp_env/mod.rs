@@ -70,6 +70,26 @@ impl Env {
         (status == 200).then_some(body)
     }
 
+    /// Metadata of a bucket (`path` empty) or of one of its objects, straight from
+    /// fake-gcs-server.
+    pub fn gcs_metadata(&self, bucket: &str, object: &str) -> Value {
+        let url = if object.is_empty() {
+            format!("{}/storage/v1/b/{bucket}", self.gcs.endpoint)
+        } else {
+            format!(
+                "{}/storage/v1/b/{bucket}/o/{}",
+                self.gcs.endpoint,
+                object.replace('/', "%2F")
+            )
+        };
+        let rt = tokio::runtime::Runtime::new().expect("rt");
+        let (status, _, body) = rt
+            .block_on(cco_testsupport::fake_http::raw("GET", &url, &[], b""))
+            .expect("http");
+        assert_eq!(status, 200, "{url}: {}", String::from_utf8_lossy(&body));
+        serde_json::from_slice(&body).expect("json")
+    }
+
     pub fn bucket_exists(&self, bucket: &str) -> bool {
         let url = format!("{}/storage/v1/b/{bucket}", self.gcs.endpoint);
         let rt = tokio::runtime::Runtime::new().expect("rt");
