@@ -196,6 +196,7 @@ pub async fn sync(
         title: m.display_name.clone(),
         description: m.description.clone(),
         permissions: m.permissions.clone(),
+        listed_permissions: m.permissions.clone(),
     });
     let member = service_account_member(&email);
     let roles = m.project_roles();
