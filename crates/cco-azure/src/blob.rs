@@ -14,6 +14,11 @@ use crate::AzureError;
 
 const VERSION: &str = "2021-12-02";
 
+/// The header that sets a container's anonymous access level.
+const PUBLIC_ACCESS_HEADER: &str = "x-ms-blob-public-access";
+/// The issuer container's anonymous access level, the reference tool's (`PublicAccessContainer`).
+pub const PUBLIC_ACCESS: &str = "container";
+
 /// A Blob service client for one account.
 pub struct BlobClient {
     http: reqwest::Client,
@@ -210,7 +215,9 @@ impl BlobClient {
         .map(|_| ())
     }
 
-    /// Creates `container` with anonymous read access to its blobs, or makes an existing one so.
+    /// Creates `container` with container-level anonymous read access (`x-ms-blob-public-access:
+    /// container`: blobs and the container's listing, as the reference tool's `PublicAccessContainer`
+    /// sets it), or makes an existing one so.
     pub async fn ensure_public_container(&self, container: &str) -> Result<bool, AzureError> {
         let op = format!("creating blob container {container}");
         match self
@@ -218,25 +225,40 @@ impl BlobClient {
                 &op,
                 reqwest::Method::PUT,
                 &format!("{container}?restype=container"),
-                vec![("x-ms-blob-public-access", "blob".into())],
+                vec![(PUBLIC_ACCESS_HEADER, PUBLIC_ACCESS.into())],
                 Vec::new(),
             )
             .await
         {
             Ok(_) => Ok(true),
             Err(e) if e.code() == Some("ContainerAlreadyExists") => {
-                self.send(
-                    &op,
-                    reqwest::Method::PUT,
-                    &format!("{container}?restype=container&comp=acl"),
-                    vec![("x-ms-blob-public-access", "blob".into())],
-                    Vec::new(),
-                )
-                .await?;
+                self.set_public_access(container, Some(PUBLIC_ACCESS))
+                    .await?;
                 Ok(false)
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Sets the anonymous access level of an existing container (`blob`, `container`, or `None`:
+    /// private). The container's stored access policies are cleared.
+    pub async fn set_public_access(
+        &self,
+        container: &str,
+        level: Option<&str>,
+    ) -> Result<(), AzureError> {
+        let headers = level
+            .map(|l| vec![(PUBLIC_ACCESS_HEADER, l.to_string())])
+            .unwrap_or_default();
+        self.send(
+            &format!("setting the public access of blob container {container}"),
+            reqwest::Method::PUT,
+            &format!("{container}?restype=container&comp=acl"),
+            headers,
+            Vec::new(),
+        )
+        .await?;
+        Ok(())
     }
 
     /// Uploads a block blob.

@@ -421,12 +421,7 @@ impl Azure {
         tags: &Value,
     ) -> Result<Change, AzureError> {
         let existing = self.get_resource_group(rg).await?;
-        let mut all = existing
-            .as_ref()
-            .map(|v| v["tags"].clone())
-            .filter(Value::is_object)
-            .unwrap_or_else(|| json!({}));
-        merge(&mut all, tags);
+        let all = merged_tags(existing.as_ref(), tags);
         if let Some(e) = &existing {
             if e["tags"] == all {
                 return Ok(Change::Unchanged);
@@ -494,11 +489,13 @@ impl Azure {
         tags: &Value,
     ) -> Result<(Change, String), AzureError> {
         let existing = self.get_storage_account(rg, account).await?;
+        // Tags merged into the account's own, as the reference tool merges them.
+        let all = merged_tags(existing.as_ref(), tags);
         let body = json!({
             "kind": "StorageV2",
             "location": region,
             "sku": {"name": "Standard_LRS"},
-            "tags": tags,
+            "tags": all,
             "properties": {
                 "allowBlobPublicAccess": true,
                 "supportsHttpsTrafficOnly": true,
@@ -507,8 +504,7 @@ impl Azure {
         });
         let (change, v) = match &existing {
             Some(e)
-                if e["tags"] == *tags
-                    && e["properties"]["allowBlobPublicAccess"] == json!(true) =>
+                if e["tags"] == all && e["properties"]["allowBlobPublicAccess"] == json!(true) =>
             {
                 (Change::Unchanged, e.clone())
             }
@@ -611,9 +607,13 @@ impl Azure {
         owner_key: &str,
     ) -> Result<(Change, Identity), AzureError> {
         let path = self.identity_path(rg, name);
-        if let Some(e) = self.get_opt("reading identity", &path, API_MSI).await? {
-            if e["tags"] == *tags {
-                return Ok((Change::Unchanged, Self::to_identity(&e, owner_key)));
+        let existing = self.get_opt("reading identity", &path, API_MSI).await?;
+        // As the reference tool does: the identity keeps the tags it has, ours are added (or
+        // overwrite a different value), and it is written only when that changes something.
+        let all = merged_tags(existing.as_ref(), tags);
+        if let Some(e) = &existing {
+            if e["tags"] == all {
+                return Ok((Change::Unchanged, Self::to_identity(e, owner_key)));
             }
         }
         let (c, v) = self
@@ -621,9 +621,14 @@ impl Azure {
                 &format!("creating identity {name}"),
                 &path,
                 API_MSI,
-                &json!({"location": region, "tags": tags}),
+                &json!({"location": region, "tags": all}),
             )
             .await?;
+        let c = if existing.is_some() {
+            Change::Updated
+        } else {
+            c
+        };
         Ok((c, Self::to_identity(&v, owner_key)))
     }
 
@@ -720,6 +725,17 @@ impl Azure {
             .await?;
         Ok(c)
     }
+}
+
+/// The tags of `existing` (none when it does not exist) with `tags` added or overwriting: the
+/// reference tool's `mergeResourceTags`.
+fn merged_tags(existing: Option<&Value>, tags: &Value) -> Value {
+    let mut all = existing
+        .map(|v| v["tags"].clone())
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}));
+    merge(&mut all, tags);
+    all
 }
 
 fn merge(into: &mut Value, from: &Value) {

@@ -497,7 +497,7 @@ async fn issuer(
     let blob = BlobClient::new(cco_azure::http_client()?, &endpoint, &key)?;
     let created = blob.ensure_public_container(&container).await?;
     println!(
-        "Blob container {container} {} (blobs publicly readable)",
+        "Blob container {container} {} (publicly readable: blobs and listing)",
         if created { "created" } else { "already exists" }
     );
     let issuer = issuer_url(&endpoint, &container);

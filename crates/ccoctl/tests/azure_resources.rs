@@ -1,0 +1,196 @@
+//! The Azure resources `ccoctl azure create-all` makes, compared field by field with what the
+//! reference tool makes (pkg/cmd/provisioning/azure/create_oidc_issuer.go and
+//! create_managed_identities.go), against Azurite and the Azure Resource Manager fake: the blob
+//! container's container-level public access, tags merged into those a resource already has (the
+//! reference's `mergeResourceTags`), federated identity credentials named after the service account
+//! with the reference's fields, custom roles and role assignments.
+
+mod azure_env;
+mod snapshot;
+
+use azure_env::*;
+use cco_testsupport::azure_fake::{SUBSCRIPTION, TENANT};
+use serde_json::json;
+
+const OWNER: &str = "openshift.io_cloud-credential-operator_ccoazlive";
+
+/// An anonymous `Get Container Properties`: allowed only when the container's public access level is
+/// `container`; returns the status and the level Azurite reports.
+fn anonymous_container_properties(env: &Env, container: &str) -> (u16, Option<String>) {
+    let url = format!(
+        "{}{container}?restype=container",
+        env.azurite.blob_endpoint(ACCOUNT)
+    );
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    let (status, headers, _) = rt
+        .block_on(cco_testsupport::fake_http::raw(
+            "GET",
+            &url,
+            &[("x-ms-version", "2021-08-06")],
+            b"",
+        ))
+        .expect("http");
+    (status, headers.get("x-ms-blob-public-access").cloned())
+}
+
+#[test]
+fn the_issuer_container_is_public_at_container_level_as_the_reference_makes_it() {
+    let env = start();
+    env.fake.insert_resource_group("dns-rg");
+    ok(&env.create_all(&["--public-key-file", s(&snapshot::fixture_public_key())]));
+    // armstorage.PublicAccessContainer: anonymous clients may read the blobs and the container.
+    assert_eq!(
+        anonymous_container_properties(&env, "ccoazlive"),
+        (200, Some("container".to_string()))
+    );
+    // An existing container with less access is raised to the same level on a re-run.
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    rt.block_on(async {
+        let blob = cco_azure::blob::BlobClient::new(
+            reqwest::Client::new(),
+            &env.azurite.blob_endpoint(ACCOUNT),
+            cco_testsupport::azurite::DEV_KEY,
+        )
+        .expect("client");
+        blob.set_public_access("ccoazlive", None)
+            .await
+            .expect("private");
+    });
+    assert_ne!(anonymous_container_properties(&env, "ccoazlive").0, 200);
+    ok(&env.create_all(&["--public-key-file", s(&snapshot::fixture_public_key())]));
+    assert_eq!(
+        anonymous_container_properties(&env, "ccoazlive"),
+        (200, Some("container".to_string()))
+    );
+}
+
+#[test]
+fn tags_are_merged_into_existing_resources_and_identities_federate_as_the_reference_does() {
+    let env = start();
+    env.fake.insert_resource_group("dns-rg");
+    let key = snapshot::fixture_public_key();
+    ok(&env.create_all(&["--public-key-file", s(&key)]));
+
+    // Someone (or the reference tool with other --user-tags) put more tags on our resources.
+    {
+        let mut guard = env.fake.state.lock().expect("state");
+        let st = &mut *guard;
+        for v in st
+            .identities
+            .values_mut()
+            .chain(st.storage_accounts.values_mut())
+        {
+            v["tags"]["cost-center"] = json!("42");
+        }
+    }
+    // A re-run with another user tag keeps every tag there and adds the new one.
+    ok(&env.ccoctl(&[
+        "azure",
+        "create-all",
+        "--name",
+        "ccoazlive",
+        "--region",
+        "eastus",
+        "--subscription-id",
+        SUBSCRIPTION,
+        "--tenant-id",
+        TENANT,
+        "--installation-resource-group-name",
+        "cluster-rg",
+        "--dnszone-resource-group-name",
+        "dns-rg",
+        "--user-tags",
+        "team=ocp,owner=alice",
+        "--public-key-file",
+        s(&key),
+        "--credentials-requests-dir",
+        s(&corpus()),
+        "--output-dir",
+        s(&env.out()),
+    ]));
+    let st = env.fake.state.lock().expect("state");
+    assert!(!st.identities.is_empty());
+    for v in st.identities.values().chain(st.storage_accounts.values()) {
+        assert_eq!(
+            v["tags"],
+            json!({OWNER: "owned", "team": "ocp", "env": "test", "cost-center": "42",
+                "owner": "alice"}),
+            "{}",
+            v["name"]
+        );
+    }
+    for (k, g) in &st.resource_groups {
+        if k != "cluster-rg" && k != "dns-rg" {
+            assert_eq!(g["tags"]["env"], "test", "{k}");
+            assert_eq!(g["tags"]["owner"], "alice", "{k}");
+        }
+    }
+
+    // Federated identity credentials: one per service account, named after it, with the
+    // reference's issuer, subject and audience.
+    let issuer = format!("{}ccoazlive", env.azurite.blob_endpoint(ACCOUNT));
+    let ingress = "ccoazlive-openshift-ingress-operator-cloud-credentials";
+    let fics: Vec<_> = st
+        .federated_credentials
+        .iter()
+        .filter(|((_, identity, _), _)| identity == ingress)
+        .map(|((_, _, name), v)| (name.clone(), v.clone()))
+        .collect();
+    assert_eq!(fics.len(), 1, "{fics:?}");
+    assert_eq!(fics[0].0, "ingress-operator");
+    assert_eq!(fics[0].1["name"], "ingress-operator");
+    assert_eq!(
+        fics[0].1["properties"],
+        json!({"issuer": issuer.trim_end_matches('/'),
+            "subject": "system:serviceaccount:openshift-ingress-operator:ingress-operator",
+            "audiences": ["openshift"]})
+    );
+
+    // The custom role: named after the identity, the reference's description, assignable in the
+    // subscription, the request's permissions in its order.
+    let role = st
+        .role_definitions
+        .values()
+        .find(|d| d["properties"]["roleName"] == ingress)
+        .expect("custom role");
+    assert_eq!(role["properties"]["type"], "CustomRole");
+    assert_eq!(
+        role["properties"]["description"],
+        "Custom role for OpenShift. Owned by: ccoazlive"
+    );
+    assert_eq!(
+        role["properties"]["assignableScopes"],
+        json!([format!("/subscriptions/{SUBSCRIPTION}")])
+    );
+    assert!(role["properties"]["permissions"][0]["actions"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty()));
+
+    // Role assignments: the identity's principal, that role, on each scoping resource group.
+    let principal = st
+        .identities
+        .values()
+        .find(|i| i["name"] == ingress)
+        .expect("identity")["properties"]["principalId"]
+        .clone();
+    let mut scopes: Vec<String> = st
+        .role_assignments
+        .values()
+        .filter(|a| a["properties"]["principalId"] == principal)
+        .map(|a| {
+            assert_eq!(a["properties"]["roleDefinitionId"], role["id"]);
+            a["properties"]["scope"]
+                .as_str()
+                .expect("scope")
+                .to_string()
+        })
+        .collect();
+    scopes.sort();
+    assert_eq!(
+        scopes,
+        [
+            format!("/subscriptions/{SUBSCRIPTION}/resourceGroups/cluster-rg"),
+            format!("/subscriptions/{SUBSCRIPTION}/resourceGroups/dns-rg"),
+        ]
+    );
+}
