@@ -17,7 +17,7 @@ const VERSION: &str = "2021-12-02";
 /// The header that sets a container's anonymous access level.
 const PUBLIC_ACCESS_HEADER: &str = "x-ms-blob-public-access";
 /// The issuer container's anonymous access level, the reference tool's (`PublicAccessContainer`).
-pub const PUBLIC_ACCESS: &str = "container";
+pub const PUBLIC_ACCESS: &str = cco_core::azure::CONTAINER_PUBLIC_ACCESS;
 
 /// A Blob service client for one account.
 pub struct BlobClient {
@@ -204,15 +204,7 @@ impl BlobClient {
 
     /// Makes a container private (no anonymous access); used by tests that break a setup.
     pub async fn make_container_private(&self, container: &str) -> Result<(), AzureError> {
-        self.send(
-            &format!("making blob container {container} private"),
-            reqwest::Method::PUT,
-            &format!("{container}?restype=container&comp=acl"),
-            Vec::new(),
-            Vec::new(),
-        )
-        .await
-        .map(|_| ())
+        self.set_public_access(container, None).await
     }
 
     /// Creates `container` with container-level anonymous read access (`x-ms-blob-public-access:

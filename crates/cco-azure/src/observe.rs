@@ -49,7 +49,7 @@ pub async fn observe(az: &Azure, d: &AzureDesired<'_>) -> Result<AzureObserved, 
                 let blob = BlobClient::new(crate::http_client()?, &storage.blob_endpoint, &key)?;
                 if let Some(access) = blob.container_public_access(&d.container).await? {
                     o.container = Some(ObservedContainer {
-                        public: access.is_some(),
+                        access,
                         discovery: blob.get_blob(&d.container, DISCOVERY_PATH).await?,
                         jwks: blob.get_blob(&d.container, AZURE_KEYS_PATH).await?,
                     });

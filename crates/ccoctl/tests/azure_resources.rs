@@ -33,6 +33,46 @@ fn anonymous_container_properties(env: &Env, container: &str) -> (u16, Option<St
     (status, headers.get("x-ms-blob-public-access").cloned())
 }
 
+/// `ccoctl azure plan --output json` with create-all's flags and `user_tags`.
+fn plan(env: &Env, user_tags: &str) -> serde_json::Value {
+    let corpus = corpus();
+    let out = env.out();
+    let key = snapshot::fixture_public_key();
+    let o = env.ccoctl(&[
+        "azure",
+        "plan",
+        "--name",
+        "ccoazlive",
+        "--region",
+        "eastus",
+        "--subscription-id",
+        SUBSCRIPTION,
+        "--tenant-id",
+        TENANT,
+        "--installation-resource-group-name",
+        "cluster-rg",
+        "--dnszone-resource-group-name",
+        "dns-rg",
+        "--user-tags",
+        user_tags,
+        "--credentials-requests-dir",
+        s(&corpus),
+        "--output-dir",
+        s(&out),
+        "--public-key-file",
+        s(&key),
+        "--output",
+        "json",
+    ]);
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    })
+}
+
 #[test]
 fn the_issuer_container_is_public_at_container_level_as_the_reference_makes_it() {
     let env = start();
@@ -43,7 +83,8 @@ fn the_issuer_container_is_public_at_container_level_as_the_reference_makes_it()
         anonymous_container_properties(&env, "ccoazlive"),
         (200, Some("container".to_string()))
     );
-    // An existing container with less access is raised to the same level on a re-run.
+    // An existing container with less access (blobs only, as earlier versions of this tool made
+    // it) is raised to the same level on a re-run, and `plan` says so first.
     let rt = tokio::runtime::Runtime::new().expect("rt");
     rt.block_on(async {
         let blob = cco_azure::blob::BlobClient::new(
@@ -52,11 +93,17 @@ fn the_issuer_container_is_public_at_container_level_as_the_reference_makes_it()
             cco_testsupport::azurite::DEV_KEY,
         )
         .expect("client");
-        blob.set_public_access("ccoazlive", None)
+        blob.set_public_access("ccoazlive", Some("blob"))
             .await
-            .expect("private");
+            .expect("blob level");
     });
     assert_ne!(anonymous_container_properties(&env, "ccoazlive").0, 200);
+    let report = plan(&env, "team=ocp,env=test");
+    let text = report.to_string();
+    assert!(
+        text.contains("blob-container") && text.contains("\"container\""),
+        "{report:#}"
+    );
     ok(&env.create_all(&["--public-key-file", s(&snapshot::fixture_public_key())]));
     assert_eq!(
         anonymous_container_properties(&env, "ccoazlive"),
@@ -108,6 +155,9 @@ fn tags_are_merged_into_existing_resources_and_identities_federate_as_the_refere
         "--output-dir",
         s(&env.out()),
     ]));
+    // Converged: the plan (same merge rule) has nothing left to do for them.
+    let report = plan(&env, "team=ocp,owner=alice");
+    assert_eq!(report["changes"], json!([]), "{report:#}");
     let st = env.fake.state.lock().expect("state");
     assert!(!st.identities.is_empty());
     for v in st.identities.values().chain(st.storage_accounts.values()) {

@@ -583,7 +583,7 @@ fn every_broken_setup_is_reported_with_its_fix_and_planned() {
     let public = rt
         .block_on(env.blob().container_public_access(NAME))
         .expect("access");
-    assert_eq!(public, Some(Some("blob".to_string())));
+    assert_eq!(public, Some(Some("container".to_string())));
     let (code, v) = env.verify(&[]);
     assert_eq!(code, 0, "{v:#}");
 

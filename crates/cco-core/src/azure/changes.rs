@@ -79,12 +79,26 @@ pub fn plan_report(d: &AzureDesired<'_>, o: &AzureObserved, steps: &[AzureStep])
                 }
             }
             AzureStep::CreateContainer => {
-                Change::new(ChangeAction::Create, "blob-container", &d.container)
-                    .with_diff([DiffItem::change("public access", None, Some("blob".into()))])
+                Change::new(ChangeAction::Create, "blob-container", &d.container).with_diff([
+                    DiffItem::change(
+                        "public access",
+                        None,
+                        Some(super::CONTAINER_PUBLIC_ACCESS.into()),
+                    ),
+                ])
             }
             AzureStep::MakeContainerPublic => {
                 Change::new(ChangeAction::Update, "blob-container", &d.container).with_diff([
-                    DiffItem::change("public access", Some("none".into()), Some("blob".into())),
+                    DiffItem::change(
+                        "public access",
+                        Some(
+                            o.container
+                                .as_ref()
+                                .and_then(|c| c.access.clone())
+                                .unwrap_or_else(|| "none".into()),
+                        ),
+                        Some(super::CONTAINER_PUBLIC_ACCESS.into()),
+                    ),
                 ])
             }
             AzureStep::PutBlob {
@@ -109,10 +123,11 @@ pub fn plan_report(d: &AzureDesired<'_>, o: &AzureObserved, steps: &[AzureStep])
             AzureStep::PutIdentity { plan, exists } => {
                 let c = Change::new(action(*exists), "managed-identity", name_of(*plan));
                 if *exists {
+                    let have = o.identity(&name_of(*plan)).map(|i| &i.tags);
                     c.with_diff([DiffItem::change(
                         "tags",
-                        o.identity(&name_of(*plan)).map(|i| i.tags.to_string()),
-                        Some(d.tags.to_string()),
+                        have.map(serde_json::Value::to_string),
+                        Some(super::converge::merged_tags(have, &d.tags).to_string()),
                     )])
                 } else {
                     c.with_diff([DiffItem::note(format!(

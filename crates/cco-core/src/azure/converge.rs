@@ -33,8 +33,9 @@ pub struct ObservedStorage {
 /// The issuer container as read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ObservedContainer {
-    /// Anonymous read access to its blobs (`x-ms-blob-public-access: blob` or `container`).
-    pub public: bool,
+    /// Its anonymous access level as read (`x-ms-blob-public-access`: `blob` or `container`; `None`:
+    /// private). `create-*` wants [`CONTAINER_PUBLIC_ACCESS`](super::CONTAINER_PUBLIC_ACCESS).
+    pub access: Option<String>,
     pub discovery: Option<Vec<u8>>,
     pub jwks: Option<Vec<u8>>,
 }
@@ -210,7 +211,7 @@ pub enum AzureStep {
         diff: Vec<String>,
     },
     CreateContainer,
-    /// Set the container's access level to anonymous blob reads.
+    /// Set the container's access level to container-level anonymous reads.
     MakeContainerPublic,
     /// Upload an issuer document.
     PutBlob {
@@ -220,7 +221,7 @@ pub enum AzureStep {
         removed: Vec<String>,
         exists: bool,
     },
-    /// PUT an identity with the desired tags (create, or bring the tags back).
+    /// PUT an identity with the desired tags merged into those it has (create, or bring ours back).
     PutIdentity {
         plan: usize,
         exists: bool,
@@ -289,7 +290,9 @@ fn kids(jwks: &Value) -> Vec<String> {
         .collect()
 }
 
-fn merged_tags(have: Option<&Value>, ours: &Value) -> Value {
+/// The tags a resource ends up with: those it has, ours added or overwriting (the reference tool's
+/// `mergeResourceTags`).
+pub fn merged_tags(have: Option<&Value>, ours: &Value) -> Value {
     let mut all = have
         .filter(|v| v.is_object())
         .cloned()
@@ -327,8 +330,9 @@ fn issuer_steps(d: &AzureDesired<'_>, o: &AzureObserved, steps: &mut Vec<AzureSt
         }),
         Some(s) => {
             let mut diff = Vec::new();
-            if s.tags != d.tags {
-                diff.push(format!("tags: {} -> {}", s.tags, d.tags));
+            let want = merged_tags(Some(&s.tags), &d.tags);
+            if s.tags != want {
+                diff.push(format!("tags: {} -> {want}", s.tags));
             }
             if !s.allow_blob_public_access {
                 diff.push("allowBlobPublicAccess: false -> true".into());
@@ -341,7 +345,9 @@ fn issuer_steps(d: &AzureDesired<'_>, o: &AzureObserved, steps: &mut Vec<AzureSt
     let container = o.container.as_ref();
     match container {
         None => steps.push(AzureStep::CreateContainer),
-        Some(c) if !c.public => steps.push(AzureStep::MakeContainerPublic),
+        Some(c) if c.access.as_deref() != Some(super::CONTAINER_PUBLIC_ACCESS) => {
+            steps.push(AzureStep::MakeContainerPublic)
+        }
         Some(_) => {}
     }
     let issuer = d.issuer(o);
@@ -411,7 +417,7 @@ pub fn plan_changes(
     let issuer = d.issuer(o);
     for (i, p) in d.plans.iter().enumerate() {
         let have = o.identity(&p.identity_name);
-        if have.is_none_or(|h| h.tags != d.tags) {
+        if have.is_none_or(|h| h.tags != merged_tags(Some(&h.tags), &d.tags)) {
             steps.push(AzureStep::PutIdentity {
                 plan: i,
                 exists: have.is_some(),

@@ -70,7 +70,7 @@ pub(crate) fn converged(d: &AzureDesired<'_>) -> AzureObserved {
     });
     let issuer = d.issuer(&o);
     o.container = Some(ObservedContainer {
-        public: true,
+        access: Some(crate::azure::CONTAINER_PUBLIC_ACCESS.into()),
         discovery: Some(to_pretty(&discovery_document(&issuer, Flavour::Azure)).into_bytes()),
         jwks: Some(to_pretty(&d.jwks).into_bytes()),
     });
@@ -233,7 +233,7 @@ fn a_private_container_and_a_rotated_key_are_planned_and_a_missing_group_refused
     let mut d = desired(&plans);
     let mut o = converged(&d);
     if let Some(c) = o.container.as_mut() {
-        c.public = false;
+        c.access = None;
     }
     d.jwks = json!({"keys": [{"kid": "k2"}]});
     let steps = plan_changes(&d, &o).expect("plan");
@@ -283,4 +283,23 @@ fn the_plan_report_names_each_change_and_notes_retired_identities() {
     assert_eq!(r.notes.len(), 1, "{text}");
     assert!(r.notes[0].contains("c-retired"));
     assert_eq!(r.exit_code(), 2);
+}
+
+#[test]
+fn a_container_readable_only_blob_by_blob_is_raised_to_container_level() {
+    let plans = plans();
+    let d = desired(&plans);
+    let mut o = converged(&d);
+    assert!(plan_changes(&d, &o).expect("plan").is_empty());
+    if let Some(c) = o.container.as_mut() {
+        c.access = Some("blob".into());
+    }
+    let steps = plan_changes(&d, &o).expect("plan");
+    assert_eq!(steps, [AzureStep::MakeContainerPublic]);
+    let report = crate::azure::plan_report(&d, &o, &steps);
+    let json = serde_json::to_value(&report.changes[0]).expect("json");
+    assert_eq!(
+        json["diff"][0],
+        json!({"op": "change", "field": "public access", "before": "blob", "after": "container"})
+    );
 }

@@ -35,6 +35,9 @@ use crate::reader::LoadedRequest;
 pub const AUDIENCE: &str = "openshift";
 /// The public cloud's blob endpoint suffix (`https://<account>.<suffix>/`).
 pub const DEFAULT_BLOB_SUFFIX: &str = "blob.core.windows.net";
+/// The issuer container's anonymous access level (`x-ms-blob-public-access`), the reference tool's
+/// `PublicAccessContainer`: its blobs and its listing are readable anonymously.
+pub const CONTAINER_PUBLIC_ACCESS: &str = "container";
 /// Longest user-assigned identity name.
 pub const MAX_IDENTITY_NAME: usize = 128;
 /// Longest federated identity credential name.

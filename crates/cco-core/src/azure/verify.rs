@@ -90,7 +90,7 @@ pub fn storage_checks(d: &AzureDesired<'_>, o: &AzureObserved, fixes: &AzFixes) 
             "the blob container does not exist",
             fix,
         ),
-        Some(c) if !c.public => Check::fail(
+        Some(c) if c.access.is_none() => Check::fail(
             "storage.container",
             &container,
             "the blob container is private: token exchanges cannot read the issuer documents",

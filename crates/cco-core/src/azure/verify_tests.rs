@@ -124,7 +124,7 @@ fn a_deleted_identity_and_a_private_container_fail() {
     let secret = good_secret(&d, &o);
     o.identities.clear();
     if let Some(c) = o.container.as_mut() {
-        c.public = false;
+        c.access = None;
     }
     let c = request_checks(&d, &o, 0, &secret, &fixes());
     assert_eq!(
