@@ -36,7 +36,10 @@ pub async fn observe(az: &Azure, d: &AzureDesired<'_>) -> Result<AzureObserved, 
         let found = az.get_resource_group(g).await?;
         o.groups.insert(g.clone(), found.map(|v| v["tags"].clone()));
     }
-    if o.groups.get(&d.oidc_rg).is_some_and(Option::is_some) {
+    // With an issuer of its own (create-managed-identities --issuer-url) the storage account is
+    // not ours to look at.
+    let storage_wanted = d.scope.issuer || d.issuer_override.is_none();
+    if storage_wanted && o.groups.get(&d.oidc_rg).is_some_and(Option::is_some) {
         if let Some(s) = az.get_storage_account(&d.oidc_rg, &d.account).await? {
             let storage = ObservedStorage {
                 tags: s["tags"].clone(),

@@ -1,31 +1,33 @@
 //! `ccoctl azure …`: workload identity for Azure (SPEC §5). Read inputs, plan (`cco_core::azure`),
 //! then either list the planned Resource Manager and Blob requests and write the files the reference
-//! tool writes in a dry run (`--dry-run`, no call at all) or converge the cloud through `cco_azure`,
-//! writing files atomically as results arrive.
+//! tool writes in a dry run (`--dry-run`, no call at all) or converge the cloud ([`apply`]: observe,
+//! compute the steps `ccoctl azure plan` prints, execute exactly those), writing files atomically as
+//! results arrive.
 
 use crate::output::write_authentication_manifest;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use cco_api::Cloud;
-use cco_azure::blob::BlobClient;
 use cco_azure::{Azure, Endpoints};
 use cco_core::azure::{
-    blob_endpoint, default_oidc_resource_group, dry_run_secret_manifest, fic_body, fic_name,
-    issuer_url, owner_tag_key, parse_tags, plan_identities, resource_group_scope,
-    role_definition_body, secret_file, secret_manifest, stable_guid, tags, validate_container,
+    blob_endpoint, default_oidc_resource_group, dry_run_secret_manifest, fic_name, issuer_url,
+    parse_tags, plan_identities, resource_group_scope, secret_file, validate_container,
     validate_identity_prefix, validate_name, validate_resource_group, validate_storage_account,
-    webhook_config_manifest, IdentityPlan, Scopes, DISCOVERY_FILE, JWKS_FILE, WEBHOOK_CONFIG_FILE,
+    webhook_config_manifest, AzScope, IdentityPlan, Scopes, DISCOVERY_FILE, JWKS_FILE,
+    WEBHOOK_CONFIG_FILE,
 };
 use cco_core::fsutil::{ensure_dir, write_atomic, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE};
 use cco_core::keys;
 use cco_core::oidc::{discovery_document, to_pretty, Flavour, AZURE_KEYS_PATH, DISCOVERY_PATH};
 use cco_core::reader::{read_dir, ReadOptions};
 use clap::{Args, Subcommand};
-use futures::StreamExt;
 use serde_json::Value;
 
+mod apply;
 mod delete;
+
+pub(crate) use apply::{desired, DesiredInputs};
 
 use crate::cli::KeyPairArgs;
 use crate::keypair::{create_key_pair, ensure_output_dir, read_public_key};
@@ -230,36 +232,66 @@ pub async fn run(args: AzureArgs) -> anyhow::Result<()> {
             ensure_output_dir(&a.common.output_dir)?;
             let (_, public) =
                 read_public_key(a.public_key_file.as_deref(), &a.common.output_dir, "azure")?;
-            let mut plan = DryRun::default();
-            let az = connect_unless_dry(&a.common, Some(&a.tenant.tenant_id)).await?;
-            let issuer = issuer(
-                &a.common,
-                &a.tenant.tenant_id,
-                &a.storage,
-                &public,
-                az.as_ref(),
-                &mut plan,
-            )
-            .await?;
-            plan.print();
+            let tenant = &a.tenant.tenant_id;
+            let issuer = if a.common.dry_run {
+                let mut plan = DryRun::default();
+                let issuer =
+                    dry_run_issuer(&a.common, tenant, &a.storage, &public, &mut plan).await?;
+                plan.print();
+                issuer
+            } else {
+                let az = connect(Some(tenant), &a.common.subscription_id).await?;
+                let d = desired(DesiredInputs {
+                    common: &a.common,
+                    storage: Some(&a.storage),
+                    requests: None,
+                    plans: &[],
+                    jwks: keys::jwks(std::slice::from_ref(&public))?,
+                    issuer_override: None,
+                    scope: AzScope {
+                        issuer: true,
+                        identities: false,
+                        retire: false,
+                    },
+                })?;
+                apply::converge(&az, &d, &a.common, Some(tenant), None, 1).await?
+            };
             println!("Issuer URL: {issuer}");
             Ok(())
         }
         AzureCommand::CreateManagedIdentities(a) => {
             check_identities(&a.common, &a.requests)?;
             ensure_output_dir(&a.common.output_dir)?;
-            let mut plan = DryRun::default();
-            let az = connect_unless_dry(&a.common, a.tenant_id.as_deref()).await?;
-            identities(
+            let plans = load_plans(&a.common, &a.requests)?;
+            if a.common.dry_run {
+                let mut plan = DryRun::default();
+                dry_run_identities(&a.common, &a.requests, &plans, &mut plan)?;
+                plan.print();
+                return Ok(());
+            }
+            let az = connect(a.tenant_id.as_deref(), &a.common.subscription_id).await?;
+            let d = desired(DesiredInputs {
+                common: &a.common,
+                storage: None,
+                requests: Some(&a.requests),
+                plans: &plans,
+                jwks: Value::Null,
+                issuer_override: Some(a.issuer_url.clone()),
+                scope: AzScope {
+                    issuer: false,
+                    identities: true,
+                    retire: false,
+                },
+            })?;
+            apply::converge(
+                &az,
+                &d,
                 &a.common,
-                &a.requests,
-                &a.issuer_url,
+                None,
                 a.tenant_id.as_deref(),
-                az.as_ref(),
-                &mut plan,
+                a.requests.concurrency.into(),
             )
             .await?;
-            plan.print();
             Ok(())
         }
         AzureCommand::CreateAll(a) => {
@@ -271,27 +303,39 @@ pub async fn run(args: AzureArgs) -> anyhow::Result<()> {
                 None => create_key_pair(&a.common.output_dir)?,
             };
             let tenant = &a.tenant.tenant_id;
-            let mut plan = DryRun::default();
-            let az = connect_unless_dry(&a.common, Some(tenant)).await?;
-            let issuer = issuer(
-                &a.common,
-                tenant,
-                &a.storage,
-                &public,
-                az.as_ref(),
-                &mut plan,
-            )
-            .await?;
-            identities(
-                &a.common,
-                &a.requests,
-                &issuer,
-                Some(tenant),
-                az.as_ref(),
-                &mut plan,
-            )
-            .await?;
-            plan.print();
+            let plans = load_plans(&a.common, &a.requests)?;
+            let issuer = if a.common.dry_run {
+                let mut plan = DryRun::default();
+                let issuer =
+                    dry_run_issuer(&a.common, tenant, &a.storage, &public, &mut plan).await?;
+                dry_run_identities(&a.common, &a.requests, &plans, &mut plan)?;
+                plan.print();
+                issuer
+            } else {
+                let az = connect(Some(tenant), &a.common.subscription_id).await?;
+                let d = desired(DesiredInputs {
+                    common: &a.common,
+                    storage: Some(&a.storage),
+                    requests: Some(&a.requests),
+                    plans: &plans,
+                    jwks: keys::jwks(std::slice::from_ref(&public))?,
+                    issuer_override: None,
+                    scope: AzScope {
+                        issuer: true,
+                        identities: true,
+                        retire: false,
+                    },
+                })?;
+                apply::converge(
+                    &az,
+                    &d,
+                    &a.common,
+                    Some(tenant),
+                    Some(tenant),
+                    a.requests.concurrency.into(),
+                )
+                .await?
+            };
             println!("Issuer URL: {issuer}");
             Ok(())
         }
@@ -381,13 +425,6 @@ pub(crate) async fn connect(tenant: Option<&str>, subscription: &str) -> anyhow:
     .context("connecting to Azure Resource Manager")
 }
 
-async fn connect_unless_dry(c: &Common, tenant: Option<&str>) -> anyhow::Result<Option<Azure>> {
-    if c.dry_run {
-        return Ok(None);
-    }
-    Ok(Some(connect(tenant, &c.subscription_id).await?))
-}
-
 /// The requests a dry run would send, in order: listed on stdout, one line each.
 #[derive(Default)]
 struct DryRun {
@@ -439,107 +476,55 @@ fn write_issuer_files(
     Ok(())
 }
 
-async fn issuer(
+/// The issuer part of a dry run: the requests it would send, and the local files.
+async fn dry_run_issuer(
     c: &Common,
     tenant: &str,
     s: &StorageArgs,
     public: &keys::RsaPublicKey,
-    az: Option<&Azure>,
     plan: &mut DryRun,
 ) -> anyhow::Result<String> {
     let account = storage_account(c, s);
     let container = container(c, s);
     let rg = c.oidc_rg();
-    let t = tags(&c.name, &parse_tags(&c.user_tags)?);
     let jwks = keys::jwks(std::slice::from_ref(public))?;
-    let Some(az) = az else {
-        let endpoint = blob_endpoint(&account, &format!("blob.{}", s.storage_endpoint_suffix));
-        let issuer = issuer_url(&endpoint, &container);
-        let sub = &c.subscription_id;
-        let rg_path = resource_group_scope(sub, &rg);
-        plan.request("PUT", &rg_path, "resource group, if missing");
-        plan.request(
-            "PUT",
-            &format!("{rg_path}/providers/Microsoft.Storage/storageAccounts/{account}"),
-            "StorageV2 account allowing public blob access, if missing",
-        );
-        plan.request(
-            "PUT",
-            &format!("{endpoint}{container}?restype=container"),
-            "public blob container",
-        );
-        plan.request(
-            "PUT",
-            &format!("{endpoint}{container}/{DISCOVERY_PATH}"),
-            "discovery document",
-        );
-        plan.request(
-            "PUT",
-            &format!("{endpoint}{container}/{AZURE_KEYS_PATH}"),
-            "JWKS",
-        );
-        write_issuer_files(
-            &c.output_dir,
-            &issuer,
-            &to_pretty(&discovery_document(&issuer, Flavour::Azure)),
-            &to_pretty(&jwks),
-            tenant,
-        )?;
-        return Ok(issuer);
-    };
-    let change = az.ensure_resource_group(&rg, &c.region, &t).await?;
-    println!("Resource group {rg} {}", change.verb());
-    let (change, endpoint) = az
-        .ensure_storage_account(&rg, &account, &c.region, &t)
-        .await?;
-    println!("Storage account {account} {}", change.verb());
-    let key = az.storage_key(&rg, &account).await?;
-    let blob = BlobClient::new(cco_azure::http_client()?, &endpoint, &key)?;
-    let created = blob.ensure_public_container(&container).await?;
-    println!(
-        "Blob container {container} {} (publicly readable: blobs and listing)",
-        if created { "created" } else { "already exists" }
-    );
+    let endpoint = blob_endpoint(&account, &format!("blob.{}", s.storage_endpoint_suffix));
     let issuer = issuer_url(&endpoint, &container);
-    let published = blob
-        .get_blob(&container, AZURE_KEYS_PATH)
-        .await?
-        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        .unwrap_or(Value::Null);
-    let jwks = to_pretty(&keys::merge_jwks(&jwks, &published));
-    let discovery = to_pretty(&discovery_document(&issuer, Flavour::Azure));
-    // Tagged with the resource tags, as the reference tool tags them.
-    let blob_tags: Vec<(String, String)> = t
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                .collect()
-        })
-        .unwrap_or_default();
-    for (path, body) in [(DISCOVERY_PATH, &discovery), (AZURE_KEYS_PATH, &jwks)] {
-        blob.put_blob_tagged(
-            &container,
-            path,
-            "application/json",
-            body.as_bytes(),
-            &blob_tags,
-        )
-        .await?;
-    }
-    println!("Published {DISCOVERY_PATH} and {AZURE_KEYS_PATH} at {issuer}");
-    write_issuer_files(&c.output_dir, &issuer, &discovery, &jwks, tenant)?;
+    let sub = &c.subscription_id;
+    let rg_path = resource_group_scope(sub, &rg);
+    plan.request("PUT", &rg_path, "resource group, if missing");
+    plan.request(
+        "PUT",
+        &format!("{rg_path}/providers/Microsoft.Storage/storageAccounts/{account}"),
+        "StorageV2 account allowing public blob access, if missing",
+    );
+    plan.request(
+        "PUT",
+        &format!("{endpoint}{container}?restype=container"),
+        "public blob container",
+    );
+    plan.request(
+        "PUT",
+        &format!("{endpoint}{container}/{DISCOVERY_PATH}"),
+        "discovery document",
+    );
+    plan.request(
+        "PUT",
+        &format!("{endpoint}{container}/{AZURE_KEYS_PATH}"),
+        "JWKS",
+    );
+    write_issuer_files(
+        &c.output_dir,
+        &issuer,
+        &to_pretty(&discovery_document(&issuer, Flavour::Azure)),
+        &to_pretty(&jwks),
+        tenant,
+    )?;
     Ok(issuer)
 }
 
-async fn identities(
-    c: &Common,
-    r: &RequestsArgs,
-    issuer: &str,
-    tenant: Option<&str>,
-    az: Option<&Azure>,
-    plan: &mut DryRun,
-) -> anyhow::Result<()> {
+/// The requests of `r`, planned.
+fn load_plans(c: &Common, r: &RequestsArgs) -> anyhow::Result<Vec<IdentityPlan>> {
     let reqs = read_dir(
         &r.credentials_requests_dir,
         ReadOptions {
@@ -550,169 +535,28 @@ async fn identities(
     if reqs.is_empty() {
         tracing::warn!(dir = %r.credentials_requests_dir.display(), "no Azure CredentialsRequests found");
     }
-    let install_rg = installation_rg(c, r);
     let scopes = Scopes {
-        installation: install_rg.clone(),
+        installation: installation_rg(c, r),
         dnszone: r.dnszone_resource_group_name.clone(),
         network: r.network_resource_group_name.clone(),
     };
-    let plans = plan_identities(&c.name, &c.subscription_id, &scopes, &reqs)?;
-    let rg = c.oidc_rg();
-    let t = tags(&c.name, &parse_tags(&c.user_tags)?);
     ensure_dir(&c.output_dir.join("manifests"), PRIVATE_DIR_MODE)?;
-    let Some(az) = az else {
-        dry_run_identities(c, &rg, &install_rg, &plans, plan)?;
-        return Ok(());
-    };
-    // The identities live in the OIDC group; roles need the installation group to exist.
-    az.ensure_resource_group(&rg, &c.region, &t).await?;
-    if az.get_resource_group(&install_rg).await?.is_none() {
-        az.ensure_resource_group(&install_rg, &c.region, &t).await?;
-        println!("Resource group {install_rg} created");
-    }
-    println!("Cluster installation resource group name is {install_rg}. This resource group MUST be configured as the resource group used for cluster installation.");
-    for extra in [
-        &r.dnszone_resource_group_name,
-        &r.network_resource_group_name,
-    ]
-    .into_iter()
-    .flatten()
-    .filter(|g| !g.is_empty())
-    {
-        if az.get_resource_group(extra).await?.is_none() {
-            bail!("resource group {extra} does not exist; create it or correct the flag naming it");
-        }
-    }
-    let total = plans.len();
-    let mut done = 0;
-    let mut results = futures::stream::iter(plans.iter().map(|p| {
-        let t = &t;
-        let rg = &rg;
-        async move {
-            (
-                p,
-                converge_identity(az, c, r, rg, issuer, tenant, t, p).await,
-            )
-        }
-    }))
-    .buffer_unordered(r.concurrency.into());
-    let mut errors = Vec::new();
-    while let Some((p, res)) = results.next().await {
-        done += 1;
-        match res {
-            Ok(()) => {
-                tracing::debug!(identity = %p.identity_name, progress = %format!("{done}/{total}"), "identity ready")
-            }
-            Err(e) => {
-                tracing::error!(identity = %p.identity_name, error = %format!("{e:#}"), "identity failed");
-                errors.push(format!("{} ({}): {e:#}", p.identity_name, p.request));
-            }
-        }
-    }
-    if !errors.is_empty() {
-        bail!(
-            "{} of {total} identities failed (re-run to finish):\n  {}",
-            errors.len(),
-            errors.join("\n  ")
-        );
-    }
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn converge_identity(
-    az: &Azure,
-    c: &Common,
-    r: &RequestsArgs,
-    rg: &str,
-    issuer: &str,
-    tenant: Option<&str>,
-    t: &Value,
-    p: &IdentityPlan,
-) -> anyhow::Result<()> {
-    let (change, id) = az
-        .ensure_identity(rg, &p.identity_name, &c.region, t, &owner_tag_key(&c.name))
-        .await?;
-    println!("Managed identity {} {}", p.identity_name, change.verb());
-    let mut roles = Vec::new();
-    for name in &p.builtin_roles {
-        roles.push(az.builtin_role_id(name).await?);
-    }
-    if let Some(custom) = &p.custom_role {
-        let (change, role_id) = az
-            .ensure_role_definition(
-                &custom.id,
-                &role_definition_body(custom, &c.name, &c.subscription_id),
-            )
-            .await?;
-        println!("Custom role {} {}", custom.role_name, change.verb());
-        roles.push(role_id);
-    }
-    let existing = az.list_role_assignments(&id.principal_id).await?;
-    let mut wanted = Vec::new();
-    for scope in &p.scopes {
-        for role in &roles {
-            let guid = stable_guid(&[scope, role, &id.principal_id]);
-            let (_, name) = az
-                .ensure_role_assignment(scope, &guid, role, &id.principal_id, &existing)
-                .await?;
-            wanted.push(name);
-        }
-    }
-    if !r.preserve_existing_roles {
-        for a in &existing {
-            let name = a["name"].as_str().unwrap_or("");
-            if !wanted.iter().any(|w| w.eq_ignore_ascii_case(name)) {
-                if let Some(aid) = a["id"].as_str() {
-                    az.delete_by_id(aid).await?;
-                    println!("Removed stale role assignment {aid}");
-                }
-            }
-        }
-    }
-    for sa in &p.service_accounts {
-        az.ensure_federated_credential(
-            rg,
-            &p.identity_name,
-            &fic_name(sa),
-            &fic_body(issuer, &p.secret_namespace, sa),
-        )
-        .await?;
-    }
-    // The tenant is the identity's own, as the reference tool writes it.
-    let tenant = if id.tenant_id.is_empty() {
-        tenant.unwrap_or_default()
-    } else {
-        &id.tenant_id
-    };
-    let path = c
-        .output_dir
-        .join(secret_file(&p.secret_namespace, &p.secret_name));
-    write_atomic(
-        &path,
-        secret_manifest(
-            &p.secret_namespace,
-            &p.secret_name,
-            &id.client_id,
-            tenant,
-            &c.region,
-            &c.subscription_id,
-            &p.token_path,
-        )
-        .as_bytes(),
-        PRIVATE_FILE_MODE,
-    )?;
-    println!("Saved credentials configuration to {}", path.display());
-    Ok(())
+    Ok(plan_identities(
+        &c.name,
+        &c.subscription_id,
+        &scopes,
+        &reqs,
+    )?)
 }
 
 fn dry_run_identities(
     c: &Common,
-    rg: &str,
-    install_rg: &str,
+    r: &RequestsArgs,
     plans: &[IdentityPlan],
     plan: &mut DryRun,
 ) -> anyhow::Result<()> {
+    let rg = &c.oidc_rg();
+    let install_rg = &installation_rg(c, r);
     let sub = &c.subscription_id;
     let authz = format!("/subscriptions/{sub}/providers/Microsoft.Authorization");
     plan.request(

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use anyhow::bail;
 use cco_api::Cloud;
 use cco_core::azure::{
-    blob_endpoint, default_oidc_resource_group, parse_tags, plan_changes, plan_identities,
-    plan_report, request_checks, retired_checks, storage_checks, tags, validate_container,
+    blob_endpoint, default_oidc_resource_group, plan_changes, plan_identities, plan_report,
+    request_checks, retired_checks, storage_checks, tags, validate_container,
     validate_identity_prefix, validate_name, validate_resource_group, validate_storage_account,
     AzFixes, AzScope, AzSecretFound, AzureDesired, IdentityPlan, Scopes,
 };
@@ -27,8 +27,7 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use crate::azure_cmd::{
-    check_identities, check_issuer, connect, container, installation_rg, storage_account,
-    CreateAllArgs,
+    check_identities, check_issuer, connect, desired, installation_rg, CreateAllArgs, DesiredInputs,
 };
 use crate::report_out::{emit_plan, emit_verify, ReportOutputArgs};
 use crate::verify_support::{
@@ -155,9 +154,8 @@ pub async fn plan(a: PlanArgs) -> anyhow::Result<()> {
     check_issuer(c, &a.create.storage)?;
     check_identities(c, r)?;
     let reqs = load(&r.credentials_requests_dir, r.enable_tech_preview)?;
-    let install_rg = installation_rg(c, r);
     let scopes = Scopes {
-        installation: install_rg.clone(),
+        installation: installation_rg(c, r),
         dnszone: r.dnszone_resource_group_name.clone(),
         network: r.network_resource_group_name.clone(),
     };
@@ -173,34 +171,20 @@ pub async fn plan(a: PlanArgs) -> anyhow::Result<()> {
             None => json!({"keys": [{"kid": "(the key create-all generates)", "kty": "RSA"}]}),
         },
     };
-    let account = storage_account(c, &a.create.storage);
-    let d = AzureDesired {
-        name: &c.name,
-        subscription: &c.subscription_id,
-        region: &c.region,
-        oidc_rg: c.oidc_rg(),
-        install_rg,
-        extra_rgs: extra_groups(
-            &r.dnszone_resource_group_name,
-            &r.network_resource_group_name,
-        ),
-        default_endpoint: blob_endpoint(
-            &account,
-            &format!("blob.{}", a.create.storage.storage_endpoint_suffix),
-        ),
-        account,
-        container: container(c, &a.create.storage),
-        tags: tags(&c.name, &parse_tags(&c.user_tags)?),
-        issuer_override: None,
-        jwks,
+    // The very desired state create-all computes from these flags.
+    let d = desired(DesiredInputs {
+        common: c,
+        storage: Some(&a.create.storage),
+        requests: Some(r),
         plans: &plans,
-        preserve_existing_roles: r.preserve_existing_roles,
+        jwks,
+        issuer_override: None,
         scope: AzScope {
             issuer: true,
             identities: true,
             retire: false,
         },
-    };
+    })?;
     let az = connect(Some(&a.create.tenant.tenant_id), &c.subscription_id).await?;
     let observed = cco_azure::observe(&az, &d).await?;
     let steps = plan_changes(&d, &observed)?;
