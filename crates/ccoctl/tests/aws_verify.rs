@@ -646,6 +646,8 @@ async fn the_cluster_checks_find_an_unpublished_rotated_key_a_secret_whose_role_
         &[
             "--public-key-file",
             &Install::s(&old),
+            "--output-dir",
+            &Install::s(&i.tmp.path().join("old-out")),
             "--issuer-ca-file",
             &Install::s(&i.ca),
         ],
@@ -715,6 +717,8 @@ async fn a_published_key_that_signs_nothing_is_a_warning_and_the_printed_prune_r
         &[
             "--public-key-file",
             &Install::s(&old),
+            "--output-dir",
+            &Install::s(&i.tmp.path().join("old-out")),
             "--issuer-ca-file",
             &Install::s(&i.ca),
         ],
