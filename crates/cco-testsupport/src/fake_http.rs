@@ -6,7 +6,8 @@
 //! own mutex. [`FakeServer`] runs it on a loopback port in a thread of its own (with its own tokio
 //! runtime), so the same fake serves synchronous tests that run the `ccoctl` binary and async tests
 //! alike. Every request is recorded with the status it was answered with, so a test can assert that
-//! a dry run made no call at all, or count the writes that succeeded.
+//! a dry run made no call at all, or count the writes that succeeded; [`FakeServer::exchanges`] keeps
+//! the bodies too, for the schema checks against the official API descriptions.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -130,11 +131,29 @@ pub struct Upstream {
     pub observer: Observer,
 }
 
+/// One request and its answer, bodies included (what the schema checks validate).
+#[derive(Clone, Debug)]
+pub struct Exchange {
+    /// Upper-case method.
+    pub method: String,
+    /// The raw path (percent-encoded as sent).
+    pub path: String,
+    /// The raw query string (empty when none).
+    pub query: String,
+    pub request_body: Vec<u8>,
+    pub status: u16,
+    pub response_body: Vec<u8>,
+}
+
+type Log = Arc<Mutex<Vec<(String, u16)>>>;
+type ExchangeLog = Arc<Mutex<Vec<Exchange>>>;
+
 /// A fake running on `127.0.0.1`; stopped on drop.
 pub struct FakeServer {
     /// `http://127.0.0.1:<port>`.
     pub endpoint: String,
-    log: Arc<Mutex<Vec<(String, u16)>>>,
+    log: Log,
+    exchanges: ExchangeLog,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -164,8 +183,10 @@ impl FakeServer {
         listener.set_nonblocking(true)?;
         let port = listener.local_addr()?.port();
         let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
-        let log = Arc::new(Mutex::new(Vec::new()));
+        let log: Log = Arc::new(Mutex::new(Vec::new()));
         let log2 = log.clone();
+        let exchanges: ExchangeLog = Arc::new(Mutex::new(Vec::new()));
+        let exchanges2 = exchanges.clone();
         let thread = std::thread::Builder::new()
             .name(format!("fake-http-{port}"))
             .spawn(move || {
@@ -185,7 +206,7 @@ impl FakeServer {
                             accepted = listener.accept() => {
                                 let Ok((stream, _)) = accepted else { continue };
                                 let handler = handler.clone();
-                                let log = log2.clone();
+                                let log = (log2.clone(), exchanges2.clone());
                                 let upstream = upstream.clone();
                                 let acceptor = acceptor.clone();
                                 tokio::spawn(async move {
@@ -193,7 +214,7 @@ impl FakeServer {
                                         let handler = handler.clone();
                                         let log = log.clone();
                                         let upstream = upstream.clone();
-                                        async move { Ok::<_, Infallible>(serve(req, &handler, upstream.as_ref(), &log).await) }
+                                        async move { Ok::<_, Infallible>(serve(req, &handler, upstream.as_ref(), &log.0, &log.1).await) }
                                     });
                                     let builder = hyper::server::conn::http1::Builder::new();
                                     match acceptor {
@@ -219,6 +240,7 @@ impl FakeServer {
         Ok(FakeServer {
             endpoint: format!("{scheme}://127.0.0.1:{port}"),
             log,
+            exchanges,
             shutdown: Some(tx),
             thread: Some(thread),
         })
@@ -232,6 +254,11 @@ impl FakeServer {
     /// Every request served so far with the status it was answered with.
     pub fn calls(&self) -> Vec<(String, u16)> {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Every request served so far with its answer, bodies included.
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        self.exchanges.lock().map(|l| l.clone()).unwrap_or_default()
     }
 }
 
@@ -251,6 +278,7 @@ async fn serve(
     handler: &Handler,
     upstream: Option<&Upstream>,
     log: &Mutex<Vec<(String, u16)>>,
+    exchanges: &Mutex<Vec<Exchange>>,
 ) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let body = body
@@ -314,6 +342,16 @@ async fn serve(
     }
     if let Ok(mut l) = log.lock() {
         l.push((line, resp.status));
+    }
+    if let Ok(mut l) = exchanges.lock() {
+        l.push(Exchange {
+            method: request.method.clone(),
+            path: request.path.clone(),
+            query: raw_query.clone(),
+            request_body: request.body.clone(),
+            status: resp.status,
+            response_body: resp.body.clone(),
+        });
     }
     let mut b = hyper::Response::builder().status(resp.status);
     for (k, v) in &resp.headers {

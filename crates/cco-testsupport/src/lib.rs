@@ -8,6 +8,7 @@ pub mod fake_http;
 pub mod gcp_fake;
 pub mod ibm_iam;
 pub mod moto;
+pub mod official;
 pub mod tls;
 pub mod tls_front;
 
