@@ -154,11 +154,17 @@ impl Gcp {
 
     /// Reads the policy of `t` (waiting for a just-created object to become visible).
     pub async fn get_policy(&self, t: &PolicyTarget) -> Result<Value, GcpError> {
-        let (get, _, _, _) = self.policy_urls(t);
+        let (mut get, _, _, _) = self.policy_urls(t);
         let name = self.target_name(t);
         let (method, body) = match t {
             PolicyTarget::Bucket(_) => (reqwest::Method::GET, None),
-            _ => (
+            // IAM v1 `serviceAccounts.getIamPolicy` takes no body (Google rejects unknown body
+            // fields): the policy version is a query parameter there.
+            PolicyTarget::ServiceAccount(_) => {
+                get.push_str("?options.requestedPolicyVersion=3");
+                (reqwest::Method::POST, None)
+            }
+            PolicyTarget::Project => (
                 reqwest::Method::POST,
                 Some(json!({"options": {"requestedPolicyVersion": 3}})),
             ),

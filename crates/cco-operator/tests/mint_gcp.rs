@@ -202,5 +202,16 @@ async fn default_mode_on_gcp_mints_one_service_account_per_request() -> anyhow::
     assert!(fake.service_accounts().is_empty());
 
     op.stop().await?;
+    // Every request the operator sent (and every answer it got) fits Google's discovery documents.
+    let report =
+        cco_testsupport::official::check_schemas("gcp_schema.py", &fake.server.exchanges())?;
+    for method in [
+        "iam.projects.serviceAccounts.keys.create",
+        "iam.projects.serviceAccounts.keys.delete",
+        "iam.projects.roles.delete",
+        "cloudresourcemanager.projects.testIamPermissions",
+    ] {
+        assert!(report.contains(&format!("\"{method}\"")), "{method}: {report}");
+    }
     Ok(())
 }

@@ -154,6 +154,15 @@ async fn a_new_service_account_is_not_visible_to_iam_policies_at_once_and_stale_
         )
         .await;
     assert_eq!(status, 200);
+    // IAM v1 takes the policy version as a query parameter here; a body naming it is refused.
+    let (status, e) = t
+        .call(
+            "POST",
+            &format!("/v1/projects/{PROJECT_ID}/serviceAccounts/{email}:getIamPolicy"),
+            Some(json!({"options": {"requestedPolicyVersion": 3}})),
+        )
+        .await;
+    assert_eq!((status, e["error"]["status"].as_str()), (400, Some("INVALID_ARGUMENT")));
     let (status, _) = t
         .call(
             "DELETE",
