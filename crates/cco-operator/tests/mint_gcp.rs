@@ -211,7 +211,10 @@ async fn default_mode_on_gcp_mints_one_service_account_per_request() -> anyhow::
         "iam.projects.roles.delete",
         "cloudresourcemanager.projects.testIamPermissions",
     ] {
-        assert!(report.contains(&format!("\"{method}\"")), "{method}: {report}");
+        assert!(
+            report.contains(&format!("\"{method}\"")),
+            "{method}: {report}"
+        );
     }
     Ok(())
 }

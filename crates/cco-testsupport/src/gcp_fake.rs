@@ -698,9 +698,11 @@ fn service_accounts(s: &mut State, r: &Request, rest: &[&str]) -> Response {
                     if v == "getIamPolicy" {
                         // IAM v1 takes no body here (the version is `?options.requestedPolicyVersion`);
                         // Google refuses a JSON body naming fields the method does not have.
-                        if let Some(name) = r.json().ok().and_then(|b| {
-                            b.as_object().and_then(|o| o.keys().next().cloned())
-                        }) {
+                        if let Some(name) = r
+                            .json()
+                            .ok()
+                            .and_then(|b| b.as_object().and_then(|o| o.keys().next().cloned()))
+                        {
                             return err(400, "INVALID_ARGUMENT", &format!(
                                 "Invalid JSON payload received. Unknown name \"{name}\": Cannot find field."));
                         }

@@ -109,7 +109,10 @@ pub fn exchanges_json(exchanges: &[Exchange]) -> Value {
 pub fn check_schemas(script: &str, exchanges: &[Exchange]) -> anyhow::Result<String> {
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("exchanges.json");
-    std::fs::write(&file, serde_json::to_vec_pretty(&exchanges_json(exchanges))?)?;
+    std::fs::write(
+        &file,
+        serde_json::to_vec_pretty(&exchanges_json(exchanges))?,
+    )?;
     let path = file.to_string_lossy().into_owned();
     run_script(script, &[&path], &[])
 }

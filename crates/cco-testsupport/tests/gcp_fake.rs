@@ -162,7 +162,10 @@ async fn a_new_service_account_is_not_visible_to_iam_policies_at_once_and_stale_
             Some(json!({"options": {"requestedPolicyVersion": 3}})),
         )
         .await;
-    assert_eq!((status, e["error"]["status"].as_str()), (400, Some("INVALID_ARGUMENT")));
+    assert_eq!(
+        (status, e["error"]["status"].as_str()),
+        (400, Some("INVALID_ARGUMENT"))
+    );
     let (status, _) = t
         .call(
             "DELETE",

@@ -104,12 +104,17 @@ fn official_google_clients_drive_the_gcp_fake_and_its_answers_fit_the_discovery_
         .into_iter()
         .find(|r| r["name"] == format!("projects/{PROJECT_ID}/roles/official_role"))
         .expect("custom role");
-    assert_eq!(role["includedPermissions"], serde_json::json!(["iam.roles.get"]));
+    assert_eq!(
+        role["includedPermissions"],
+        serde_json::json!(["iam.roles.get"])
+    );
     assert!(role.get("deleted").is_none(), "{role}");
     let pools = fake.pools();
     assert!(
         pools.iter().any(|p| p["state"] == "ACTIVE"
-            && p["name"].as_str().is_some_and(|n| n.ends_with("/official-pool"))),
+            && p["name"]
+                .as_str()
+                .is_some_and(|n| n.ends_with("/official-pool"))),
         "{pools:?}"
     );
     let binding = format!("deleted:serviceAccount:{email}");
@@ -131,7 +136,10 @@ fn official_google_clients_drive_the_gcp_fake_and_its_answers_fit_the_discovery_
         "cloudresourcemanager.projects.setIamPolicy",
         "storage.buckets.setIamPolicy",
     ] {
-        assert!(report.contains(&format!("\"{method}\"")), "{method} unchecked: {report}");
+        assert!(
+            report.contains(&format!("\"{method}\"")),
+            "{method} unchecked: {report}"
+        );
     }
 }
 
@@ -160,23 +168,50 @@ fn the_gcp_schema_check_rejects_shapes_google_does_not_publish() {
     official::check_schemas("gcp_schema.py", std::slice::from_ref(&good)).expect("valid");
     for (bad, why) in [
         (
-            x("POST", sa, "", r#"{"accountId":"abcdef","sa":{}}"#, 200, "{}"),
+            x(
+                "POST",
+                sa,
+                "",
+                r#"{"accountId":"abcdef","sa":{}}"#,
+                200,
+                "{}",
+            ),
             "unknown field 'sa'",
         ),
         (
             x("POST", sa, "", "{}", 200, r#"{"disabled":"no"}"#),
             "expected a boolean",
         ),
-        (x("GET", sa, "pageSiz=5", "", 200, "{}"), "unknown query parameter 'pageSiz'"),
         (
-            x("GET", &format!("{sa}/a@b/keys"), "keyTypes=USER", "", 200, "{}"),
+            x("GET", sa, "pageSiz=5", "", 200, "{}"),
+            "unknown query parameter 'pageSiz'",
+        ),
+        (
+            x(
+                "GET",
+                &format!("{sa}/a@b/keys"),
+                "keyTypes=USER",
+                "",
+                200,
+                "{}",
+            ),
             "is not one of",
         ),
         (
-            x("GET", &format!("{sa}/a@b"), "", "", 404, r#"{"error":{"code":404,"status":"ABORTED","message":"m"}}"#),
+            x(
+                "GET",
+                &format!("{sa}/a@b"),
+                "",
+                "",
+                404,
+                r#"{"error":{"code":404,"status":"ABORTED","message":"m"}}"#,
+            ),
             "does not go with HTTP 404",
         ),
-        (x("GET", "/v1/projects/p/nothing", "", "", 200, "{}"), "no GET method"),
+        (
+            x("GET", "/v1/projects/p/nothing", "", "", 200, "{}"),
+            "no GET method",
+        ),
     ] {
         let e = official::check_schemas("gcp_schema.py", &[bad])
             .expect_err(why)

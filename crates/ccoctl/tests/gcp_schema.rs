@@ -68,7 +68,9 @@ fn every_request_ccoctl_gcp_sends_fits_the_discovery_documents() {
     ok(&run(create));
     let calls = env.fake.server.requests();
     assert!(
-        calls.iter().any(|c| c.starts_with("PATCH ") && c.contains("/roles/")),
+        calls
+            .iter()
+            .any(|c| c.starts_with("PATCH ") && c.contains("/roles/")),
         "the re-run patched no role: {calls:?}"
     );
 
