@@ -202,11 +202,6 @@ impl BlobClient {
         }
     }
 
-    /// Makes a container private (no anonymous access); used by tests that break a setup.
-    pub async fn make_container_private(&self, container: &str) -> Result<(), AzureError> {
-        self.set_public_access(container, None).await
-    }
-
     /// Creates `container` with container-level anonymous read access (`x-ms-blob-public-access:
     /// container`: blobs and the container's listing, as the reference tool's `PublicAccessContainer`
     /// sets it), or makes an existing one so.

@@ -456,7 +456,7 @@ fn every_broken_setup_is_reported_with_its_fix_and_planned() {
         .expect("client id")
         .to_string();
     std::fs::write(&ccm_secret, text.replace(&ccm_client, gone_client)).expect("write");
-    rt.block_on(env.blob().make_container_private(NAME))
+    rt.block_on(env.blob().set_public_access(NAME, None))
         .expect("private");
 
     let (code, v) = env.verify(&[]);
@@ -780,5 +780,57 @@ async fn with_a_kubeconfig_the_cluster_keys_secrets_and_authentication_are_check
         .await
         .expect("apply");
     let (code, v) = env.verify_in(&elsewhere, &["--kubeconfig", s(&kubeconfig)]);
+    assert_eq!(code, 0, "{v:#}");
+}
+
+#[test]
+fn the_printed_fixes_run_through_sh_repair_the_setup() {
+    let env = start();
+    ok(&env.run("create-all", &corpus(), &[]));
+    // A private container and a stale federated subject.
+    let registry = identity_name("openshift-image-registry", "installer-cloud-credentials");
+    {
+        let mut st = env.fake.state.lock().expect("state");
+        for ((_, i, f), v) in st.federated_credentials.iter_mut() {
+            if *i == registry.to_ascii_lowercase() && f == "registry" {
+                v["properties"]["subject"] = json!("system:serviceaccount:old-ns:registry");
+            }
+        }
+    }
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    rt.block_on(env.blob().set_public_access(NAME, None))
+        .expect("private");
+    let (code, v) = env.verify(&[]);
+    assert_eq!(code, 1, "{v:#}");
+    let mut fixes: Vec<String> = checks(&v, "fail")
+        .iter()
+        .filter_map(|c| c["fix"].as_str().map(str::to_owned))
+        .collect();
+    fixes.dedup();
+    assert_eq!(fixes.len(), 2, "{fixes:#?}");
+    let bin = Path::new(env!("CARGO_BIN_EXE_ccoctl"))
+        .parent()
+        .expect("bin dir")
+        .to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for fix in &fixes {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(fix)
+            .env("PATH", &path)
+            .env("HOME", env.tmp.path())
+            .env_remove("AZURE_ACCESS_TOKEN")
+            .env("SSL_CERT_FILE", &env.ca);
+        for (k, val) in env.fake.env() {
+            cmd.env(k, val);
+        }
+        let o = cmd.output().expect("sh");
+        ok(&o);
+    }
+    let (code, v) = env.verify(&[]);
     assert_eq!(code, 0, "{v:#}");
 }
