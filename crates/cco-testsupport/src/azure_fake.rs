@@ -7,9 +7,14 @@
 //! and role assignments, keyed the way ARM addresses them. Behaviour pinned by
 //! `tests/azure_fake.rs`:
 //! - `POST /<tenant>/oauth2/v2.0/token` (client credentials) issues [`TOKEN`]; every ARM call needs it.
+//!   `GET /<tenant>/v2.0/.well-known/openid-configuration` is Azure AD's tenant discovery, which MSAL
+//!   (azure-identity) reads first; [`AzureFake::start_tls`] serves everything over https, as MSAL and
+//!   the SDKs' bearer-token policy require.
 //! - PUT answers 201 on create and 200 on update; a new storage account answers 202 with no body
-//!   (a long-running operation, finished when read back); `DELETE` of a resource group answers 202
+//!   and a `Location` monitor that answers the account once done (at once), a long-running
+//!   operation; `DELETE` of a resource group answers 202 (its monitor answers 200)
 //!   and removes what it holds (accounts, identities, credentials, assignments in its scope).
+//! - ARM's fixed path words match case-insensitively (the Python SDK sends `resourcegroups`).
 //! - Storage account names are global: another group's name is `409 StorageAccountAlreadyTaken`.
 //! - The first role assignment for a new principal fails with `400 PrincipalNotFound` (Azure AD's
 //!   replication delay; clients retry). A second assignment of the same principal, role and scope
@@ -20,7 +25,8 @@
 //!   `GET …/federatedIdentityCredentials` lists an identity's.
 //! - Every request is logged with its status (`server.calls()`), so tests can count the writes.
 //!
-//! Not modelled: real long-running operation status URLs, locks, RBAC of the caller, `$filter` beyond
+//! Judged by Microsoft's Python SDKs in `tests/official_azure.rs` (calls and answers checked against
+//! the SDK models). Not modelled: operation monitors that report progress, locks, RBAC of the caller, `$filter` beyond
 //! `roleName eq`, `type eq 'CustomRole'` and `principalId eq`, https-only issuers.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -88,6 +94,21 @@ fn lower(s: &str) -> String {
 impl AzureFake {
     /// Starts the fake; storage accounts get blob endpoints below `azurite` (`http://127.0.0.1:<port>`).
     pub fn start(azurite: &str) -> anyhow::Result<AzureFake> {
+        Self::start_full(azurite, None)
+    }
+
+    /// Like [`AzureFake::start`], served over TLS with the server certificate of `ca` (the endpoint
+    /// is `https://…`): what the official SDKs need (MSAL and the ARM bearer-token policy refuse
+    /// plain http).
+    pub fn start_tls(azurite: &str, ca: &crate::tls::TestCa) -> anyhow::Result<AzureFake> {
+        Self::start_full(azurite, Some(ca.server_config()?))
+    }
+
+    fn start_full(
+        azurite: &str,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> anyhow::Result<AzureFake> {
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let state = Arc::new(Mutex::new(State::default()));
         if let Ok(mut s) = state.lock() {
             for (name, guid) in BUILTIN_ROLES {
@@ -105,13 +126,16 @@ impl AzureFake {
         let st = state.clone();
         let azurite = azurite.trim_end_matches('/').to_string();
         let handler: Handler = Arc::new(move |r: &Request| {
+            if let Some(v) = openid_configuration(scheme, r) {
+                return v;
+            }
             let Ok(mut s) = st.lock() else {
                 return err(500, "InternalError", "poisoned");
             };
             handle(&mut s, &azurite, r)
         });
         Ok(AzureFake {
-            server: FakeServer::start(handler)?,
+            server: FakeServer::start_full(handler, None, tls)?,
             state,
         })
     }
@@ -166,13 +190,67 @@ impl AzureFake {
     }
 }
 
+/// Azure AD's tenant discovery document (`GET /<tenant>/v2.0/.well-known/openid-configuration`),
+/// which MSAL reads to find the token endpoint.
+fn openid_configuration(scheme: &str, r: &Request) -> Option<Response> {
+    let segs = r.segs();
+    if r.method != "GET"
+        || segs.len() != 4
+        || segs[1..] != ["v2.0", ".well-known", "openid-configuration"]
+    {
+        return None;
+    }
+    let base = format!(
+        "{scheme}://{}/{}",
+        r.header("host").unwrap_or("127.0.0.1"),
+        segs[0]
+    );
+    Some(Response::json(
+        200,
+        &json!({"token_endpoint": format!("{base}/oauth2/v2.0/token"),
+            "authorization_endpoint": format!("{base}/oauth2/v2.0/authorize"),
+            "device_authorization_endpoint": format!("{base}/oauth2/v2.0/devicecode"),
+            "issuer": format!("{base}/v2.0"), "jwks_uri": format!("{base}/discovery/v2.0/keys"),
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+            "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+            "tenant_region_scope": null}),
+    ))
+}
+
 fn new_guid(s: &mut State) -> String {
     s.counter += 1;
     format!("{:08x}-0000-4000-8000-{:012x}", s.counter, s.counter)
 }
 
+/// ARM's fixed path words, in their documented spelling: ARM matches them case-insensitively (the
+/// Python SDK sends `resourcegroups`), so the routes below see them canonicalized.
+const ARM_WORDS: &[&str] = &[
+    "subscriptions",
+    "resourceGroups",
+    "providers",
+    "Microsoft.Storage",
+    "storageAccounts",
+    "listKeys",
+    "Microsoft.ManagedIdentity",
+    "userAssignedIdentities",
+    "federatedIdentityCredentials",
+    "Microsoft.Authorization",
+    "roleDefinitions",
+    "roleAssignments",
+];
+
 fn handle(s: &mut State, azurite: &str, r: &Request) -> Response {
-    let segs = r.segs();
+    let segs: Vec<&str> = r
+        .segs()
+        .into_iter()
+        .map(|x| {
+            ARM_WORDS
+                .iter()
+                .find(|w| w.eq_ignore_ascii_case(x))
+                .copied()
+                .unwrap_or(x)
+        })
+        .collect();
     if r.method == "POST" && segs.len() == 4 && segs[1] == "oauth2" && segs[3] == "token" {
         let f = r.form();
         if f.get("grant_type").map(String::as_str) != Some("client_credentials") {
@@ -197,6 +275,17 @@ fn handle(s: &mut State, azurite: &str, r: &Request) -> Response {
             "AuthenticationFailed",
             "Authentication failed. The 'Authorization' header is missing or invalid.",
         );
+    }
+    // The status monitors of long-running operations (the `Location` of a 202): done at once; a
+    // finished storage account creation answers with the account, as ARM's monitor does.
+    if r.method == "GET" && segs.first() == Some(&"operations") {
+        if let ["operations", "storage-create", rg, name] = segs.as_slice() {
+            return match s.storage_accounts.get(&(lower(rg), lower(name))) {
+                Some(v) => Response::json(200, v),
+                None => err(404, "ResourceNotFound", "storage account not found"),
+            };
+        }
+        return Response::json(200, &json!({"status": "Succeeded"}));
     }
     if r.query("api-version").is_none() {
         return err(
@@ -408,7 +497,10 @@ fn storage_account(s: &mut State, r: &Request, azurite: &str, rg: &str, name: &s
             if existed {
                 Response::json(200, &v)
             } else {
-                Response::empty(202).with_header("location", "/operations/storage-create")
+                Response::empty(202).with_header(
+                    "location",
+                    &format!("/operations/storage-create/{rg}/{name}"),
+                )
             }
         }
         "DELETE" => {
