@@ -19,6 +19,10 @@ const PUBLIC_ACCESS_HEADER: &str = "x-ms-blob-public-access";
 /// The issuer container's anonymous access level, the reference tool's (`PublicAccessContainer`).
 pub const PUBLIC_ACCESS: &str = cco_core::azure::CONTAINER_PUBLIC_ACCESS;
 
+/// The content type of the uploaded issuer documents: the reference tool's blob client sets none,
+/// so the Blob service stores its default.
+pub const ISSUER_DOCUMENT_CONTENT_TYPE: &str = "application/octet-stream";
+
 /// A Blob service client for one account.
 pub struct BlobClient {
     http: reqwest::Client,

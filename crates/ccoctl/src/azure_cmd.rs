@@ -19,7 +19,9 @@ use cco_core::azure::{
 };
 use cco_core::fsutil::{ensure_dir, write_atomic, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE};
 use cco_core::keys;
-use cco_core::oidc::{discovery_document, to_pretty, Flavour, AZURE_KEYS_PATH, DISCOVERY_PATH};
+use cco_core::oidc::{
+    reference_azure_discovery_text, to_go_indented, AZURE_KEYS_PATH, DISCOVERY_PATH,
+};
 use cco_core::reader::{read_dir, ReadOptions};
 use clap::{Args, Subcommand};
 use serde_json::Value;
@@ -516,8 +518,8 @@ async fn dry_run_issuer(
     write_issuer_files(
         &c.output_dir,
         &issuer,
-        &to_pretty(&discovery_document(&issuer, Flavour::Azure)),
-        &to_pretty(&jwks),
+        &reference_azure_discovery_text(&issuer),
+        &to_go_indented(&jwks),
         tenant,
     )?;
     Ok(issuer)

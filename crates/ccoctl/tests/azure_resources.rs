@@ -244,3 +244,49 @@ fn tags_are_merged_into_existing_resources_and_identities_federate_as_the_refere
         ]
     );
 }
+
+/// The reference's `openidConfigurationTemplate` (create_oidc_issuer.go), verbatim.
+const REF_AZURE_DISCOVERY: &str = "{\n\t\t\"issuer\": \"%s\",\n\t\t\"jwks_uri\": \"%s/openid/v1/jwks\",\n\t\t\"response_types_supported\": [\n\t\t  \"id_token\"\n\t\t],\n\t\t\"subject_types_supported\": [\n\t\t  \"public\"\n\t\t],\n\t\t\"id_token_signing_alg_values_supported\": [\n\t\t  \"RS256\"\n\t\t]\n\t  }";
+
+/// A blob read anonymously: its bytes and content type.
+fn raw_blob(env: &Env, path: &str) -> (Vec<u8>, Option<String>) {
+    let url = format!("{}ccoazlive/{path}", env.azurite.blob_endpoint(ACCOUNT));
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    let (status, headers, body) = rt
+        .block_on(cco_testsupport::fake_http::raw("GET", &url, &[], b""))
+        .expect("http");
+    assert_eq!(status, 200, "{url}");
+    (body, headers.get("content-type").cloned())
+}
+
+#[test]
+fn the_issuer_documents_are_the_reference_bytes_in_the_files_and_the_container() {
+    let env = start();
+    env.fake.insert_resource_group("dns-rg");
+    ok(&env.create_all(&["--public-key-file", s(&snapshot::fixture_public_key())]));
+    let issuer = format!("{}ccoazlive", env.azurite.blob_endpoint(ACCOUNT));
+    let want = REF_AZURE_DISCOVERY.replace("%s", &issuer);
+    let (disc, ctype) = raw_blob(&env, ".well-known/openid-configuration");
+    assert_eq!(String::from_utf8(disc).expect("utf8"), want);
+    // azblob's UploadBuffer without HTTP headers: the service's default content type.
+    assert_eq!(ctype.as_deref(), Some("application/octet-stream"));
+    let (jwks, ctype) = raw_blob(&env, "openid/v1/jwks");
+    assert_eq!(ctype.as_deref(), Some("application/octet-stream"));
+    let jwks = String::from_utf8(jwks).expect("utf8");
+    // Go's json.MarshalIndent(keySet, "", "    "): four spaces, no final newline.
+    assert!(
+        jwks.starts_with("{\n    \"keys\": [\n        {\n            \""),
+        "{jwks}"
+    );
+    assert!(jwks.ends_with("\n        }\n    ]\n}"), "{jwks}");
+    // The files beside are the same bytes.
+    let out = env.out();
+    assert_eq!(
+        std::fs::read_to_string(out.join("openid-configuration")).expect("file"),
+        want
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("jwks")).expect("file"),
+        jwks
+    );
+}

@@ -19,7 +19,9 @@ use super::{
     fic_name, issuer_url, role_definition_body, stable_guid, subject, IdentityPlan, AUDIENCE,
 };
 use crate::keys::merge_jwks;
-use crate::oidc::{discovery_document, to_pretty, Flavour, AZURE_KEYS_PATH, DISCOVERY_PATH};
+use crate::oidc::{
+    reference_azure_discovery_text, to_go_indented, AZURE_KEYS_PATH, DISCOVERY_PATH,
+};
 
 /// The storage account as read.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -351,7 +353,7 @@ fn issuer_steps(d: &AzureDesired<'_>, o: &AzureObserved, steps: &mut Vec<AzureSt
         Some(_) => {}
     }
     let issuer = d.issuer(o);
-    let disc = to_pretty(&discovery_document(&issuer, Flavour::Azure));
+    let disc = reference_azure_discovery_text(&issuer);
     let parse = |b: &[u8]| serde_json::from_slice::<Value>(b).ok();
     let have_disc = container.and_then(|c| c.discovery.as_deref());
     if have_disc.and_then(parse) != parse(disc.as_bytes()) {
@@ -370,7 +372,7 @@ fn issuer_steps(d: &AzureDesired<'_>, o: &AzureObserved, steps: &mut Vec<AzureSt
         let (added, removed) = set_diff(&kids(&want), &have.as_ref().map(kids).unwrap_or_default());
         steps.push(AzureStep::PutBlob {
             path: AZURE_KEYS_PATH,
-            content: to_pretty(&want),
+            content: to_go_indented(&want),
             added,
             removed,
             exists: have_raw.is_some(),

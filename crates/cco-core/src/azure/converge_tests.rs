@@ -71,8 +71,8 @@ pub(crate) fn converged(d: &AzureDesired<'_>) -> AzureObserved {
     let issuer = d.issuer(&o);
     o.container = Some(ObservedContainer {
         access: Some(crate::azure::CONTAINER_PUBLIC_ACCESS.into()),
-        discovery: Some(to_pretty(&discovery_document(&issuer, Flavour::Azure)).into_bytes()),
-        jwks: Some(to_pretty(&d.jwks).into_bytes()),
+        discovery: Some(reference_azure_discovery_text(&issuer).into_bytes()),
+        jwks: Some(to_go_indented(&d.jwks).into_bytes()),
     });
     o.builtin_roles
         .insert("Reader".into(), Some("/r/reader".into()));

@@ -15,7 +15,9 @@ use cco_core::azure::{
 };
 use cco_core::fsutil::{write_atomic, PRIVATE_FILE_MODE};
 use cco_core::keys;
-use cco_core::oidc::{discovery_document, to_pretty, Flavour, AZURE_KEYS_PATH, DISCOVERY_PATH};
+use cco_core::oidc::{
+    reference_azure_discovery_text, to_go_indented, AZURE_KEYS_PATH, DISCOVERY_PATH,
+};
 use futures::StreamExt;
 use serde_json::Value;
 
@@ -146,14 +148,15 @@ pub(crate) async fn converge(
     };
     if d.scope.issuer {
         publish(az, d, &blob_steps, endpoint.as_deref(), &issuer).await?;
-        let discovery = to_pretty(&discovery_document(&issuer, Flavour::Azure));
+        // The reference tool's bytes: its discovery template and Go's four-space JWKS.
+        let discovery = reference_azure_discovery_text(&issuer);
         let published = observed
             .container
             .as_ref()
             .and_then(|c| c.jwks.as_deref())
             .and_then(|b| serde_json::from_slice::<Value>(b).ok())
             .unwrap_or(Value::Null);
-        let jwks = to_pretty(&keys::merge_jwks(&d.jwks, &published));
+        let jwks = to_go_indented(&keys::merge_jwks(&d.jwks, &published));
         write_issuer_files(
             &c.output_dir,
             &issuer,
@@ -236,14 +239,14 @@ async fn publish(
             AzureStep::PutBlob { path, content, .. } => {
                 // The discovery document names the issuer as the account reports its endpoint.
                 let body = if *path == DISCOVERY_PATH {
-                    to_pretty(&discovery_document(issuer, Flavour::Azure))
+                    reference_azure_discovery_text(issuer)
                 } else {
                     content.clone()
                 };
                 blob.put_blob_tagged(
                     &d.container,
                     path,
-                    "application/json",
+                    cco_azure::blob::ISSUER_DOCUMENT_CONTENT_TYPE,
                     body.as_bytes(),
                     &tags,
                 )
