@@ -102,9 +102,8 @@ async fn manifests_apply_and_accept_every_corpus_request_with_least_privilege_rb
 ) -> anyhow::Result<()> {
     let env = common::start().await?;
     // Applying again is a no-op: the manifests are declarative.
-    env.kube
-        .install_manifests_dir(&common::deploy_dir())
-        .await?;
+    let (_, rest) = common::deploy_manifests()?;
+    cco_testsupport::kube_env::apply_objects(&env.admin, rest).await?;
 
     // Every corpus request is accepted by our CRD, as the upstream CRD accepts it.
     let reqs = corpus_requests();
@@ -122,6 +121,44 @@ async fn manifests_apply_and_accept_every_corpus_request_with_least_privilege_rb
             .create(&PostParams::default(), &cr)
             .await
             .unwrap_or_else(|e| panic!("corpus request {ns}/{name} rejected: {e}"));
+    }
+
+    // The operator's own read-only requests apply over the reference's (in the corpus) and ask for
+    // exactly what the reference's ask for.
+    let corpus_specs: std::collections::BTreeMap<String, serde_json::Value> = corpus_requests()
+        .into_iter()
+        .map(|v| {
+            (
+                v["metadata"]["name"].as_str().unwrap().to_string(),
+                v["spec"].clone(),
+            )
+        })
+        .collect();
+    let own = common::apply_readonly_requests(&env.admin).await?;
+    assert_eq!(
+        own,
+        [
+            "cloud-credential-operator-iam-ro",
+            "cloud-credential-operator-gcp-ro-creds"
+        ]
+    );
+    let (requests, _) = common::deploy_manifests()?;
+    for r in requests {
+        let name = r.metadata.name.clone().unwrap();
+        assert_eq!(
+            r.metadata.namespace.as_deref(),
+            Some(common::OPERATOR_NS),
+            "{name}"
+        );
+        assert_eq!(
+            serde_json::to_value(&r.data["spec"])?,
+            corpus_specs[&name],
+            "deploy/operator request {name} differs from the reference's"
+        );
+        let stored = Api::<CredentialsRequest>::namespaced(env.admin.clone(), common::OPERATOR_NS)
+            .get(&name)
+            .await?;
+        assert_eq!(stored.spec.secret_ref.namespace, common::OPERATOR_NS);
     }
 
     // What the operator needs, it has.

@@ -44,14 +44,51 @@ pub async fn start() -> Result<Env> {
 pub async fn start_with(opts: KubeEnvOptions) -> Result<Env> {
     let kube = KubeEnv::start(opts).await?;
     kube.install_corpus_crds().await?;
-    kube.install_manifests_dir(&deploy_dir()).await?;
     let admin = kube.client().await?;
+    let (_own_requests, rest) = deploy_manifests()?;
+    cco_testsupport::kube_env::apply_objects(&admin, rest).await?;
     for ns in ["kube-system"] {
         let _ = Api::<Namespace>::all(admin.clone())
             .create(&PostParams::default(), &namespace(ns))
             .await;
     }
     Ok(Env { kube, admin })
+}
+
+/// The objects of `deploy/operator`: the operator's own CredentialsRequests (its read-only
+/// credentials), and everything else. Tests install the rest; a test that wants the read-only
+/// credentials applies them with [`apply_readonly_requests`].
+pub fn deploy_manifests() -> Result<(Vec<DynamicObject>, Vec<DynamicObject>)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(deploy_dir())?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    let mut all = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f)?;
+        all.extend(
+            cco_testsupport::kube_env::parse_manifests(&text)
+                .with_context(|| format!("parsing {}", f.display()))?,
+        );
+    }
+    Ok(all.into_iter().partition(|o| {
+        o.types
+            .as_ref()
+            .is_some_and(|t| t.kind == "CredentialsRequest")
+    }))
+}
+
+/// Applies the operator's read-only CredentialsRequests from `deploy/operator`.
+pub async fn apply_readonly_requests(c: &Client) -> Result<Vec<String>> {
+    let (requests, _) = deploy_manifests()?;
+    let names = requests
+        .iter()
+        .filter_map(|o| o.metadata.name.clone())
+        .collect();
+    cco_testsupport::kube_env::apply_objects(c, requests).await?;
+    Ok(names)
 }
 
 pub fn namespace(name: &str) -> Namespace {

@@ -1,0 +1,191 @@
+//! The operator's own read-only AWS credential (`deploy/operator/06-credentialsrequest-aws-ro.yaml`)
+//! in Mint mode against the AWS emulator (moto) and a real API server: the operator mints it like
+//! any request, then reads every minted user through it (moto records the last use of each access
+//! key, so the test sees which key read). With the root credential removed the periodic checks keep
+//! running through it: an intact user stays provisioned, a policy deleted behind the operator's back
+//! is noticed and reported (it cannot be repaired without the root), and is repaired once the root
+//! credential is back.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cco_testsupport::moto::Moto;
+use common::*;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams};
+use serde_json::json;
+
+const ROOT: [(&str, &str); 2] = [
+    ("aws_access_key_id", "AKIAROOTEXAMPLE00009"),
+    ("aws_secret_access_key", "root-secret-value-ro-0123456789"),
+];
+const RO_SECRET: &str = "cloud-credential-operator-iam-ro-creds";
+
+async fn iam(moto: &Moto) -> aws_sdk_iam::Client {
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(&moto.endpoint)
+        .credentials_provider(aws_sdk_iam::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .load()
+        .await;
+    aws_sdk_iam::Client::new(&conf)
+}
+
+/// Seconds since the epoch of the key's last use, as IAM records it.
+async fn last_used(iam: &aws_sdk_iam::Client, key: &str) -> anyhow::Result<Option<i64>> {
+    Ok(iam
+        .get_access_key_last_used()
+        .access_key_id(key)
+        .send()
+        .await?
+        .access_key_last_used
+        .and_then(|u| u.last_used_date)
+        .map(|d| d.secs()))
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// The message of a true CredentialsProvisionFailure condition.
+fn failure(cr: &cco_api::CredentialsRequest) -> Option<String> {
+    cr.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "CredentialsProvisionFailure" && c.status == "True")
+        .map(|c| c.message.clone().unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_reads_go_through_the_read_only_credential_and_keep_working_without_the_root(
+) -> anyhow::Result<()> {
+    init_logs();
+    let moto = Moto::start()?;
+    let env = start().await?;
+    set_cluster(&env.admin, "Mint", "AWS", "").await?;
+    create_namespace(&env.admin, "components").await?;
+    put_root_secret(&env.admin, "aws-creds", &ROOT).await?;
+    apply_readonly_requests(&env.admin).await?;
+    create_cr(
+        &env.admin,
+        OPERATOR_NS,
+        cr_json(
+            "mint-one",
+            "components",
+            "mint-one",
+            json!({"apiVersion": "cloudcredential.openshift.io/v1", "kind": "AWSProviderSpec",
+                "statementEntries": [{"effect": "Allow", "action": ["s3:GetObject"], "resource": "*"}]}),
+        ),
+    )
+    .await?;
+    let mut settings = test_settings();
+    settings.aws_endpoint = Some(moto.endpoint.clone());
+    // Every reconcile is a full check of the cloud.
+    settings.sync_period = Duration::from_secs(1);
+    settings.resync = Duration::from_secs(1);
+    let op = spawn_operator(operator_client(&env).await?, settings);
+    let iam = iam(&moto).await;
+
+    // The read-only request is minted like any other: a user allowed to read IAM users only.
+    let ro = wait_secret(&env.admin, OPERATOR_NS, RO_SECRET).await?;
+    let ro_key = ro["aws_access_key_id"].clone();
+    let ro_cr = wait_cr(
+        &env.admin,
+        "cloud-credential-operator-iam-ro",
+        "provisioned",
+        |c| c.status.as_ref().is_some_and(|s| s.provisioned),
+    )
+    .await?;
+    let ro_user = ro_cr.status.unwrap().provider_status.unwrap()["user"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let minter = cco_aws::Minter::connect(&cco_aws::MintConnect {
+        region: "us-east-1".into(),
+        endpoint: Some(moto.endpoint.clone()),
+        simulate_endpoint: None,
+        access_key_id: "testing".into(),
+        secret_access_key: "testing".into(),
+    })
+    .await;
+    let ro_policy: serde_json::Value = serde_json::from_str(
+        &minter
+            .get_user_policy(&ro_user, &format!("{ro_user}-policy"))
+            .await?
+            .unwrap(),
+    )?;
+    let mut actions: Vec<String> = ro_policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| match &s["Action"] {
+            serde_json::Value::Array(a) => a.clone(),
+            a => vec![a.clone()],
+        })
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    actions.sort();
+    actions.dedup();
+    assert_eq!(
+        actions,
+        ["iam:GetUser", "iam:GetUserPolicy", "iam:ListAccessKeys"],
+        "{ro_policy}"
+    );
+    wait_secret(&env.admin, "components", "mint-one").await?;
+    let cr = wait_cr(&env.admin, "mint-one", "provisioned", |c| {
+        c.status.as_ref().is_some_and(|s| s.provisioned)
+    })
+    .await?;
+    let user = cr.status.unwrap().provider_status.unwrap()["user"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // The root credential removed: the checks go on, through the read-only key.
+    Api::<Secret>::namespaced(env.admin.clone(), "kube-system")
+        .delete("aws-creds", &DeleteParams::default())
+        .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let removed_at = now_secs();
+    wait_until(Duration::from_secs(30), || async {
+        Ok(last_used(&iam, &ro_key)
+            .await?
+            .is_some_and(|t| t > removed_at))
+    })
+    .await?;
+    let cr = get_cr(&env.admin, "mint-one").await?;
+    assert!(cr.status.as_ref().unwrap().provisioned);
+    assert_eq!(failure(&cr), None);
+
+    // Drift while the root is gone: noticed through the read-only key, reported, not repaired.
+    iam.delete_user_policy()
+        .user_name(&user)
+        .policy_name(format!("{user}-policy"))
+        .send()
+        .await?;
+    let cr = wait_cr(&env.admin, "mint-one", "drift reported", |c| {
+        failure(c).is_some()
+    })
+    .await?;
+    let message = failure(&cr).unwrap();
+    assert!(
+        message.contains("root credential kube-system/aws-creds was removed"),
+        "{message}"
+    );
+
+    // The root credential back: repaired.
+    put_root_secret(&env.admin, "aws-creds", &ROOT).await?;
+    wait_cr(&env.admin, "mint-one", "repaired", |c| failure(c).is_none()).await?;
+    let policies = iam.list_user_policies().user_name(&user).send().await?;
+    assert_eq!(policies.policy_names, vec![format!("{user}-policy")]);
+    op.stop().await?;
+    Ok(())
+}
