@@ -74,9 +74,9 @@ pub const AZURE_REQUIRED: [&str; 4] = [
     "azure_client_secret",
     "azure_tenant_id",
 ];
-/// OpenStack `clouds.yaml` (required) and `clouds.conf` (optional).
+/// OpenStack `clouds.yaml` (required) and `cacert` (optional): what the reference passes through.
 pub const OPENSTACK_CLOUDS_YAML: &str = "clouds.yaml";
-pub const OPENSTACK_CLOUDS_CONF: &str = "clouds.conf";
+pub const OPENSTACK_CACERT: &str = "cacert";
 /// oVirt keys, all required.
 pub const OVIRT_KEYS: [&str; 5] = [
     "ovirt_url",
@@ -172,7 +172,7 @@ pub fn passthrough_data(cloud: Cloud, root: &SecretData) -> Result<SecretData, P
         Cloud::OpenStack => {
             required(root, OPENSTACK_CLOUDS_YAML)?;
             copy(&mut out, OPENSTACK_CLOUDS_YAML);
-            copy(&mut out, OPENSTACK_CLOUDS_CONF);
+            copy(&mut out, OPENSTACK_CACERT);
         }
         Cloud::VSphere => {
             // Keys are `<vcenter>.username` / `<vcenter>.password`, one pair per vCenter.

@@ -34,6 +34,7 @@ pub mod mint_exec;
 pub mod mint_gcp;
 pub mod mint_plan;
 pub mod openshift;
+pub mod openstack;
 pub mod operator;
 pub mod plan;
 pub mod podidentity;

@@ -323,6 +323,14 @@ async fn annotate_root(ctx: &Context, store: &Store<CredentialsRequest>) {
     let Some(root) = ctx.state.root(&view) else {
         return;
     };
+    if view.cloud() == Some(cco_api::Cloud::OpenStack)
+        && matches!(
+            view.mode,
+            CredentialsMode::Default | CredentialsMode::Passthrough
+        )
+    {
+        crate::openstack::sync_root(&ctx.client, &root).await;
+    }
     let mut capability = None;
     let detect = matches!(
         view.cloud(),

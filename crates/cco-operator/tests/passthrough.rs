@@ -1,6 +1,7 @@
 //! Passthrough mode on every cloud that has it (AWS, GCP, Azure, OpenStack, vSphere, oVirt, KubeVirt),
 //! in the seeds/002 formats, against a real API server with the operator running as its own
-//! ServiceAccount. Also: the root Secret's mode annotation, root credential changes reaching the
+//! ServiceAccount (OpenStack: the root Secret's CA path and CA bundle fixed up as the reference
+//! does, then clouds.yaml and cacert passed through). Also: the root Secret's mode annotation, root credential changes reaching the
 //! target Secret, InsufficientCloudCreds for a root credential missing a key, the Degraded
 //! ClusterOperator that follows, and a request marked for removal being deleted.
 #![allow(clippy::unwrap_used)]
@@ -8,12 +9,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cco_api::CredentialsRequest;
 use common::*;
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::Api;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{Api, PostParams};
 use serde_json::json;
 
 fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -22,6 +23,9 @@ fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
 }
+
+const CA_BUNDLE: &str = "-----BEGIN CERTIFICATE-----\nTEST\n-----END CERTIFICATE-----\n";
+const OPENSTACK_FIXED: &str = "clouds:\n  openstack:\n    auth: {}\n    cacert: /etc/kubernetes/static-pod-resources/configmaps/cloud-config/ca-bundle.pem\n";
 
 struct Cloud {
     platform: &'static str,
@@ -77,8 +81,10 @@ fn clouds() -> Vec<Cloud> {
             platform: "OpenStack",
             root: "openstack-credentials",
             kind: "OpenStackProviderSpec",
-            root_data: vec![("clouds.yaml", "clouds:\n  openstack:\n    auth: {}\n"), ("clouds.conf", "[Global]\n")],
-            want: vec![("clouds.yaml", "clouds:\n  openstack:\n    auth: {}\n"), ("clouds.conf", "[Global]\n")],
+            // The CA path in clouds.yaml is fixed and the CA bundle of cloud-provider-config
+            // copied in (both in the root Secret); clouds.yaml and cacert are passed through.
+            root_data: vec![("clouds.yaml", "clouds:\n  openstack:\n    auth: {}\n    cacert: /etc/openstack/ca.pem\n"), ("clouds.conf", "[Global]\n")],
+            want: vec![("clouds.yaml", OPENSTACK_FIXED), ("cacert", CA_BUNDLE)],
         },
         Cloud { platform: "VSphere", root: "vsphere-creds", kind: "VSphereProviderSpec", root_data: vsphere.clone(), want: vsphere },
         Cloud { platform: "oVirt", root: "ovirt-credentials", kind: "OvirtProviderSpec", root_data: ovirt.clone(), want: ovirt },
@@ -97,6 +103,15 @@ async fn passthrough_copies_each_clouds_root_credential_in_its_format() -> anyho
     let env = start().await?;
     set_cluster(&env.admin, "Passthrough", "AWS", "").await?;
     create_namespace(&env.admin, "components").await?;
+    // OpenStack's CA bundle, where OpenShift keeps it.
+    create_namespace(&env.admin, "openshift-config").await?;
+    Api::<ConfigMap>::namespaced(env.admin.clone(), "openshift-config")
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "cloud-provider-config"},
+                "data": {"ca-bundle.pem": CA_BUNDLE, "config": "[Global]\n"}}))?,
+        )
+        .await?;
     let op = spawn_operator(operator_client(&env).await?, test_settings());
 
     for c in clouds() {
@@ -109,8 +124,17 @@ async fn passthrough_copies_each_clouds_root_credential_in_its_format() -> anyho
             cr_json(&name, "components", &name, json!({"kind": c.kind})),
         )
         .await?;
-        let got = wait_secret(&env.admin, "components", &name).await?;
-        assert_eq!(got, map(&c.want), "{} passthrough format", c.platform);
+        // The first copy may be of the root credential before its upkeep (OpenStack).
+        let want = map(&c.want);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let got = loop {
+            let got = wait_secret(&env.admin, "components", &name).await?;
+            if got == want || Instant::now() > deadline {
+                break got;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert_eq!(got, want, "{} passthrough format", c.platform);
         wait_cr(&env.admin, &name, "provisioned", |cr| {
             cr.status.as_ref().is_some_and(|s| s.provisioned)
         })
@@ -128,6 +152,15 @@ async fn passthrough_copies_each_clouds_root_credential_in_its_format() -> anyho
                 == Some("passthrough"))
         })
         .await?;
+        if c.platform == "OpenStack" {
+            let root = Api::<Secret>::namespaced(env.admin.clone(), "kube-system")
+                .get(c.root)
+                .await?;
+            let data = root.data.unwrap_or_default();
+            assert_eq!(data["clouds.yaml"].0, OPENSTACK_FIXED.as_bytes());
+            assert_eq!(data["cacert"].0, CA_BUNDLE.as_bytes());
+            assert_eq!(data["clouds.conf"].0, b"[Global]\n", "other keys kept");
+        }
     }
 
     // A root credential change reaches the target Secret (KubeVirt is the current platform).
