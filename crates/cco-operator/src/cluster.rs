@@ -85,6 +85,10 @@ pub struct ClusterView {
     pub infrastructure_name: Option<String>,
     pub aws_region: Option<String>,
     pub aws_resource_tags: Vec<(String, String)>,
+    /// Infrastructure `cluster`'s resourceVersion: a request synced under another one is synced
+    /// again (resource tags may have changed), as the reference's
+    /// `lastSyncInfrastructureResourceVersion`.
+    pub infrastructure_resource_version: Option<String>,
     /// Why the configuration cannot be used (missing object, bad mode), if so.
     pub config_error: Option<String>,
 }
@@ -142,6 +146,8 @@ impl ClusterView {
                         .collect()
                 })
                 .unwrap_or_default(),
+            infrastructure_resource_version: infra
+                .and_then(|i| i.metadata.resource_version.clone()),
             config_error,
         }
     }

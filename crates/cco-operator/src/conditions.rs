@@ -239,6 +239,7 @@ pub fn has_failure(status: &CredentialsRequestStatus) -> bool {
 pub struct SyncMarks {
     pub generation: i64,
     pub root_resource_version: Option<String>,
+    pub infrastructure_resource_version: Option<String>,
     pub provider_status: Option<serde_json::Value>,
 }
 
@@ -262,6 +263,10 @@ pub fn next_status(
             if marks.root_resource_version.is_some() {
                 s.last_sync_cloud_creds_secret_resource_version =
                     marks.root_resource_version.clone();
+            }
+            if marks.infrastructure_resource_version.is_some() {
+                s.last_sync_infrastructure_resource_version =
+                    marks.infrastructure_resource_version.clone();
             }
         }
         Outcome::ProvisionFailed { .. }

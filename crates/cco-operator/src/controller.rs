@@ -348,6 +348,7 @@ async fn reconcile_inner(cached: &CredentialsRequest, ctx: &Context) -> Result<A
     let mut marks = SyncMarks {
         generation: cr.metadata.generation.unwrap_or(0),
         root_resource_version: root.as_ref().map(|r| r.resource_version.clone()),
+        infrastructure_resource_version: view.infrastructure_resource_version.clone(),
         provider_status: None,
     };
     let outcome = match decision {

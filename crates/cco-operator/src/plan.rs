@@ -406,9 +406,15 @@ fn in_sync(inp: &Inputs<'_>) -> bool {
         }
         None => true,
     };
+    // Infrastructure changed (e.g. its resource tags): sync again, as the reference does.
+    let infra_same = match inp.cluster.infrastructure_resource_version.as_deref() {
+        Some(rv) => status.last_sync_infrastructure_resource_version.as_deref() == Some(rv),
+        None => true,
+    };
     status.provisioned
         && status.last_sync_generation == inp.cr.metadata.generation.unwrap_or(0)
         && root_same
+        && infra_same
         && inp.since_last_sync.is_some_and(|d| d < inp.sync_period)
         && !has_failure(status)
         && inp.target.is_some()

@@ -13,6 +13,7 @@ fn view(mode: CredentialsMode, platform: &str, issuer: Option<&str>) -> ClusterV
         infrastructure_name: Some("infra-x1".into()),
         aws_region: Some("us-east-2".into()),
         aws_resource_tags: vec![],
+        infrastructure_resource_version: None,
         config_error: None,
     }
 }

@@ -289,6 +289,7 @@ mod tests {
             infrastructure_name: None,
             aws_region: None,
             aws_resource_tags: vec![],
+            infrastructure_resource_version: None,
             config_error: None,
         }
     }

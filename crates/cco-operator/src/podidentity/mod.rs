@@ -180,6 +180,7 @@ mod tests {
             infrastructure_name: None,
             aws_region: Some("eu-west-2".into()),
             aws_resource_tags: vec![],
+            infrastructure_resource_version: None,
             config_error: None,
         }
     }
