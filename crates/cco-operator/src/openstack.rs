@@ -141,6 +141,7 @@ pub async fn sync_root(client: &kube::Client, root: &RootSecret) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
