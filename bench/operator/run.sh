@@ -9,6 +9,7 @@
 #
 #   bench/operator/run.sh            # COUNT=1000 MODES="token passthrough"
 #   COUNT=200 MODES=token bench/operator/run.sh
+#   PROFILE=debug bench/operator/run.sh   # a debug build (request counts as release; times and RSS not)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -17,9 +18,14 @@ MODES="${MODES:-token passthrough}"
 SETTLE="${SETTLE:-5}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 
-cargo build --release -q -p cco-operator --bin cloud-credential-operator --example operator_bench
-operator="$CARGO_TARGET_DIR/release/cloud-credential-operator"
-driver="$CARGO_TARGET_DIR/release/examples/operator_bench"
+PROFILE="${PROFILE:-release}"
+case "$PROFILE" in
+  release) cargo build --release -q -p cco-operator --bin cloud-credential-operator --example operator_bench ;;
+  debug) cargo build -q -p cco-operator --bin cloud-credential-operator --example operator_bench ;;
+  *) echo "PROFILE must be release or debug, not $PROFILE" >&2; exit 2 ;;
+esac
+operator="$CARGO_TARGET_DIR/$PROFILE/cloud-credential-operator"
+driver="$CARGO_TARGET_DIR/$PROFILE/examples/operator_bench"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/cco-bench.XXXXXX")"
 kube_pid=""
