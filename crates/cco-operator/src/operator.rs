@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
+use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Client, ResourceExt};
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -154,10 +154,21 @@ pub async fn run(
         metrics,
     ));
     let crs: Api<CredentialsRequest> = Api::all(client.clone());
-    let controller = Controller::new(crs, watcher::Config::default()).with_config(
+    // The request cache, as `Controller::new` builds it, plus a readiness signal any number of
+    // tasks can wait on: the store's own readiness wakes only one of several waiters (kube-runtime
+    // 5's `DelayedInit`), and the controller already waits on it before its first reconcile.
+    let (store, writer) = kube::runtime::reflector::store();
+    let (requests_ready_tx, requests_ready) = watch::channel(false);
+    let request_events = kube::runtime::reflector(writer, watcher(crs, watcher::Config::default()))
+        .inspect(move |e| {
+            if matches!(e, Ok(watcher::Event::InitDone)) {
+                let _ = requests_ready_tx.send(true);
+            }
+        })
+        .applied_objects();
+    let controller = Controller::for_stream(request_events, store.clone()).with_config(
         kube::runtime::controller::Config::default().concurrency(settings.concurrency),
     );
-    let store = controller.store();
 
     // Classify and annotate the root credential before any request is processed, so that an
     // annotation write never looks like a credential change to a request synced moments before.
@@ -248,6 +259,7 @@ pub async fn run(
         ctx.clone(),
         store.clone(),
         StatusSources {
+            requests_ready,
             config: config_watch.clone(),
             config_changes: config_changes.clone(),
             webhook: webhook_status,
@@ -404,6 +416,8 @@ async fn annotator_loop(
 
 /// What the ClusterOperator status is computed from besides the requests and the cluster view.
 struct StatusSources {
+    /// True once the request cache has listed.
+    requests_ready: watch::Receiver<bool>,
     config: crate::config_watch::ConfigWatch,
     config_changes: watch::Receiver<u64>,
     webhook: Arc<crate::podidentity::controller::WebhookStatus>,
@@ -417,9 +431,12 @@ async fn status_loop(
     stop: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(stop);
-    if tokio::time::timeout(Duration::from_secs(5), store.wait_until_ready())
-        .await
-        .is_err()
+    if tokio::time::timeout(
+        Duration::from_secs(5),
+        sources.requests_ready.wait_for(|ready| *ready),
+    )
+    .await
+    .is_err()
     {
         tracing::debug!("request cache not ready after 5s; computing status anyway");
     }
