@@ -18,7 +18,7 @@ cargo build -q -p ccoctl
 ccoctl="$root/target/debug/ccoctl"
 
 port="$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"${TMPDIR:-/tmp}/moto-demo.log" 2>&1 &
+"$venv/bin/python" "$root/crates/cco-testsupport/python/moto_server.py" -H 127.0.0.1 -p "$port" >"${TMPDIR:-/tmp}/moto-demo.log" 2>&1 &
 moto_pid=$!
 if [ "${KEEP_EMULATOR:-0}" != 1 ]; then trap 'kill $moto_pid 2>/dev/null || true' EXIT; fi
 export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION="$region"

@@ -35,7 +35,7 @@ cleanup() {
 trap cleanup EXIT
 free_port() { "$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port="$(free_port)"
-"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >/dev/null 2>&1 &
+"$venv/bin/python" "$root/crates/cco-testsupport/python/moto_server.py" -H 127.0.0.1 -p "$port" >/dev/null 2>&1 &
 moto_pid=$!
 moto="http://127.0.0.1:$port"
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
