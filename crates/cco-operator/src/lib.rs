@@ -14,7 +14,8 @@
 //!   GCP;
 //! - [`state`] caches cluster-wide objects, [`targets`] the target namespaces and Secrets and the
 //!   operator's own writes, [`readonly`] the operator's read-only credentials, [`leader`] holds the
-//!   Lease, [`metrics`] exposes Prometheus metrics, [`operator`] wires it all and handles shutdown;
+//!   Lease, [`metrics`] keeps the Prometheus metrics and [`metrics_server`] serves them over
+//!   authenticated HTTPS, [`operator`] wires it all and handles shutdown;
 //! - [`upgrade`] (the Upgradeable gate, pure) reads ClusterVersion and APIServer through
 //!   [`config_watch`] ([`clusterconfig`] types); [`co_merge`] folds such extra ClusterOperator
 //!   conditions into the request conditions as the reference's status controller does;
@@ -30,6 +31,7 @@ pub mod controller;
 pub mod leader;
 pub mod loglevel;
 pub mod metrics;
+pub mod metrics_server;
 pub mod mint_exec;
 pub mod mint_gcp;
 pub mod mint_plan;
@@ -50,8 +52,13 @@ use std::time::Duration;
 /// Operator settings (the binary fills them from flags).
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// Where `/metrics` is served; `None` disables the endpoint.
+    /// Where `/metrics` is served (HTTPS); `None` disables the endpoint.
     pub metrics_addr: Option<SocketAddr>,
+    /// The metrics endpoint's serving certificate.
+    pub metrics_cert: metrics_server::ServingCert,
+    /// Fixed TLS settings for the metrics endpoint (`--tls-min-version`/`--tls-cipher-suites`);
+    /// `None`: the APIServer `cluster` TLS profile.
+    pub metrics_tls: Option<podidentity::tls::TlsArgs>,
     pub leader_election: bool,
     pub lease_namespace: String,
     pub lease_name: String,
@@ -91,6 +98,8 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             metrics_addr: None,
+            metrics_cert: metrics_server::ServingCert::SelfSigned,
+            metrics_tls: None,
             leader_election: true,
             lease_namespace: status::OPERATOR_NAMESPACE.to_string(),
             lease_name: "cloud-credential-operator-leader".to_string(),

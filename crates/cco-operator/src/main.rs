@@ -10,9 +10,23 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "cloud-credential-operator", version)]
 struct Args {
-    /// Address of the metrics endpoint ("" disables it).
-    #[arg(long, env = "CCO_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    /// `operator`, as the reference's command line names it (the only command; may be omitted).
+    #[arg(value_parser = ["operator"], hide = true)]
+    command: Option<String>,
+    /// Address of the HTTPS metrics endpoint ("" disables it).
+    #[arg(long, env = "CCO_METRICS_ADDR", default_value = "0.0.0.0:8443")]
     metrics_addr: String,
+    /// Directory holding the metrics serving certificate `tls.crt` and key `tls.key`, reloaded when
+    /// they change ("" = a self-signed certificate made at start).
+    #[arg(long, env = "CCO_METRICS_CERT_DIR", default_value = cco_operator::metrics_server::DEFAULT_CERT_DIR)]
+    metrics_cert_dir: String,
+    /// Minimum TLS version of the metrics endpoint (VersionTLS12, VersionTLS13; 1.0/1.1 serve
+    /// 1.2). With this or --tls-cipher-suites the APIServer TLS profile is not followed.
+    #[arg(long)]
+    tls_min_version: Option<String>,
+    /// TLS 1.2 cipher suites of the metrics endpoint, comma-separated Go/IANA names.
+    #[arg(long, value_delimiter = ',')]
+    tls_cipher_suites: Vec<String>,
     /// Take part in leader election on a Lease.
     #[arg(long, env = "CCO_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
     leader_elect: bool,
@@ -50,8 +64,22 @@ async fn main() -> anyhow::Result<()> {
     } else {
         Some(args.metrics_addr.parse()?)
     };
+    let metrics_cert = if args.metrics_cert_dir.is_empty() {
+        cco_operator::metrics_server::ServingCert::SelfSigned
+    } else {
+        cco_operator::metrics_server::ServingCert::Dir(args.metrics_cert_dir.into())
+    };
+    let metrics_tls =
+        (args.tls_min_version.is_some() || !args.tls_cipher_suites.is_empty()).then(|| {
+            cco_operator::podidentity::tls::TlsArgs {
+                min_version: args.tls_min_version.clone(),
+                ciphers: args.tls_cipher_suites.clone(),
+            }
+        });
     let mut settings = cco_operator::Settings {
         metrics_addr,
+        metrics_cert,
+        metrics_tls,
         leader_election: args.leader_elect,
         lease_namespace: args.lease_namespace,
         resync: Duration::from_secs(args.resync_seconds),

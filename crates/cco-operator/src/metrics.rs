@@ -1,16 +1,12 @@
-//! Prometheus metrics with the reference operator's names, and a minimal HTTP endpoint for them.
+//! Prometheus metrics with the reference operator's names (served by [`crate::metrics_server`]).
 //!
 //! - `cco_credentials_requests{cloud_type}`: requests per cloud;
 //! - `cco_credentials_requests_conditions{condition}`: requests with a condition `True`;
 //! - `cco_credentials_mode{mode}`: 1 for the current mode;
 //! - `cco_controller_reconcile_seconds{controller}`: reconcile durations (histogram);
 //! - `cco_controller_reconcile_errors_total{controller,error}`: failed reconciles by error kind.
-//!
-//! The endpoint answers `GET /metrics` and `GET /healthz` over plain HTTP/1.1 and closes each
-//! connection; it is meant for a Prometheus scrape or a Service, nothing more.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -18,8 +14,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 type Labels = Vec<(String, String)>;
 
@@ -146,57 +140,6 @@ impl Metrics {
             s.clear();
         }
         s
-    }
-}
-
-/// Serves `/metrics` and `/healthz` on `listener` until `shutdown` resolves.
-pub async fn serve(
-    listener: TcpListener,
-    metrics: Arc<Metrics>,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
-    tokio::pin!(shutdown);
-    loop {
-        let (mut sock, _) = tokio::select! {
-            _ = &mut shutdown => return,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(error) => {
-                    tracing::warn!(%error, "metrics accept failed");
-                    continue;
-                }
-            },
-        };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let mut buf = Vec::with_capacity(1024);
-            let mut chunk = [0u8; 1024];
-            while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16 * 1024 {
-                match tokio::time::timeout(std::time::Duration::from_secs(5), sock.read(&mut chunk))
-                    .await
-                {
-                    Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
-                    _ => return,
-                }
-            }
-            let head = String::from_utf8_lossy(&buf);
-            let path = head.split_whitespace().nth(1).unwrap_or("/");
-            let (status, ctype, body) = match path {
-                "/metrics" => (
-                    "200 OK",
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    metrics.encode(),
-                ),
-                "/healthz" | "/readyz" => ("200 OK", "text/plain", "ok\n".to_string()),
-                _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
-            };
-            let resp = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = sock.write_all(resp.as_bytes()).await;
-            let _ = sock.shutdown().await;
-        });
     }
 }
 

@@ -36,12 +36,8 @@ pub enum RunError {
     LeadershipLost,
     #[error("cluster caches never became ready")]
     CachesNotReady,
-    #[error("metrics endpoint {addr}: {source}")]
-    Bind {
-        addr: std::net::SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics_server::MetricsServerError),
 }
 
 fn wait_for(rx: &watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
@@ -70,15 +66,16 @@ pub async fn run(
     }
 
     if let Some(addr) = settings.metrics_addr {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| RunError::Bind { addr, source })?;
-        info!(addr = %listener.local_addr().unwrap_or(addr), "serving metrics");
-        tokio::spawn(crate::metrics::serve(
-            listener,
+        let stop = stop_rx.clone();
+        crate::metrics_server::start(
+            client.clone(),
+            addr,
+            &settings.metrics_cert,
+            settings.metrics_tls.clone(),
             metrics.clone(),
-            wait_for(&stop_rx),
-        ));
+            futures::FutureExt::shared(Box::pin(wait_for(&stop))),
+        )
+        .await?;
     }
 
     let elector = settings.leader_election.then(|| {

@@ -80,10 +80,6 @@ pub fn operator_conditions(
         .iter()
         .filter(|cr| FAILURE_TYPES.iter().any(|t| is_true(cr, *t)))
         .count();
-    let stale = crs
-        .iter()
-        .filter(|cr| is_true(cr, ConditionType::StaleCredentials))
-        .count();
     let not_provisioned = mine
         .iter()
         .filter(|cr| !cr.status.as_ref().is_some_and(|s| s.provisioned))
@@ -101,20 +97,12 @@ pub fn operator_conditions(
             reason: "ConfigurationError",
             message: e.clone(),
         };
-    } else if *effective == Effective::Manual {
+    } else if matches!(effective, Effective::Manual | Effective::Token) {
+        // Manual mode, token mode included: the reference reports the operator as disabled by the
+        // admin and derives neither Degraded nor Progressing from the requests (stale requests
+        // show through `cco_credentials_requests_conditions` and its alert instead).
         available.reason = "OperatorDisabledByAdmin";
         available.message = "Credential minting is disabled by cluster admin".into();
-        if stale > 0 {
-            degraded = CoCondition {
-                type_: "Degraded",
-                status: true,
-                reason: "StaleCredentials",
-                message: format!(
-                    "{stale} of {} credentials requests are stale and should be deleted.",
-                    crs.len()
-                ),
-            };
-        }
     } else {
         if failing > 0 {
             degraded = CoCondition {
@@ -139,11 +127,6 @@ pub fn operator_conditions(
                 ),
             };
         }
-    }
-    if *effective == Effective::Token {
-        // Token mode is Manual mode: the reference reports the operator as disabled by the admin.
-        available.reason = "OperatorDisabledByAdmin";
-        available.message = "Credential minting is disabled by cluster admin".into();
     }
     // Upgradeable comes from the upgrade gate ([`crate::upgrade`]), merged by the caller.
     vec![available, degraded, progressing, upgradeable]
@@ -373,17 +356,32 @@ mod tests {
         assert_eq!(a.message, "Credential minting is disabled by cluster admin");
     }
 
+    /// The reference's `computeStatusConditions` returns only Upgradeable when the mode is Manual
+    /// (token mode included): failing, unprovisioned or stale requests neither degrade nor
+    /// progress the operator.
     #[test]
-    fn manual_mode_reports_disabled_and_stale_requests() {
+    fn manual_and_token_modes_take_no_degraded_or_progressing_from_requests() {
         let v = view("AWS", CredentialsMode::Manual);
-        let c = operator_conditions(
-            &Effective::Manual,
-            &v,
-            &[cr("AWSProviderSpec", false, Some("StaleCredentials"))],
-        );
-        assert_eq!(find(&c, "Available").reason, "OperatorDisabledByAdmin");
-        assert_eq!(find(&c, "Degraded").reason, "StaleCredentials");
-        assert!(find(&c, "Upgradeable").status);
+        let crs = [
+            cr(
+                "AWSProviderSpec",
+                false,
+                Some("CredentialsProvisionFailure"),
+            ),
+            cr("AWSProviderSpec", false, Some("InsufficientCloudCreds")),
+            cr("AWSProviderSpec", false, None),
+            cr("AWSProviderSpec", true, Some("StaleCredentials")),
+        ];
+        for e in [Effective::Manual, Effective::Token] {
+            let c = operator_conditions(&e, &v, &crs);
+            assert_eq!(find(&c, "Available").reason, "OperatorDisabledByAdmin");
+            for t in ["Degraded", "Progressing"] {
+                let d = find(&c, t);
+                assert!(!d.status, "{e:?}: {t} {d:?}");
+                assert_eq!(d.reason, "AsExpected");
+            }
+            assert!(find(&c, "Upgradeable").status);
+        }
     }
 
     #[test]

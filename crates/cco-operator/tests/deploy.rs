@@ -254,6 +254,29 @@ async fn manifests_apply_and_accept_every_corpus_request_with_least_privilege_rb
         )
         .await
     );
+    // The HTTPS metrics endpoint authenticates and authorizes each scrape.
+    assert!(
+        can(
+            a,
+            "create",
+            "authentication.k8s.io",
+            "tokenreviews",
+            None,
+            None
+        )
+        .await
+    );
+    assert!(
+        can(
+            a,
+            "create",
+            "authorization.k8s.io",
+            "subjectaccessreviews",
+            None,
+            None
+        )
+        .await
+    );
 
     // The pod identity webhook's objects: by name, nothing else.
     let piw = Some("pod-identity-webhook");

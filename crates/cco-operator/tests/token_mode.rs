@@ -12,23 +12,24 @@ mod common;
 use std::time::Duration;
 
 use cco_api::CredentialsRequest;
+use common::metrics_client::{https_get, metrics_reader_token, serving_cert_dir};
 use common::*;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/my-operator-role";
 const TOKEN: &str = "/var/run/secrets/openshift/serviceaccount/token";
 
-async fn http_get(port: u16, path: &str) -> anyhow::Result<String> {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .await?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).await?;
-    Ok(out)
+/// How many status passes (ClusterOperator + metrics) the operator has made.
+fn status_passes(m: &cco_operator::metrics::Metrics) -> u64 {
+    let key = "cco_controller_reconcile_seconds_count{controller=\"status\"} ";
+    m.encode()
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,6 +45,9 @@ async fn token_mode_writes_secrets_for_requests_with_token_fields() -> anyhow::R
     let port = cco_testsupport::moto::free_port()?;
     let mut settings = test_settings();
     settings.metrics_addr = Some(format!("127.0.0.1:{port}").parse()?);
+    let (cert_dir, ca) = serving_cert_dir();
+    settings.metrics_cert =
+        cco_operator::metrics_server::ServingCert::Dir(cert_dir.path().to_path_buf());
     let op = spawn_operator(operator_client(&env).await?, settings);
 
     // seeds/004: another operator creates a request with the role ARN and waits for its Secret.
@@ -105,6 +109,21 @@ async fn token_mode_writes_secrets_for_requests_with_token_fields() -> anyhow::R
             == Some(("True".into(), Some("NamespaceMissing".into())))
     })
     .await?;
+    // Token mode is Manual mode: as the reference, the failing and unprovisioned request neither
+    // degrades nor progresses the operator (checked after a full status pass that saw it).
+    let seen = status_passes(&op.metrics);
+    wait_until(Duration::from_secs(20), || async {
+        Ok(status_passes(&op.metrics) >= seen + 2)
+    })
+    .await?;
+    for t in ["Degraded", "Progressing"] {
+        let (status, reason, _) = wait_co_condition(&env.admin, t, |_, _, _| true).await?;
+        assert_eq!(
+            (status.as_str(), reason.as_deref()),
+            ("False", Some("AsExpected")),
+            "{t} in token mode with a request missing its namespace"
+        );
+    }
     create_namespace(&env.admin, "later-ns").await?;
     wait_secret(&env.admin, "later-ns", "later").await?;
     let cr = wait_cr(&env.admin, "later", "namespace found", |c| {
@@ -177,8 +196,9 @@ async fn token_mode_writes_secrets_for_requests_with_token_fields() -> anyhow::R
         lease.spec.unwrap().holder_identity.as_deref(),
         Some("test-operator")
     );
-    let m = http_get(port, "/metrics").await?;
-    assert!(m.starts_with("HTTP/1.1 200"), "{m}");
+    let reader = metrics_reader_token(&env.admin, "prometheus-for-tests").await?;
+    let (status, m) = https_get(port, "/metrics", Some(&reader), &ca).await?;
+    assert_eq!(status, 200, "{m}");
     assert!(
         m.contains("cco_credentials_mode{mode=\"manualpodidentity\"} 1"),
         "{m}"

@@ -9,6 +9,7 @@ pub mod gcp_fake;
 pub mod ibm_iam;
 pub mod moto;
 pub mod official;
+pub mod proxy;
 pub mod tls;
 pub mod tls_front;
 

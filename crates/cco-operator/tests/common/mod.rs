@@ -4,6 +4,8 @@
 //! objects, and an in-process operator.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod metrics_client;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
