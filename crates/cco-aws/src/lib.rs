@@ -4,12 +4,12 @@
 //! so `AWS_ENDPOINT_URL`, profiles and credentials work as with every AWS tool. When a custom endpoint
 //! is set, S3 uses path-style addressing, which local emulators need. Each operation is idempotent:
 //! it looks for what already exists (by deterministic name, then by ownership tag) before creating, so
-//! a re-run after any failure converges and creates no duplicates. Every client honours
-//! `HTTPS_PROXY`/`NO_PROXY` ([`http_client`]).
+//! a re-run after any failure converges and creates no duplicates. The SDK's default HTTPS client
+//! (behavior version 2025-08-07 and later) honours `HTTPS_PROXY`/`NO_PROXY` and the platform roots
+//! (`SSL_CERT_FILE`); `tests/proxy.rs` holds it to that.
 
 mod delete;
 mod error;
-mod http;
 mod idp;
 mod mint;
 pub mod observe;
@@ -19,7 +19,6 @@ pub mod tls;
 
 pub use delete::*;
 pub use error::*;
-pub use http::http_client;
 pub use idp::*;
 pub use mint::*;
 pub use roles::*;
@@ -84,7 +83,6 @@ impl Aws {
             .with_initial_backoff(Duration::from_millis(200))
             .with_max_backoff(Duration::from_secs(20));
         let conf = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http_client())
             .region(Region::new(region.to_string()))
             .retry_config(retry)
             .load()

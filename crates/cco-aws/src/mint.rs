@@ -89,7 +89,6 @@ impl Minter {
         );
         let load = |endpoint: Option<String>| {
             let mut loader = aws_config::defaults(BehaviorVersion::latest())
-                .http_client(crate::http_client())
                 .region(Region::new(c.region.clone()))
                 .credentials_provider(creds.clone());
             if let Some(e) = endpoint {

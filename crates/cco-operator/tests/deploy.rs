@@ -415,3 +415,66 @@ async fn manifests_apply_and_accept_every_corpus_request_with_least_privilege_rb
     let _ = Path::new(CRD_FILE);
     Ok(())
 }
+
+/// `Containerfile` stage -> the image tag its build command (in the file's header) gives it.
+fn containerfile_images() -> std::collections::BTreeMap<String, String> {
+    let text = std::fs::read_to_string(cco_testsupport::repo_root().join("Containerfile")).unwrap();
+    text.lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.trim_start_matches('#').split_whitespace().collect();
+            let t = w.iter().position(|x| *x == "--target")?;
+            let i = w.iter().position(|x| *x == "-t")?;
+            Some((w.get(t + 1)?.to_string(), w.get(i + 1)?.to_string()))
+        })
+        .collect()
+}
+
+fn yaml_docs(path: &Path) -> Vec<serde_json::Value> {
+    use serde::Deserialize as _;
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde_json::to_value(serde_yaml::Value::deserialize(d).unwrap()).unwrap())
+        .collect()
+}
+
+/// The deploy manifests run the images the Containerfile builds, as a non-root user, and the
+/// webhook image holds every program name the operator runs it under.
+#[test]
+fn deploy_manifests_point_at_the_containerfile_images() {
+    let images = containerfile_images();
+    let operator = images.get("operator").expect("operator stage tag");
+    let webhook = images.get("webhook").expect("webhook stage tag");
+    assert!(images.contains_key("ccoctl"), "{images:?}");
+
+    let dep = &yaml_docs(&common::deploy_dir().join("04-deployment.yaml"))[0];
+    let c = &dep["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["image"].as_str(), Some(operator.as_str()));
+    for e in c["env"].as_array().unwrap() {
+        if e["name"]
+            .as_str()
+            .unwrap()
+            .ends_with("_POD_IDENTITY_WEBHOOK_IMAGE")
+        {
+            assert_eq!(e["value"].as_str(), Some(webhook.as_str()), "{e}");
+        }
+    }
+    assert_eq!(
+        dep["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"],
+        true
+    );
+    let wh = cco_testsupport::repo_root().join("deploy/webhook/deployment.yaml");
+    let wh = &yaml_docs(&wh)[0];
+    assert_eq!(
+        wh["spec"]["template"]["spec"]["containers"][0]["image"].as_str(),
+        Some(webhook.as_str())
+    );
+
+    let text = std::fs::read_to_string(cco_testsupport::repo_root().join("Containerfile")).unwrap();
+    assert!(text.contains("FROM scratch AS base"), "minimal base");
+    assert!(text.contains("USER 65532:65532"), "non-root");
+    use cco_operator::podidentity::{manifests::program, WebhookCloud};
+    for cloud in [WebhookCloud::Aws, WebhookCloud::Azure, WebhookCloud::Gcp] {
+        let name = program(cloud).trim_start_matches("/usr/bin/");
+        assert!(text.contains(name), "the webhook image lacks {name}");
+    }
+}
