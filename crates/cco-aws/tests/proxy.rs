@@ -70,7 +70,7 @@ async fn sts_goes_through_the_proxy_and_trusts_the_bundle() -> anyhow::Result<()
     assert_eq!(account, "123456789012");
     let carried = proxy.connections()?;
     assert!(
-        carried.iter().any(|c| *c == target),
+        carried.contains(&target),
         "the proxy carried {carried:?}, not {target}"
     );
 

@@ -521,9 +521,9 @@ mod tests {
     #[test]
     fn a_missing_certificate_names_the_file() {
         let dir = tempfile::tempdir().expect("tmp");
-        let err = resolver(&ServingCert::Dir(dir.path().to_path_buf()))
-            .err()
-            .expect("missing files");
+        let Err(err) = resolver(&ServingCert::Dir(dir.path().to_path_buf())) else {
+            panic!("missing files accepted");
+        };
         assert!(err.to_string().contains("tls.crt"), "{err}");
     }
 }
