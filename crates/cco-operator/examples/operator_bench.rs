@@ -74,13 +74,50 @@ async fn apply_json(c: &Client, v: serde_json::Value) -> Result<()> {
     Ok(())
 }
 
-async fn metrics(port: u16) -> Result<String> {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+/// Scrapes the operator's HTTPS metrics endpoint as Prometheus does: the serving certificate's CA
+/// trusted, a bearer token the API server authenticates and authorizes.
+struct Scraper {
+    port: u16,
+    token: String,
+    tls: tokio_rustls::TlsConnector,
+}
+
+impl Scraper {
+    fn new(port: u16, token: String, ca_pem: &str) -> Result<Scraper> {
+        use rustls::pki_types::pem::PemObject as _;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(rustls::pki_types::CertificateDer::from_pem_slice(
+            ca_pem.as_bytes(),
+        )?)?;
+        let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Ok(Scraper {
+            port,
+            token,
+            tls: tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg)),
+        })
+    }
+
+    async fn metrics(&self) -> Result<String> {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await?;
+        let name = rustls::pki_types::ServerName::try_from("localhost")?;
+        let mut s = self.tls.connect(name, tcp).await?;
+        s.write_all(
+            format!(
+                "GET /metrics HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+                self.token
+            )
+            .as_bytes(),
+        )
         .await?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).await?;
-    Ok(out)
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out).await;
+        Ok(String::from_utf8_lossy(&out).to_string())
+    }
 }
 
 fn metric_value(text: &str, prefix: &str) -> Option<f64> {
@@ -207,10 +244,24 @@ async fn main() -> Result<()> {
     let op_kc = dir.path().join("kubeconfig");
     std::fs::write(&op_kc, format!("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\nusers:\n- name: u\n  user:\n    token: {token}\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\ncurrent-context: x\n"))?;
     let port = cco_testsupport::moto::free_port()?;
+    // Metrics over HTTPS with a certificate from a throw-away CA, scraped with the admin's token.
+    let pki = cco_testsupport::tls::TestCa::generate()?;
+    let cert_dir = dir.path().join("metrics-tls");
+    std::fs::create_dir_all(&cert_dir)?;
+    std::fs::write(cert_dir.join("tls.crt"), &pki.cert_pem)?;
+    std::fs::write(cert_dir.join("tls.key"), &pki.key_pem)?;
+    let admin_token = kc
+        .auth_infos
+        .iter()
+        .filter_map(|a| serde_json::to_value(a.auth_info.as_ref()?).ok())
+        .find_map(|v| v["token"].as_str().map(str::to_string))
+        .ok_or_else(|| anyhow!("the admin kubeconfig has no token user to scrape metrics with"))?;
+    let scraper = Scraper::new(port, admin_token, &pki.ca_pem)?;
     let log = std::fs::File::create(dir.path().join("operator.log"))?;
     let mut child = Command::new(&a.operator)
         .env("KUBECONFIG", &op_kc)
         .env("CCO_METRICS_ADDR", format!("127.0.0.1:{port}"))
+        .env("CCO_METRICS_CERT_DIR", &cert_dir)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(log)
@@ -236,7 +287,7 @@ async fn main() -> Result<()> {
     };
     let ready = Instant::now();
     loop {
-        if let Ok(m) = metrics(port).await {
+        if let Ok(m) = scraper.metrics().await {
             if m.contains("cco_credentials_mode{") {
                 break;
             }
@@ -251,7 +302,7 @@ async fn main() -> Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let base_reconciles = metric_value(
-        &metrics(port).await?,
+        &scraper.metrics().await?,
         "cco_controller_reconcile_seconds_count{controller=\"credreq\"}",
     )
     .unwrap_or(0.0);
@@ -300,7 +351,7 @@ async fn main() -> Result<()> {
     }
     let elapsed = start.elapsed();
     let reconciles = metric_value(
-        &metrics(port).await?,
+        &scraper.metrics().await?,
         "cco_controller_reconcile_seconds_count{controller=\"credreq\"}",
     )
     .unwrap_or(0.0)
