@@ -250,12 +250,24 @@ async fn main() -> Result<()> {
     std::fs::create_dir_all(&cert_dir)?;
     std::fs::write(cert_dir.join("tls.crt"), &pki.cert_pem)?;
     std::fs::write(cert_dir.join("tls.key"), &pki.key_pem)?;
-    let admin_token = kc
-        .auth_infos
-        .iter()
-        .filter_map(|a| serde_json::to_value(a.auth_info.as_ref()?).ok())
-        .find_map(|v| v["token"].as_str().map(str::to_string))
-        .ok_or_else(|| anyhow!("the admin kubeconfig has no token user to scrape metrics with"))?;
+    // A ServiceAccount allowed to GET /metrics, as cluster monitoring's is.
+    for obj in [
+        serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "bench-scraper", "namespace": NS}}),
+        serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "bench-metrics-reader"},
+            "rules": [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]}),
+        serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "bench-metrics-reader"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "bench-metrics-reader"},
+            "subjects": [{"kind": "ServiceAccount", "name": "bench-scraper", "namespace": NS}]}),
+    ] {
+        apply_json(&admin, obj).await?;
+    }
+    let scrape: TokenRequest = Api::<ServiceAccount>::namespaced(admin.clone(), NS)
+        .create_subresource("token", "bench-scraper", &PostParams::default(), &tr)
+        .await?;
+    let admin_token = scrape.status.ok_or_else(|| anyhow!("no token"))?.token;
     let scraper = Scraper::new(port, admin_token, &pki.ca_pem)?;
     let log = std::fs::File::create(dir.path().join("operator.log"))?;
     let mut child = Command::new(&a.operator)
