@@ -86,6 +86,30 @@ impl Check {
         Self::new(CheckStatus::Fail, id, subject, message, fix)
     }
 
+    /// The contents of the Secret a request names, or the failed `request.secret` check when the
+    /// Secret does not exist or could not be read (`fix` applies it again).
+    pub fn secret_contents<'a, T>(
+        read: &'a Result<Option<T>, String>,
+        subject: &str,
+        fix: &str,
+    ) -> Result<&'a T, Check> {
+        match read {
+            Ok(Some(contents)) => Ok(contents),
+            Ok(None) => Err(Self::fail(
+                "request.secret",
+                subject,
+                "the Secret does not exist",
+                Some(fix.to_string()),
+            )),
+            Err(e) => Err(Self::fail(
+                "request.secret",
+                subject,
+                format!("cannot read the Secret: {e}"),
+                Some(fix.to_string()),
+            )),
+        }
+    }
+
     /// A warning, with an optional command that addresses it.
     pub fn warn(
         id: impl Into<String>,

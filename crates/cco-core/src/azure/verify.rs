@@ -385,24 +385,9 @@ fn secret_check(
         "{} && oc apply -f {}/{}-{}-credentials.yaml",
         fixes.identities, fixes.manifests_dir, p.secret_namespace, p.secret_name
     );
-    let data = match &secret.data {
-        Err(e) => {
-            return Check::fail(
-                "request.secret",
-                &subject,
-                format!("cannot read the Secret: {e}"),
-                Some(apply),
-            )
-        }
-        Ok(None) => {
-            return Check::fail(
-                "request.secret",
-                &subject,
-                "the Secret does not exist",
-                Some(apply),
-            )
-        }
-        Ok(Some(d)) => d,
+    let data = match Check::secret_contents(&secret.data, &subject, &apply) {
+        Ok(contents) => contents,
+        Err(check) => return check,
     };
     let mut problems = Vec::new();
     let Some((client_id, tenant)) = identity else {

@@ -340,24 +340,9 @@ fn secret_check(
         "{} && oc apply -f {}/{}-{}-credentials.yaml",
         fixes.accounts, fixes.manifests_dir, p.secret_namespace, p.secret_name
     );
-    let config = match &secret.config {
-        Err(e) => {
-            return Check::fail(
-                "request.secret",
-                &subject,
-                format!("cannot read the Secret: {e}"),
-                Some(apply),
-            )
-        }
-        Ok(None) => {
-            return Check::fail(
-                "request.secret",
-                &subject,
-                "the Secret does not exist",
-                Some(apply),
-            )
-        }
-        Ok(Some(c)) => c,
+    let config = match Check::secret_contents(&secret.config, &subject, &apply) {
+        Ok(contents) => contents,
+        Err(check) => return check,
     };
     let mut problems = Vec::new();
     if config["type"] != "external_account" {
