@@ -14,6 +14,7 @@ use cco_core::aws::{bucket_name, bucket_name_problem, owned_tag_key, Partition, 
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::idp::{find_distributions, find_origin_access_control};
+use crate::observe::role_names_with_prefix;
 use crate::{Aws, AwsError};
 
 /// What `delete` removed (or, in a dry run, would remove).
@@ -185,29 +186,7 @@ async fn delete_origin_access_identity(aws: &Aws, id: &str) -> Result<(), AwsErr
 }
 
 async fn owned_roles(aws: &Aws, name: &str, key: &str) -> Result<Vec<String>, AwsError> {
-    let prefix = format!("{name}-");
-    let mut candidates = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let out = aws
-            .iam
-            .list_roles()
-            .set_marker(marker.clone())
-            .max_items(1000)
-            .send()
-            .await
-            .map_err(|e| AwsError::call("iam:ListRoles", "account", e))?;
-        candidates.extend(
-            out.roles()
-                .iter()
-                .map(|r| r.role_name().to_string())
-                .filter(|n| n.starts_with(&prefix)),
-        );
-        match out.marker() {
-            Some(m) if out.is_truncated() => marker = Some(m.to_string()),
-            _ => break,
-        }
-    }
+    let candidates = role_names_with_prefix(aws, &format!("{name}-")).await?;
     let checks = stream::iter(candidates)
         .map(|role| async move {
             let out = aws
