@@ -459,7 +459,15 @@ async fn status_loop(
         let root = ctx.state.root(&view);
         let effective = effective_mode(&view, root.as_ref());
         let crs = store.state();
-        let conds = operator_conditions(&effective, &view, &crs);
+        let clock = crate::status::Clock::now(ctx.settings.credentials_degraded_grace);
+        let conds = operator_conditions(&effective, &view, &crs, &clock);
+        // A failure still within its grace period: recompute when it starts to count.
+        let wake = crate::status::next_failure_deadline(&effective, &view, &crs, &clock)
+            .and_then(|t| Duration::try_from(t.duration_since(clock.now)).ok())
+            .map_or(ctx.settings.status_interval, |d| {
+                d.saturating_add(Duration::from_secs(1))
+                    .min(ctx.settings.status_interval)
+            });
         let upgradeable =
             crate::upgrade::current(&ctx.state, &sources.config, &view, root.is_some());
         let conds = merge_worst(conds, upgradeable.as_slice());
@@ -496,7 +504,7 @@ async fn status_loop(
             _ = &mut stop => return,
             _ = ctx.status_changed.notified() => tokio::time::sleep(Duration::from_millis(500)).await,
             r = sources.config_changes.changed() => if r.is_err() { return },
-            _ = tokio::time::sleep(ctx.settings.status_interval) => {}
+            _ = tokio::time::sleep(wake) => {}
         }
     }
 }

@@ -3,13 +3,19 @@
 //!
 //! [`operator_conditions`] is pure: from the effective mode, the cluster view and the requests, it
 //! derives Available, Progressing and Degraded with the reference operator's reasons (Upgradeable
-//! is left at its default; the upgrade gate in [`crate::upgrade`] is merged in by the caller). [`merge_conditions`] keeps `lastTransitionTime` when a
+//! is left at its default; the upgrade gate in [`crate::upgrade`] is merged in by the caller). As in
+//! the reference, a request's failure condition counts toward Degraded only once it has been true
+//! for the grace period ([`FAILURE_GRACE`]: transient failures during a sync do not degrade the
+//! operator), and Progressing comes from requests not provisioned or whose spec changed since their
+//! last sync (`metadata.generation` ≠ `status.lastSyncGeneration`). [`merge_conditions`] keeps `lastTransitionTime` when a
 //! status does not flip. [`write_cluster_operator`] creates the object if needed and patches status.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use cco_api::{Cloud, ConditionType, CredentialsRequest};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::Client;
 
@@ -25,6 +31,65 @@ pub const CLUSTER_OPERATOR: &str = "cloud-credential";
 /// The operator's namespace (also holds the Lease).
 pub const OPERATOR_NAMESPACE: &str = "openshift-cloud-credential-operator";
 
+/// How long a request's failure condition must stay true before it counts toward Degraded (the
+/// reference's `degradedGracePeriod`).
+pub const FAILURE_GRACE: Duration = Duration::from_secs(300);
+
+/// When the status is computed, and the grace period of request failures.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    pub now: Timestamp,
+    pub grace: Duration,
+}
+
+impl Clock {
+    /// Now, with the reference's grace period.
+    pub fn now(grace: Duration) -> Clock {
+        Clock {
+            now: Timestamp::now(),
+            grace,
+        }
+    }
+
+    /// When a failure that became true at `since` starts to count (`None`: it already does, or
+    /// its time is unknown, which counts at once as the reference's zero time does).
+    fn counts_from(&self, since: Option<&str>) -> Option<Timestamp> {
+        let since: Timestamp = since?.parse().ok()?;
+        let span = k8s_openapi::jiff::SignedDuration::try_from(self.grace).ok()?;
+        let from = since.checked_add(span).ok()?;
+        (from >= self.now).then_some(from)
+    }
+}
+
+/// The true failure conditions of a request: for each, `None` when it counts toward Degraded now,
+/// else the time from which it will.
+fn failures(cr: &CredentialsRequest, clock: &Clock) -> Vec<Option<Timestamp>> {
+    cr.status
+        .iter()
+        .flat_map(|s| s.conditions.iter())
+        .filter(|c| c.status == "True" && FAILURE_TYPES.iter().any(|t| c.type_ == t.as_str()))
+        .map(|c| clock.counts_from(c.last_transition_time.as_deref()))
+        .collect()
+}
+
+/// The next moment a failing request (still within its grace period) will start to count toward
+/// Degraded, so the status is recomputed then.
+pub fn next_failure_deadline(
+    effective: &Effective,
+    view: &ClusterView,
+    crs: &[Arc<CredentialsRequest>],
+    clock: &Clock,
+) -> Option<Timestamp> {
+    if matches!(effective, Effective::Manual | Effective::Token) {
+        return None;
+    }
+    managed(effective, view, crs)
+        .iter()
+        .flat_map(|cr| failures(cr, clock))
+        .flatten()
+        .min()
+}
+
 /// One ClusterOperator condition before timestamps.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CoCondition {
@@ -32,14 +97,6 @@ pub struct CoCondition {
     pub status: bool,
     pub reason: &'static str,
     pub message: String,
-}
-
-fn is_true(cr: &CredentialsRequest, t: ConditionType) -> bool {
-    cr.status.as_ref().is_some_and(|s| {
-        s.conditions
-            .iter()
-            .any(|c| c.type_ == t.as_str() && c.status == "True")
-    })
 }
 
 /// Requests that this operator is responsible for under `effective`.
@@ -68,6 +125,7 @@ pub fn operator_conditions(
     effective: &Effective,
     view: &ClusterView,
     crs: &[Arc<CredentialsRequest>],
+    clock: &Clock,
 ) -> Vec<CoCondition> {
     let ok = |type_, status| CoCondition {
         type_,
@@ -78,7 +136,14 @@ pub fn operator_conditions(
     let mine = managed(effective, view, crs);
     let failing = mine
         .iter()
-        .filter(|cr| FAILURE_TYPES.iter().any(|t| is_true(cr, *t)))
+        .filter(|cr| failures(cr, clock).iter().any(Option::is_none))
+        .count();
+    let spec_changed = mine
+        .iter()
+        .filter(|cr| {
+            cr.metadata.generation.unwrap_or(0)
+                != cr.status.as_ref().map_or(0, |s| s.last_sync_generation)
+        })
         .count();
     let not_provisioned = mine
         .iter()
@@ -115,7 +180,7 @@ pub fn operator_conditions(
                 ),
             };
         }
-        if not_provisioned > 0 || failing > 0 {
+        if not_provisioned > 0 || spec_changed > 0 {
             progressing = CoCondition {
                 type_: "Progressing",
                 status: true,
@@ -301,6 +366,85 @@ mod tests {
         Arc::new(c)
     }
 
+    fn clock() -> Clock {
+        Clock {
+            now: "2026-12-01T12:00:00Z".parse().unwrap(),
+            grace: FAILURE_GRACE,
+        }
+    }
+
+    fn failing_since(kind: &str, provisioned: bool, since: &str) -> Arc<CredentialsRequest> {
+        let mut c = (*cr(kind, provisioned, Some("CredentialsProvisionFailure"))).clone();
+        if let Some(s) = c.status.as_mut() {
+            s.conditions[0].last_transition_time = Some(since.into());
+        }
+        Arc::new(c)
+    }
+
+    /// As the reference's `degradedGracePeriod`: a failure counts toward Degraded only after five
+    /// minutes, and the status is recomputed when it starts to count.
+    #[test]
+    fn a_failure_degrades_only_after_the_grace_period() {
+        let v = view("AWS", CredentialsMode::Passthrough);
+        let fresh = [failing_since(
+            "AWSProviderSpec",
+            true,
+            "2026-12-01T11:58:00Z",
+        )];
+        let c = operator_conditions(&Effective::Passthrough, &v, &fresh, &clock());
+        assert!(!find(&c, "Degraded").status, "{c:?}");
+        // Provisioned and in sync: a failure within its grace period does not progress either.
+        assert!(!find(&c, "Progressing").status, "{c:?}");
+        assert_eq!(
+            next_failure_deadline(&Effective::Passthrough, &v, &fresh, &clock()),
+            Some("2026-12-01T12:03:00Z".parse().unwrap())
+        );
+        let old = [
+            failing_since("AWSProviderSpec", true, "2026-12-01T11:54:59Z"),
+            failing_since("AWSProviderSpec", true, "2026-12-01T11:58:00Z"),
+        ];
+        let c = operator_conditions(&Effective::Passthrough, &v, &old, &clock());
+        let d = find(&c, "Degraded");
+        assert_eq!((d.status, d.reason), (true, "CredentialsFailing"));
+        assert_eq!(
+            d.message,
+            "1 of 2 credentials requests are failing to sync."
+        );
+        assert_eq!(
+            next_failure_deadline(&Effective::Passthrough, &v, &old[..1], &clock()),
+            None
+        );
+    }
+
+    /// Progressing comes from unprovisioned requests and from spec changes not yet synced
+    /// (`metadata.generation` ahead of `status.lastSyncGeneration`), as in the reference.
+    #[test]
+    fn a_spec_change_not_yet_synced_progresses() {
+        let v = view("AWS", CredentialsMode::Passthrough);
+        let mut c = (*cr("AWSProviderSpec", true, None)).clone();
+        c.metadata.generation = Some(2);
+        if let Some(s) = c.status.as_mut() {
+            s.last_sync_generation = 1;
+        }
+        let conds = operator_conditions(
+            &Effective::Passthrough,
+            &v,
+            &[Arc::new(c.clone())],
+            &clock(),
+        );
+        let p = find(&conds, "Progressing");
+        assert_eq!((p.status, p.reason), (true, "Reconciling"));
+        assert_eq!(
+            p.message,
+            "1 of 1 credentials requests provisioned, 0 reporting errors."
+        );
+        if let Some(s) = c.status.as_mut() {
+            s.last_sync_generation = 2;
+        }
+        let conds = operator_conditions(&Effective::Passthrough, &v, &[Arc::new(c)], &clock());
+        assert!(!find(&conds, "Progressing").status);
+    }
+
     fn find<'a>(v: &'a [CoCondition], t: &str) -> &'a CoCondition {
         v.iter().find(|c| c.type_ == t).expect("present")
     }
@@ -312,6 +456,7 @@ mod tests {
             &Effective::Passthrough,
             &v,
             &[cr("AWSProviderSpec", true, None)],
+            &clock(),
         );
         assert!(c.iter().all(|c| c.reason == "AsExpected"), "{c:?}");
         assert!(find(&c, "Available").status && !find(&c, "Degraded").status);
@@ -333,7 +478,7 @@ mod tests {
                 Some("CredentialsProvisionFailure"),
             ),
         ];
-        let c = operator_conditions(&Effective::Passthrough, &v, &crs);
+        let c = operator_conditions(&Effective::Passthrough, &v, &crs, &clock());
         let d = find(&c, "Degraded");
         assert_eq!((d.status, d.reason), (true, "CredentialsFailing"));
         assert_eq!(
@@ -350,7 +495,7 @@ mod tests {
     #[test]
     fn token_mode_is_reported_as_disabled_by_the_admin() {
         let v = view("AWS", CredentialsMode::Manual);
-        let c = operator_conditions(&Effective::Token, &v, &[]);
+        let c = operator_conditions(&Effective::Token, &v, &[], &clock());
         let a = find(&c, "Available");
         assert_eq!((a.status, a.reason), (true, "OperatorDisabledByAdmin"));
         assert_eq!(a.message, "Credential minting is disabled by cluster admin");
@@ -373,7 +518,7 @@ mod tests {
             cr("AWSProviderSpec", true, Some("StaleCredentials")),
         ];
         for e in [Effective::Manual, Effective::Token] {
-            let c = operator_conditions(&e, &v, &crs);
+            let c = operator_conditions(&e, &v, &crs, &clock());
             assert_eq!(find(&c, "Available").reason, "OperatorDisabledByAdmin");
             for t in ["Degraded", "Progressing"] {
                 let d = find(&c, t);
@@ -387,7 +532,7 @@ mod tests {
     #[test]
     fn transition_times_survive_unchanged_statuses() {
         let v = view("AWS", CredentialsMode::Passthrough);
-        let c = operator_conditions(&Effective::Passthrough, &v, &[]);
+        let c = operator_conditions(&Effective::Passthrough, &v, &[], &clock());
         let first = merge_conditions(&[], &c, "t1");
         let second = merge_conditions(&first, &c, "t2");
         assert!(second.iter().all(|c| c.last_transition_time == "t1"));

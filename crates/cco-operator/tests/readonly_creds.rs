@@ -271,8 +271,10 @@ async fn gcp_reads_go_through_the_read_only_credential_and_keep_working_without_
     // the project policy with it, not with the root.
     let mark = fake.calls().len();
     wait_until(Duration::from_secs(30), || async {
-        Ok(callers(&fake, mark, "GET", &account_path).contains(&ro_email)
-            && callers(&fake, mark, "POST", ":getIamPolicy").contains(&ro_email))
+        Ok(
+            callers(&fake, mark, "GET", &account_path).contains(&ro_email)
+                && callers(&fake, mark, "POST", ":getIamPolicy").contains(&ro_email),
+        )
     })
     .await?;
     let mark = fake.calls().len();
@@ -306,7 +308,10 @@ async fn gcp_reads_go_through_the_read_only_credential_and_keep_working_without_
         message.contains("root credential kube-system/gcp-credentials was removed"),
         "{message}"
     );
-    assert!(fake.service_accounts().iter().all(|a| a["email"] != email.as_str()));
+    assert!(fake
+        .service_accounts()
+        .iter()
+        .all(|a| a["email"] != email.as_str()));
 
     // The root credential back: repaired, by the root.
     let mark = fake.calls().len();
@@ -317,7 +322,10 @@ async fn gcp_reads_go_through_the_read_only_credential_and_keep_working_without_
     )
     .await?;
     wait_cr(&env.admin, "gcp-one", "repaired", |c| failure(c).is_none()).await?;
-    assert!(fake.service_accounts().iter().any(|a| a["email"] == email.as_str()));
+    assert!(fake
+        .service_accounts()
+        .iter()
+        .any(|a| a["email"] == email.as_str()));
     assert_eq!(
         callers(&fake, mark, "POST", "/serviceAccounts"),
         vec![root_email.clone()]
