@@ -462,7 +462,7 @@ async fn status_loop(
         let clock = crate::status::Clock::now(ctx.settings.credentials_degraded_grace);
         let conds = operator_conditions(&effective, &view, &crs, &clock);
         // A failure still within its grace period: recompute when it starts to count.
-        let wake = crate::status::next_failure_deadline(&effective, &view, &crs, &clock)
+        let mut wake = crate::status::next_failure_deadline(&effective, &view, &crs, &clock)
             .and_then(|t| Duration::try_from(t.duration_since(clock.now)).ok())
             .map_or(ctx.settings.status_interval, |d| {
                 d.saturating_add(Duration::from_secs(1))
@@ -480,20 +480,29 @@ async fn status_loop(
             *c == conds && *r == related && at.elapsed() < ctx.settings.status_interval
         });
         if !unchanged {
+            let upgrading = sources
+                .config
+                .cluster_version()
+                .is_some_and(|cv| cv.is_progressing());
             match write_cluster_operator(
                 &ctx.client,
                 &conds,
                 &related,
                 &ctx.settings.version,
+                upgrading,
                 &now_string(),
             )
             .await
             {
-                Ok(changed) => {
+                Ok((changed, version_changed)) => {
                     if changed {
                         info!(conditions = ?conds.iter().map(|c| (c.type_, c.status, c.reason)).collect::<Vec<_>>(), "updated ClusterOperator");
                     }
-                    written = Some((conds, related, Instant::now()));
+                    // A version change reports Progressing for this write only: recompute soon.
+                    written = (!version_changed).then(|| (conds, related, Instant::now()));
+                    if version_changed {
+                        wake = wake.min(Duration::from_secs(1));
+                    }
                 }
                 Err(error) => warn!(%error, "could not update ClusterOperator"),
             }

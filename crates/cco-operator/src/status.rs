@@ -22,7 +22,8 @@ use kube::Client;
 use crate::cluster::{ClusterView, Effective};
 use crate::conditions::FAILURE_TYPES;
 use crate::openshift::{
-    ClusterOperator, ClusterOperatorCondition, ClusterOperatorSpec, OperandVersion, RelatedObject,
+    ClusterOperator, ClusterOperatorCondition, ClusterOperatorSpec, ClusterOperatorStatus,
+    OperandVersion, RelatedObject,
 };
 use crate::plan::token_secret;
 
@@ -268,14 +269,74 @@ pub fn metric_counts(
     (by_cloud, by_cond)
 }
 
-/// Creates the ClusterOperator if missing and writes its status when it changed.
+/// The reference status controller's rules around upgrades, applied to a freshly computed status:
+///
+/// - on the write where the operator's version changes, `Progressing=True` (`VersionChanged`,
+///   "Operator version is updating"), keeping the transition time if it was already true;
+/// - while the cluster is upgrading (ClusterVersion `Progressing=True`) and this operator is
+///   progressing, a `Degraded=True` is reported as `Degraded=False` (`UpgradeInProgress`) with the
+///   original reason and message inside, since a component must not report Degraded during a
+///   normal upgrade.
+///
+/// Returns whether the version changed (the status is then recomputed soon, as the reference's
+/// next reconcile does).
+pub fn apply_upgrade_rules(
+    old: &ClusterOperatorStatus,
+    status: &mut ClusterOperatorStatus,
+    cluster_upgrading: bool,
+    now: &str,
+) -> bool {
+    let find =
+        |conds: &[ClusterOperatorCondition], t: &str| conds.iter().find(|c| c.type_ == t).cloned();
+    let version_changed = old.versions != status.versions;
+    if version_changed {
+        if let Some(p) = status
+            .conditions
+            .iter_mut()
+            .find(|c| c.type_ == "Progressing")
+        {
+            p.last_transition_time = match find(&old.conditions, "Progressing") {
+                Some(o) if o.status == "True" => o.last_transition_time,
+                _ => now.to_string(),
+            };
+            p.status = "True".into();
+            p.reason = Some("VersionChanged".into());
+            p.message = Some("Operator version is updating".into());
+        }
+    }
+    let progressing = find(&status.conditions, "Progressing").is_some_and(|p| p.status == "True");
+    if cluster_upgrading && progressing {
+        if let Some(d) = status
+            .conditions
+            .iter_mut()
+            .find(|c| c.type_ == "Degraded" && c.status == "True")
+        {
+            d.message = Some(format!(
+                "Degraded=True suppressed during cluster upgrade (reason: {}, message: {})",
+                d.reason.as_deref().unwrap_or_default(),
+                d.message.as_deref().unwrap_or_default()
+            ));
+            d.status = "False".into();
+            d.reason = Some("UpgradeInProgress".into());
+            d.last_transition_time = match find(&old.conditions, "Degraded") {
+                Some(o) if o.status == "False" => o.last_transition_time,
+                _ => now.to_string(),
+            };
+        }
+    }
+    version_changed
+}
+
+/// Creates the ClusterOperator if missing and writes its status when it changed. Returns whether
+/// it wrote, and whether the operator's version changed with this write.
 pub async fn write_cluster_operator(
     client: &Client,
     conditions: &[CoCondition],
     extra_related: &[RelatedObject],
     version: &str,
+    cluster_upgrading: bool,
     now: &str,
-) -> Result<bool, kube::Error> {
+) -> Result<(bool, bool), kube::Error> {
     let api: Api<ClusterOperator> = Api::all(client.clone());
     let existing = match api.get_opt(CLUSTER_OPERATOR).await? {
         Some(co) => co,
@@ -310,8 +371,9 @@ pub async fn write_cluster_operator(
         },
     ];
     status.related_objects.extend(extra_related.iter().cloned());
+    let version_changed = apply_upgrade_rules(&old, &mut status, cluster_upgrading, now);
     if status == old {
-        return Ok(false);
+        return Ok((false, version_changed));
     }
     let patch = serde_json::json!({"status": status});
     api.patch_status(
@@ -320,7 +382,7 @@ pub async fn write_cluster_operator(
         &Patch::Merge(&patch),
     )
     .await?;
-    Ok(true)
+    Ok((true, version_changed))
 }
 
 #[cfg(test)]
@@ -527,6 +589,95 @@ mod tests {
             }
             assert!(find(&c, "Upgradeable").status);
         }
+    }
+
+    fn co_status(version: &str, conds: &[(&str, bool, &str)], at: &str) -> ClusterOperatorStatus {
+        ClusterOperatorStatus {
+            conditions: conds
+                .iter()
+                .map(|(t, s, r)| ClusterOperatorCondition {
+                    type_: t.to_string(),
+                    status: if *s { "True" } else { "False" }.into(),
+                    last_transition_time: at.into(),
+                    reason: Some(r.to_string()),
+                    message: Some(format!("{r} message")),
+                })
+                .collect(),
+            versions: vec![OperandVersion {
+                name: "operator".into(),
+                version: version.into(),
+            }],
+            related_objects: vec![],
+        }
+    }
+
+    /// The reference's status controller: a new operator version makes Progressing true
+    /// (`VersionChanged`) on that write, and during a cluster upgrade a Degraded operator that is
+    /// progressing reports `Degraded=False` (`UpgradeInProgress`) carrying the original reason.
+    #[test]
+    fn upgrades_progress_on_a_version_change_and_suppress_degraded() {
+        let old = co_status(
+            "4.17.0",
+            &[
+                ("Degraded", false, "AsExpected"),
+                ("Progressing", false, "AsExpected"),
+            ],
+            "t0",
+        );
+        let mut new = co_status(
+            "4.18.0",
+            &[
+                ("Degraded", true, "CredentialsFailing"),
+                ("Progressing", false, "AsExpected"),
+            ],
+            "t1",
+        );
+        assert!(apply_upgrade_rules(&old, &mut new, true, "t2"));
+        let p = &new.conditions[1];
+        assert_eq!(
+            (p.status.as_str(), p.reason.as_deref(), p.message.as_deref()),
+            (
+                "True",
+                Some("VersionChanged"),
+                Some("Operator version is updating")
+            )
+        );
+        assert_eq!(p.last_transition_time, "t2");
+        let d = &new.conditions[0];
+        assert_eq!(
+            (d.status.as_str(), d.reason.as_deref(), d.message.as_deref()),
+            (
+                "False",
+                Some("UpgradeInProgress"),
+                Some("Degraded=True suppressed during cluster upgrade (reason: CredentialsFailing, message: CredentialsFailing message)")
+            )
+        );
+        // Degraded was already false: its transition time is kept.
+        assert_eq!(d.last_transition_time, "t0");
+
+        // Same version, cluster not upgrading: nothing changes.
+        let old = co_status(
+            "4.18.0",
+            &[
+                ("Degraded", true, "CredentialsFailing"),
+                ("Progressing", true, "Reconciling"),
+            ],
+            "t0",
+        );
+        let mut same = old.clone();
+        assert!(!apply_upgrade_rules(&old, &mut same, false, "t3"));
+        assert_eq!(same, old);
+        // Upgrading but this operator is done progressing: Degraded stays.
+        let mut done = co_status(
+            "4.18.0",
+            &[
+                ("Degraded", true, "CredentialsFailing"),
+                ("Progressing", false, "AsExpected"),
+            ],
+            "t0",
+        );
+        apply_upgrade_rules(&old, &mut done, true, "t3");
+        assert_eq!(done.conditions[0].status, "True");
     }
 
     #[test]
