@@ -142,14 +142,17 @@ pub async fn run(
             }
         });
     }
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        settings.clone(),
-        cluster,
-        targets,
-        readonly,
-        metrics,
-    ));
+    let ctx = Arc::new(
+        Context::new(
+            client.clone(),
+            settings.clone(),
+            cluster,
+            targets,
+            readonly,
+            metrics,
+        )
+        .with_config(config_watch.clone()),
+    );
     let crs: Api<CredentialsRequest> = Api::all(client.clone());
     // The request cache, as `Controller::new` builds it, plus a readiness signal any number of
     // tasks can wait on: the store's own readiness wakes only one of several waiters (kube-runtime
