@@ -431,7 +431,7 @@ mod tests {
 
     fn clock() -> Clock {
         Clock {
-            now: "2026-12-01T12:00:00Z".parse().unwrap(),
+            now: "2026-12-01T12:00:00Z".parse().expect("timestamp"),
             grace: FAILURE_GRACE,
         }
     }
@@ -460,7 +460,7 @@ mod tests {
         assert!(!find(&c, "Progressing").status, "{c:?}");
         assert_eq!(
             next_failure_deadline(&Effective::Passthrough, &v, &fresh, &clock()),
-            Some("2026-12-01T12:03:00Z".parse().unwrap())
+            Some("2026-12-01T12:03:00Z".parse().expect("timestamp"))
         );
         let old = [
             failing_since("AWSProviderSpec", true, "2026-12-01T11:54:59Z"),
