@@ -475,7 +475,8 @@ async fn status_loop(
             crate::upgrade::current(&ctx.state, &sources.config, &view, root.is_some());
         let conds = merge_worst(conds, upgradeable.as_slice());
         let conds = merge_worst(conds, &sources.webhook.conditions());
-        let related = sources.webhook.related_objects();
+        let mut related = crate::status::request_related(&crs);
+        related.extend(sources.webhook.related_objects());
         let (by_cloud, by_cond) = metric_counts(&crs, view.mode == CredentialsMode::Manual);
         ctx.metrics.set_counts(&by_cloud, &by_cond);
         ctx.metrics.set_mode(effective.metric_label(root.is_some()));

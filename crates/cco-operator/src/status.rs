@@ -327,6 +327,22 @@ pub fn apply_upgrade_rules(
     version_changed
 }
 
+/// The requests in the operator's namespace as ClusterOperator `relatedObjects` (what `oc adm
+/// must-gather` collects), one entry each as the reference's `buildExpectedRelatedObjects`.
+pub fn request_related(crs: &[Arc<CredentialsRequest>]) -> Vec<RelatedObject> {
+    crs.iter()
+        .filter(|cr| cr.metadata.namespace.as_deref() == Some(OPERATOR_NAMESPACE))
+        .filter_map(|cr| {
+            Some(RelatedObject {
+                group: cco_api::GROUP.into(),
+                resource: "credentialsrequests".into(),
+                namespace: Some(OPERATOR_NAMESPACE.into()),
+                name: cr.metadata.name.clone()?,
+            })
+        })
+        .collect()
+}
+
 /// Creates the ClusterOperator if missing and writes its status when it changed. Returns whether
 /// it wrote, and whether the operator's version changed with this write.
 pub async fn write_cluster_operator(
@@ -356,21 +372,15 @@ pub async fn write_cluster_operator(
         name: "operator".into(),
         version: version.to_string(),
     }];
-    status.related_objects = vec![
-        RelatedObject {
-            group: String::new(),
-            resource: "namespaces".into(),
-            namespace: None,
-            name: OPERATOR_NAMESPACE.into(),
-        },
-        RelatedObject {
-            group: cco_api::GROUP.into(),
-            resource: "credentialsrequests".into(),
-            namespace: None,
-            name: String::new(),
-        },
-    ];
+    status.related_objects = vec![RelatedObject {
+        group: String::new(),
+        resource: "namespaces".into(),
+        namespace: None,
+        name: OPERATOR_NAMESPACE.into(),
+    }];
     status.related_objects.extend(extra_related.iter().cloned());
+    // As the reference sorts them (by name, stable), so an unchanged list is not rewritten.
+    status.related_objects.sort_by(|a, b| a.name.cmp(&b.name));
     let version_changed = apply_upgrade_rules(&old, &mut status, cluster_upgrading, now);
     if status == old {
         return Ok((false, version_changed));
@@ -679,6 +689,24 @@ mod tests {
         );
         apply_upgrade_rules(&old, &mut done, true, "t3");
         assert_eq!(done.conditions[0].status, "True");
+    }
+
+    #[test]
+    fn related_objects_name_each_request_of_the_operator_namespace() {
+        let mut mine = (*cr("AWSProviderSpec", true, None)).clone();
+        mine.metadata.namespace = Some(OPERATOR_NAMESPACE.into());
+        let mut other = mine.clone();
+        other.metadata.namespace = Some("elsewhere".into());
+        let r = request_related(&[Arc::new(mine), Arc::new(other)]);
+        assert_eq!(
+            r,
+            vec![RelatedObject {
+                group: "cloudcredential.openshift.io".into(),
+                resource: "credentialsrequests".into(),
+                namespace: Some(OPERATOR_NAMESPACE.into()),
+                name: "x".into(),
+            }]
+        );
     }
 
     #[test]

@@ -239,6 +239,23 @@ async fn passthrough_copies_each_clouds_root_credential_in_its_format() -> anyho
         Ok(degraded().await?.is_some())
     })
     .await?;
+    // relatedObjects name each request of the operator's namespace (what must-gather collects).
+    wait_until(Duration::from_secs(20), || async {
+        let api: Api<cco_operator::openshift::ClusterOperator> = Api::all(env.admin.clone());
+        Ok(api
+            .get_opt("cloud-credential")
+            .await?
+            .and_then(|c| c.status)
+            .is_some_and(|s| {
+                s.related_objects.iter().any(|r| {
+                    r.resource == "credentialsrequests"
+                        && r.group == "cloudcredential.openshift.io"
+                        && r.namespace.as_deref() == Some(OPERATOR_NS)
+                        && r.name == "pt-ovirt-bad"
+                })
+            }))
+    })
+    .await?;
     // Not at once: only when the failure had lasted the grace period (second precision).
     let since: k8s_openapi::jiff::Timestamp =
         degraded().await?.unwrap().last_transition_time.parse()?;
