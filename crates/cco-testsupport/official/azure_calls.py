@@ -5,8 +5,10 @@ long-running paths included, authenticated by azure-identity's ClientSecretCrede
 fake's Azure AD endpoints; then the issuer's Blob calls with azure-storage-blob against Azurite.
 
 Environment: FAKE_ENDPOINT (https://127.0.0.1:port, authority host and ARM endpoint),
-FAKE_SUBSCRIPTION, FAKE_TENANT, FAKE_CLIENT_ID, FAKE_CLIENT_SECRET, and REQUESTS_CA_BUNDLE (the
-test CA). Prints the JSON list of the steps it completed; any unexpected answer raises.
+FAKE_SUBSCRIPTION, FAKE_TENANT, FAKE_CLIENT_ID, FAKE_CLIENT_SECRET, FAKE_WORKLOAD_CLIENT_ID,
+FAKE_FEDERATED_TOKEN, FAKE_MANAGED_CLIENT_ID, FAKE_IDENTITY_HEADER, FAKE_TMP (a scratch directory)
+and REQUESTS_CA_BUNDLE (the test CA). Also checks WorkloadIdentityCredential (a federated token file)
+and ManagedIdentityCredential (App Service endpoint) against the fake. Prints the JSON list of the steps it completed; any unexpected answer raises.
 """
 
 import json
@@ -16,7 +18,7 @@ import urllib.request
 
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.core.rest import HttpRequest
-from azure.identity import ClientSecretCredential
+from azure.identity import ClientSecretCredential, ManagedIdentityCredential, WorkloadIdentityCredential
 from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.authorization.v2022_04_01 import models as authz
 from azure.mgmt.msi import ManagedServiceIdentityClient
@@ -69,6 +71,53 @@ def auth():
     except ClientAuthenticationError:
         pass
     step("azure-identity ClientSecretCredential.get_token (bad secret)")
+    workload_identity()
+    managed_identity()
+
+
+def workload_identity():
+    """A federated token file exchanged for a token (client_assertion), as on AKS or OpenShift."""
+    path = os.path.join(os.environ["FAKE_TMP"], "federated-token")
+
+    def cred(content):
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(content)
+        return WorkloadIdentityCredential(
+            tenant_id=TENANT,
+            client_id=os.environ["FAKE_WORKLOAD_CLIENT_ID"],
+            token_file_path=path,
+            authority=EP,
+            disable_instance_discovery=True,
+        )
+
+    token = cred(os.environ["FAKE_FEDERATED_TOKEN"]).get_token(*SCOPES)
+    assert token.token and token.expires_on > time.time(), token
+    step("azure-identity WorkloadIdentityCredential.get_token")
+    try:
+        cred("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJvdGhlciJ9.c2ln").get_token(*SCOPES)
+        raise AssertionError("an unknown assertion got a token")
+    except ClientAuthenticationError:
+        pass
+    step("azure-identity WorkloadIdentityCredential.get_token (unknown assertion)")
+
+
+def managed_identity():
+    """The App Service managed identity endpoint (IDENTITY_ENDPOINT, X-IDENTITY-HEADER)."""
+    os.environ["IDENTITY_ENDPOINT"] = EP + "/msi/token"
+    os.environ["IDENTITY_HEADER"] = os.environ["FAKE_IDENTITY_HEADER"]
+    try:
+        token = ManagedIdentityCredential(client_id=os.environ["FAKE_MANAGED_CLIENT_ID"]).get_token(*SCOPES)
+        assert token.token and token.expires_on > time.time(), token
+        step("azure-identity ManagedIdentityCredential.get_token (App Service)")
+        try:
+            ManagedIdentityCredential(client_id="unknown-identity").get_token(*SCOPES)
+            raise AssertionError("an unknown identity got a token")
+        except ClientAuthenticationError:
+            pass
+        step("azure-identity ManagedIdentityCredential.get_token (unknown identity)")
+    finally:
+        del os.environ["IDENTITY_ENDPOINT"]
+        del os.environ["IDENTITY_HEADER"]
 
 
 def subscription(rm):

@@ -219,8 +219,8 @@ def main():
     errors, counts = [], {}
     for i, x in enumerate(exchanges):
         path = x["path"]
-        if re.search(r"/oauth2/v2\.0/token$|/\.well-known/openid-configuration$|^/operations/", path):
-            continue  # Azure AD (token, tenant discovery) and operation status monitors
+        if re.search(r"/oauth2/v2\.0/token$|/\.well-known/openid-configuration$|^/operations/|^/msi/token$", path):
+            continue  # Azure AD (token, tenant discovery), the managed identity endpoint, operation monitors
         where = f"#{i} {x['method']} {path}"
         route = next((r for r in ROUTES if r[0] == x["method"] and re.fullmatch(r[1], path, re.I)), None)
         if route is None:

@@ -7,6 +7,10 @@
 //! and role assignments, keyed the way ARM addresses them. Behaviour pinned by
 //! `tests/azure_fake.rs`:
 //! - `POST /<tenant>/oauth2/v2.0/token` (client credentials) issues [`TOKEN`]; every ARM call needs it.
+//!   It takes a client secret ([`CLIENT_ID`]/[`CLIENT_SECRET`]) or, for [`WORKLOAD_CLIENT_ID`], a
+//!   federated client assertion that must be [`FEDERATED_TOKEN`] (workload identity); errors carry
+//!   Entra ID's `AADSTS` codes. `GET /msi/token` is an App Service managed identity endpoint
+//!   (`IDENTITY_ENDPOINT`, `X-IDENTITY-HEADER` = [`IDENTITY_HEADER`]) for [`MANAGED_CLIENT_ID`].
 //!   `GET /<tenant>/v2.0/.well-known/openid-configuration` is Azure AD's tenant discovery, which MSAL
 //!   (azure-identity) reads first; [`AzureFake::start_tls`] serves everything over https, as MSAL and
 //!   the SDKs' bearer-token policy require.
@@ -43,6 +47,15 @@ pub const TENANT: &str = "00000000-0000-0000-0000-0000000000aa";
 /// Client id and secret the token endpoint accepts.
 pub const CLIENT_ID: &str = "ccoctl-test-client";
 pub const CLIENT_SECRET: &str = "ccoctl-test-secret";
+/// The client id of the workload identity application, whose federated credential trusts
+/// [`FEDERATED_TOKEN`] (a projected service account token, as AKS or OpenShift mount it).
+pub const WORKLOAD_CLIENT_ID: &str = "ccoctl-test-workload-client";
+/// The only client assertion the token endpoint accepts for [`WORKLOAD_CLIENT_ID`].
+pub const FEDERATED_TOKEN: &str = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImZha2UifQ.eyJpc3MiOiJodHRwczovL2lzc3Vlci5leGFtcGxlIiwic3ViIjoic3lzdGVtOnNlcnZpY2VhY2NvdW50Om9wZW5zaGlmdC1jbG91ZC1jcmVkZW50aWFsLW9wZXJhdG9yOmNjb2N0bCIsImF1ZCI6WyJhcGk6Ly9BenVyZUFEVG9rZW5FeGNoYW5nZSJdfQ.c2lnbmF0dXJl";
+/// The secret of the managed identity endpoint (`IDENTITY_HEADER`).
+pub const IDENTITY_HEADER: &str = "ccoctl-test-identity-header";
+/// The client id of the user-assigned managed identity the endpoint serves.
+pub const MANAGED_CLIENT_ID: &str = "ccoctl-test-managed-identity";
 /// The access token it issues.
 pub const TOKEN: &str = "fake-arm-token";
 /// Built-in roles the fake knows, by name.
@@ -69,6 +82,10 @@ pub struct State {
     pub role_definitions: BTreeMap<String, Value>,
     /// guid → assignment.
     pub role_assignments: BTreeMap<String, Value>,
+    /// The grant of each token issued (`client_secret`, `client_assertion`, `managed_identity`).
+    pub tokens_issued: Vec<String>,
+    /// `expires_in` of the tokens issued (default 3599 s).
+    pub token_lifetime: Option<u64>,
     /// Principals for which one PrincipalNotFound was already answered.
     replicated: BTreeSet<String>,
     counter: u64,
@@ -78,6 +95,8 @@ pub struct State {
 pub struct AzureFake {
     pub server: FakeServer,
     pub state: Arc<Mutex<State>>,
+    /// When served over TLS: the CA file clients trust (`SSL_CERT_FILE` in [`AzureFake::env`]).
+    ca_file: Option<(tempfile::TempDir, std::path::PathBuf)>,
 }
 
 fn err(status: u16, code: &str, message: &str) -> Response {
@@ -101,7 +120,23 @@ impl AzureFake {
     /// is `https://…`): what the official SDKs need (MSAL and the ARM bearer-token policy refuse
     /// plain http).
     pub fn start_tls(azurite: &str, ca: &crate::tls::TestCa) -> anyhow::Result<AzureFake> {
-        Self::start_full(azurite, Some(ca.server_config()?))
+        let mut fake = Self::start_full(azurite, Some(ca.server_config()?))?;
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("azure-fake-ca.pem");
+        std::fs::write(&file, &ca.ca_pem)?;
+        fake.ca_file = Some((dir, file));
+        Ok(fake)
+    }
+
+    /// Like [`AzureFake::start_tls`] with a CA of its own: what `ccoctl` needs (the Azure SDK's
+    /// credentials accept only an https authority). [`AzureFake::env`] then sets `SSL_CERT_FILE`.
+    pub fn start_https(azurite: &str) -> anyhow::Result<AzureFake> {
+        Self::start_tls(azurite, &crate::tls::TestCa::generate()?)
+    }
+
+    /// The CA file to trust, when served over TLS.
+    pub fn ca_file(&self) -> Option<&std::path::Path> {
+        self.ca_file.as_ref().map(|(_, f)| f.as_path())
     }
 
     fn start_full(
@@ -137,6 +172,7 @@ impl AzureFake {
         Ok(AzureFake {
             server: FakeServer::start_full(handler, None, tls)?,
             state,
+            ca_file: None,
         })
     }
 
@@ -145,9 +181,9 @@ impl AzureFake {
         &self.server.endpoint
     }
 
-    /// Environment for `ccoctl` to talk to this fake.
+    /// Environment for `ccoctl` to talk to this fake (with `SSL_CERT_FILE` when it serves TLS).
     pub fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
+        let mut env = vec![
             ("AZURE_AUTHORITY_HOST", self.server.endpoint.clone()),
             (
                 "AZURE_RESOURCE_MANAGER_ENDPOINT",
@@ -156,7 +192,31 @@ impl AzureFake {
             ("AZURE_CLIENT_ID", CLIENT_ID.into()),
             ("AZURE_CLIENT_SECRET", CLIENT_SECRET.into()),
             ("AZURE_TENANT_ID", TENANT.into()),
-        ]
+        ];
+        if let Some(f) = self.ca_file() {
+            env.push(("SSL_CERT_FILE", f.to_string_lossy().into_owned()));
+        }
+        env
+    }
+
+    /// The managed identity endpoint (`IDENTITY_ENDPOINT`, App Service style).
+    pub fn identity_endpoint(&self) -> String {
+        format!("{}/msi/token", self.server.endpoint)
+    }
+
+    /// The grants of the tokens issued so far.
+    pub fn tokens_issued(&self) -> Vec<String> {
+        self.state
+            .lock()
+            .map(|s| s.tokens_issued.clone())
+            .unwrap_or_default()
+    }
+
+    /// Makes the tokens issued from now on last `secs` seconds.
+    pub fn set_token_lifetime(&self, secs: u64) {
+        if let Ok(mut s) = self.state.lock() {
+            s.token_lifetime = Some(secs);
+        }
     }
 
     /// How many objects of each kind exist (custom roles only), for "nothing left" checks.
@@ -252,22 +312,10 @@ fn handle(s: &mut State, azurite: &str, r: &Request) -> Response {
         })
         .collect();
     if r.method == "POST" && segs.len() == 4 && segs[1] == "oauth2" && segs[3] == "token" {
-        let f = r.form();
-        if f.get("grant_type").map(String::as_str) != Some("client_credentials") {
-            return Response::json(400, &json!({"error": "unsupported_grant_type"}));
-        }
-        if f.get("client_id").map(String::as_str) != Some(CLIENT_ID)
-            || f.get("client_secret").map(String::as_str) != Some(CLIENT_SECRET)
-        {
-            return Response::json(
-                401,
-                &json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}),
-            );
-        }
-        return Response::json(
-            200,
-            &json!({"token_type": "Bearer", "expires_in": 3599, "access_token": TOKEN}),
-        );
+        return token(s, r);
+    }
+    if r.method == "GET" && segs == ["msi", "token"] {
+        return managed_identity_token(s, r);
     }
     if r.bearer() != Some(TOKEN) {
         return err(
@@ -386,6 +434,132 @@ fn handle(s: &mut State, azurite: &str, r: &Request) -> Response {
         }
         _ => err(404, "NotFound", "no such route"),
     }
+}
+
+/// An Entra ID error answer (`error`, `error_description` with the AADSTS code, `error_codes`).
+fn entra_error(status: u16, error: &str, code: u32, text: &str) -> Response {
+    Response::json(
+        status,
+        &json!({"error": error, "error_description": format!("AADSTS{code}: {text}"), "error_codes": [code]}),
+    )
+}
+
+/// `POST /<tenant>/oauth2/v2.0/token`, the client-credentials grant of Entra ID: with a client secret
+/// ([`CLIENT_ID`], [`CLIENT_SECRET`]) or a federated client assertion ([`WORKLOAD_CLIENT_ID`], whose
+/// federated credential trusts exactly [`FEDERATED_TOKEN`]). The scope must be `<resource>/.default`.
+fn token(s: &mut State, r: &Request) -> Response {
+    let f = r.form();
+    let get = |k: &str| f.get(k).map(String::as_str);
+    if get("grant_type") != Some("client_credentials") {
+        return entra_error(
+            400,
+            "unsupported_grant_type",
+            70003,
+            "The app requested an unsupported grant type.",
+        );
+    }
+    if !get("scope").is_some_and(|sc| sc.ends_with("/.default")) {
+        return entra_error(
+            400,
+            "invalid_scope",
+            1002012,
+            "The provided value for scope is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).",
+        );
+    }
+    let grant = match (
+        get("client_id"),
+        get("client_secret"),
+        get("client_assertion"),
+    ) {
+        (Some(CLIENT_ID), Some(CLIENT_SECRET), None) => "client_secret",
+        (Some(CLIENT_ID), Some(_), None) => {
+            return entra_error(
+                401,
+                "invalid_client",
+                7000215,
+                "Invalid client secret provided.",
+            )
+        }
+        (Some(WORKLOAD_CLIENT_ID), None, Some(assertion)) => {
+            if get("client_assertion_type")
+                != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+            {
+                return entra_error(
+                    400,
+                    "invalid_request",
+                    50027,
+                    "Invalid client_assertion_type.",
+                );
+            }
+            if assertion != FEDERATED_TOKEN {
+                return entra_error(
+                    401,
+                    "invalid_client",
+                    70021,
+                    "No matching federated identity record found for presented assertion.",
+                );
+            }
+            "client_assertion"
+        }
+        _ => {
+            return entra_error(
+                400,
+                "unauthorized_client",
+                700016,
+                "Application was not found in the directory.",
+            )
+        }
+    };
+    s.tokens_issued.push(grant.to_string());
+    let lifetime = s.token_lifetime.unwrap_or(3599);
+    Response::json(
+        200,
+        &json!({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": TOKEN}),
+    )
+}
+
+/// `GET /msi/token`: the managed identity endpoint of App Service / Azure Functions
+/// (`IDENTITY_ENDPOINT`, api-version 2019-08-01), which checks the `X-IDENTITY-HEADER` secret
+/// ([`IDENTITY_HEADER`]) and knows one user-assigned identity, [`MANAGED_CLIENT_ID`].
+fn managed_identity_token(s: &mut State, r: &Request) -> Response {
+    if r.header("x-identity-header") != Some(IDENTITY_HEADER) {
+        return Response::json(
+            401,
+            &json!({"statusCode": 401, "message": "Unauthorized: the X-IDENTITY-HEADER is missing or wrong"}),
+        );
+    }
+    if r.query("api-version") != Some("2019-08-01") {
+        return Response::json(
+            400,
+            &json!({"statusCode": 400, "message": "Unsupported api-version"}),
+        );
+    }
+    let Some(resource) = r.query("resource").filter(|v| !v.is_empty()) else {
+        return Response::json(
+            400,
+            &json!({"statusCode": 400, "message": "resource is required"}),
+        );
+    };
+    match r.query("client_id") {
+        None | Some(MANAGED_CLIENT_ID) => {}
+        Some(_) => {
+            return Response::json(
+                400,
+                &json!({"statusCode": 400, "message": "No User Assigned or Delegated Managed Identity found for specified ClientId/ResourceId/PrincipalId."}),
+            )
+        }
+    }
+    s.tokens_issued.push("managed_identity".into());
+    let lifetime = s.token_lifetime.unwrap_or(3599);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    Response::json(
+        200,
+        &json!({"access_token": TOKEN, "expires_on": (now + lifetime).to_string(), "resource": resource,
+            "token_type": "Bearer", "client_id": MANAGED_CLIENT_ID}),
+    )
 }
 
 fn resource_group(s: &mut State, r: &Request, rg: &str) -> Response {

@@ -3,7 +3,8 @@
 //! on Azurite, PrincipalNotFound before replication, 409s on duplicates, resource group cascades.
 
 use cco_testsupport::azure_fake::{
-    AzureFake, CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION, TENANT, TOKEN,
+    AzureFake, CLIENT_ID, CLIENT_SECRET, FEDERATED_TOKEN, IDENTITY_HEADER, MANAGED_CLIENT_ID,
+    SUBSCRIPTION, TENANT, TOKEN, WORKLOAD_CLIENT_ID,
 };
 use cco_testsupport::fake_http::raw;
 use serde_json::{json, Value};
@@ -71,6 +72,66 @@ async fn the_token_endpoint_checks_the_client_secret_and_arm_needs_its_token() {
         (status, v["error"]["code"].as_str()),
         (404, Some("SubscriptionNotFound"))
     );
+}
+
+#[tokio::test]
+async fn the_token_endpoint_takes_the_federated_assertion_and_checks_the_scope() {
+    let f = fake();
+    let url = format!("{}/{TENANT}/oauth2/v2.0/token", f.endpoint());
+    let ct = [("Content-Type", "application/x-www-form-urlencoded")];
+    let form = |assertion: &str, scope: &str| {
+        format!("grant_type=client_credentials&client_id={WORKLOAD_CLIENT_ID}&client_assertion={assertion}&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&scope={scope}")
+    };
+    let post = |body: String| {
+        let url = url.clone();
+        async move {
+            let (status, _, b) = raw("POST", &url, &ct, body.as_bytes()).await.expect("http");
+            (status, serde_json::from_slice::<Value>(&b).expect("json"))
+        }
+    };
+    let (status, v) = post(form(FEDERATED_TOKEN, "x%2F.default")).await;
+    assert_eq!((status, v["access_token"].as_str()), (200, Some(TOKEN)));
+    let (status, v) = post(form("eyJ.other.sig", "x%2F.default")).await;
+    assert_eq!((status, v["error"].as_str()), (401, Some("invalid_client")));
+    assert_eq!(v["error_codes"], json!([70021]));
+    let (status, v) = post(form(FEDERATED_TOKEN, "x")).await;
+    assert_eq!((status, v["error"].as_str()), (400, Some("invalid_scope")));
+    assert_eq!(f.tokens_issued(), ["client_assertion"]);
+}
+
+#[tokio::test]
+async fn the_managed_identity_endpoint_checks_its_header_and_identity() {
+    let f = fake();
+    let get = |query: String, header: Option<&'static str>| {
+        let url = format!("{}?{query}", f.identity_endpoint());
+        async move {
+            let h: Vec<(&str, &str)> = header
+                .map(|h| vec![("X-IDENTITY-HEADER", h)])
+                .unwrap_or_default();
+            let (status, _, b) = raw("GET", &url, &h, b"").await.expect("http");
+            (
+                status,
+                serde_json::from_slice::<Value>(&b).unwrap_or(Value::Null),
+            )
+        }
+    };
+    let q = |client: &str| {
+        format!(
+            "api-version=2019-08-01&resource=https%3A%2F%2Fmanagement.azure.com&client_id={client}"
+        )
+    };
+    let (status, v) = get(q(MANAGED_CLIENT_ID), Some(IDENTITY_HEADER)).await;
+    assert_eq!((status, v["access_token"].as_str()), (200, Some(TOKEN)));
+    assert_eq!(v["resource"], "https://management.azure.com");
+    assert!(
+        v["expires_on"]
+            .as_str()
+            .is_some_and(|e| e.parse::<u64>().is_ok()),
+        "{v}"
+    );
+    assert_eq!(get(q(MANAGED_CLIENT_ID), None).await.0, 401);
+    assert_eq!(get(q("someone-else"), Some(IDENTITY_HEADER)).await.0, 400);
+    assert_eq!(f.tokens_issued(), ["managed_identity"]);
 }
 
 #[tokio::test]

@@ -1,11 +1,15 @@
 //! Microsoft's official Python SDKs as the judge of the Azure Resource Manager fake:
 //! `official/azure_calls.py` authenticates with azure-identity's `ClientSecretCredential` against the
-//! fake's Azure AD endpoints and makes every ARM call `ccoctl azure` makes through azure-mgmt-resource,
+//! fake's Azure AD endpoints (and checks its `WorkloadIdentityCredential` and App Service
+//! `ManagedIdentityCredential` against the fake's federated-assertion grant and identity endpoint) and makes every ARM call `ccoctl azure` makes through azure-mgmt-resource,
 //! azure-mgmt-storage, azure-mgmt-msi and azure-mgmt-authorization (404/409 paths, long-running
 //! creates and deletes included), then the issuer's Blob calls with azure-storage-blob against
 //! Azurite. The SDKs refuse bearer tokens over plain http, so the fake is served over TLS.
 
-use cco_testsupport::azure_fake::{AzureFake, CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION, TENANT};
+use cco_testsupport::azure_fake::{
+    AzureFake, CLIENT_ID, CLIENT_SECRET, FEDERATED_TOKEN, IDENTITY_HEADER, MANAGED_CLIENT_ID,
+    SUBSCRIPTION, TENANT, WORKLOAD_CLIENT_ID,
+};
 use cco_testsupport::azurite::Azurite;
 use cco_testsupport::official;
 use cco_testsupport::tls::TestCa;
@@ -13,6 +17,10 @@ use cco_testsupport::tls::TestCa;
 const STEPS: &[&str] = &[
     "azure-identity ClientSecretCredential.get_token",
     "azure-identity ClientSecretCredential.get_token (bad secret)",
+    "azure-identity WorkloadIdentityCredential.get_token",
+    "azure-identity WorkloadIdentityCredential.get_token (unknown assertion)",
+    "azure-identity ManagedIdentityCredential.get_token (App Service)",
+    "azure-identity ManagedIdentityCredential.get_token (unknown identity)",
     "subscriptions.get",
     "resource_groups.get 404",
     "resource_groups.create_or_update (create)",
@@ -64,6 +72,7 @@ fn official_azure_sdks_drive_the_arm_fake() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ca_file = ca.write(dir.path()).expect("CA file");
     let ca_file = ca_file.to_string_lossy().into_owned();
+    let tmp = dir.path().to_string_lossy().into_owned();
     let out = official::run_script(
         "azure_calls.py",
         &[],
@@ -73,6 +82,11 @@ fn official_azure_sdks_drive_the_arm_fake() {
             ("FAKE_TENANT", TENANT),
             ("FAKE_CLIENT_ID", CLIENT_ID),
             ("FAKE_CLIENT_SECRET", CLIENT_SECRET),
+            ("FAKE_WORKLOAD_CLIENT_ID", WORKLOAD_CLIENT_ID),
+            ("FAKE_FEDERATED_TOKEN", FEDERATED_TOKEN),
+            ("FAKE_MANAGED_CLIENT_ID", MANAGED_CLIENT_ID),
+            ("FAKE_IDENTITY_HEADER", IDENTITY_HEADER),
+            ("FAKE_TMP", &tmp),
             ("REQUESTS_CA_BUNDLE", &ca_file),
             ("SSL_CERT_FILE", &ca_file),
         ],
@@ -95,6 +109,7 @@ fn the_arm_fake_answers_fit_the_sdk_models() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ca_file = ca.write(dir.path()).expect("CA file");
     let ca_file = ca_file.to_string_lossy().into_owned();
+    let tmp = dir.path().to_string_lossy().into_owned();
     official::run_script(
         "azure_calls.py",
         &[],
@@ -104,6 +119,11 @@ fn the_arm_fake_answers_fit_the_sdk_models() {
             ("FAKE_TENANT", TENANT),
             ("FAKE_CLIENT_ID", CLIENT_ID),
             ("FAKE_CLIENT_SECRET", CLIENT_SECRET),
+            ("FAKE_WORKLOAD_CLIENT_ID", WORKLOAD_CLIENT_ID),
+            ("FAKE_FEDERATED_TOKEN", FEDERATED_TOKEN),
+            ("FAKE_MANAGED_CLIENT_ID", MANAGED_CLIENT_ID),
+            ("FAKE_IDENTITY_HEADER", IDENTITY_HEADER),
+            ("FAKE_TMP", &tmp),
             ("REQUESTS_CA_BUNDLE", &ca_file),
         ],
     )

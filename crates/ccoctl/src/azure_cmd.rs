@@ -35,6 +35,17 @@ use crate::cli::KeyPairArgs;
 use crate::keypair::{create_key_pair, ensure_output_dir, read_public_key};
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Credentials, tried in the order of the reference's DefaultAzureCredential:
+  AZURE_ACCESS_TOKEN                            a Resource Manager token, used as is
+  AZURE_CLIENT_ID, AZURE_CLIENT_SECRET          a service principal
+  AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE   workload identity
+  IDENTITY_ENDPOINT, IDENTITY_HEADER, or IMDS   a managed identity (AZURE_CLIENT_ID picks one)
+  az login, azd auth login                      the Azure CLI, the Azure Developer CLI
+The tenant is AZURE_TENANT_ID or --tenant-id. AZURE_TOKEN_CREDENTIALS=dev|prod|<name> narrows
+the chain. Endpoints: AZURE_AUTHORITY_HOST (https only), AZURE_RESOURCE_MANAGER_ENDPOINT.
+A private CA: SSL_CERT_FILE."
+)]
 pub struct AzureArgs {
     #[command(subcommand)]
     pub command: AzureCommand,

@@ -26,7 +26,9 @@ struct Env {
 fn start() -> Env {
     let tls = TestCa::generate().expect("ca");
     let azurite = Azurite::start_tls(&[NAME], &tls).expect("azurite");
-    let fake = AzureFake::start(&azurite.endpoint).expect("azure fake");
+    // The Resource Manager fake and its token endpoint over TLS with the same CA (the Azure SDK's
+    // credentials need an https authority).
+    let fake = AzureFake::start_tls(&azurite.endpoint, &tls).expect("azure fake");
     fake.insert_resource_group("cluster-rg");
     fake.insert_resource_group("dns-rg");
     let tmp = tempfile::tempdir().expect("tmp");

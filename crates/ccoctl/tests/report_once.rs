@@ -93,7 +93,7 @@ fn gcp_service_accounts_are_reported_once() {
 fn azure_managed_identities_are_reported_once() {
     const ACCOUNT: &str = "ccoazonce";
     let azurite = Azurite::start(&[ACCOUNT]).expect("azurite");
-    let fake = AzureFake::start(&azurite.endpoint).expect("azure fake");
+    let fake = AzureFake::start_https(&azurite.endpoint).expect("azure fake");
     fake.insert_resource_group("cluster-rg");
     fake.insert_resource_group("dns-rg");
     let tmp = tempfile::tempdir().expect("tmp");

@@ -20,7 +20,7 @@ pub struct Env {
 
 pub fn start() -> Env {
     let azurite = Azurite::start(&[ACCOUNT]).expect("azurite");
-    let fake = AzureFake::start(&azurite.endpoint).expect("azure fake");
+    let fake = AzureFake::start_https(&azurite.endpoint).expect("azure fake");
     let tmp = tempfile::tempdir().expect("tmp");
     Env { azurite, fake, tmp }
 }
