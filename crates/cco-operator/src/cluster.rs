@@ -83,6 +83,9 @@ pub struct ClusterView {
     pub platform: String,
     pub service_account_issuer: Option<String>,
     pub infrastructure_name: Option<String>,
+    /// ClusterVersion `spec.clusterID`, read only when there is no infrastructure name (clusters
+    /// from before it existed tag minted users `openshiftClusterID=<id>` instead).
+    pub cluster_id: Option<String>,
     pub aws_region: Option<String>,
     pub aws_resource_tags: Vec<(String, String)>,
     /// Infrastructure `cluster`'s resourceVersion: a request synced under another one is synced
@@ -137,6 +140,7 @@ impl ClusterView {
             infrastructure_name: status
                 .and_then(|s| s.infrastructure_name.clone())
                 .filter(|s| !s.is_empty()),
+            cluster_id: None,
             aws_region: aws.and_then(|a| a.region.clone()).filter(|s| !s.is_empty()),
             aws_resource_tags: aws
                 .map(|a| {

@@ -68,6 +68,28 @@ impl ClusterVersion {
             .find(|h| h.state == "Completed")
             .map(|h| h.version.as_str())
     }
+
+    /// Whether the cluster is being upgraded: the ClusterVersion's `Progressing` condition is true.
+    pub fn is_progressing(&self) -> bool {
+        self.status
+            .as_ref()
+            .and_then(|s| s.rest.get("conditions"))
+            .and_then(|c| c.as_array())
+            .is_some_and(|conds| {
+                conds
+                    .iter()
+                    .any(|c| c["type"] == "Progressing" && c["status"] == "True")
+            })
+    }
+
+    /// `spec.clusterID`, the id older clusters tag their cloud resources with.
+    pub fn cluster_id(&self) -> Option<&str> {
+        self.spec
+            .rest
+            .get("clusterID")
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+    }
 }
 
 /// `spec` of APIServer.

@@ -110,6 +110,8 @@ pub struct Context {
     pub(crate) capability: Mutex<Option<(String, Capability)>>,
     /// GCP connections per credential (root and read-only), keyed by fingerprint, with their age.
     pub(crate) gcp: Mutex<HashMap<String, (Instant, Arc<cco_gcp::Gcp>)>>,
+    /// ClusterVersion / APIServer caches, when the operator runs them.
+    pub config: Option<crate::config_watch::ConfigWatch>,
 }
 
 impl std::fmt::Debug for Context {
@@ -139,7 +141,28 @@ impl Context {
             minters: Mutex::new(HashMap::new()),
             capability: Mutex::new(None),
             gcp: Mutex::new(HashMap::new()),
+            config: None,
         }
+    }
+
+    /// With the ClusterVersion / APIServer caches.
+    pub fn with_config(mut self, config: crate::config_watch::ConfigWatch) -> Context {
+        self.config = Some(config);
+        self
+    }
+
+    /// The cluster configuration now, with ClusterVersion's cluster id when the cluster has no
+    /// infrastructure name.
+    pub fn view(&self) -> crate::cluster::ClusterView {
+        let mut view = self.state.view();
+        if view.infrastructure_name.is_none() {
+            view.cluster_id = self
+                .config
+                .as_ref()
+                .and_then(|c| c.cluster_version())
+                .and_then(|cv| cv.cluster_id().map(str::to_owned));
+        }
+        view
     }
 
     /// IAM clients holding `cred` (the root or a read-only credential), or why there are none.
@@ -293,7 +316,20 @@ pub(crate) async fn read_target_data(
 }
 
 async fn reconcile_inner(cached: &CredentialsRequest, ctx: &Context) -> Result<Action, Error> {
-    let view = ctx.state.view();
+    let mut view = ctx.view();
+    let may_mint_aws = view.cloud() == Some(cco_api::Cloud::Aws)
+        && view.mode != crate::cluster::CredentialsMode::Manual;
+    if let (true, None, None, Some(config)) = (
+        may_mint_aws,
+        &view.infrastructure_name,
+        &view.cluster_id,
+        &ctx.config,
+    ) {
+        // A cluster without an infrastructure name tags users with its cluster id: give the
+        // ClusterVersion cache a moment to fill at start-up (bounded: a waiter may not be woken).
+        let _ = tokio::time::timeout(Duration::from_secs(5), config.wait_ready()).await;
+        view = ctx.view();
+    }
     if let Some(e) = &view.config_error {
         warn!(error = %e, "cluster configuration unusable; waiting");
         return Ok(Action::requeue(ctx.settings.retry));

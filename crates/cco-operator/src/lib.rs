@@ -90,6 +90,8 @@ pub struct Settings {
     pub webhook_images: podidentity::WebhookImages,
     /// How long the webhook may be unavailable (or failing to apply) before Degraded.
     pub webhook_degraded_grace: Duration,
+    /// How long a request's failure condition must be true before it counts toward Degraded.
+    pub credentials_degraded_grace: Duration,
     /// Reloads the log filter when CloudCredential `spec.logLevel` changes; `None`: fixed.
     pub log_control: Option<loglevel::LogControl>,
 }
@@ -118,6 +120,7 @@ impl Default for Settings {
             version: env!("CARGO_PKG_VERSION").to_string(),
             webhook_images: podidentity::WebhookImages::default(),
             webhook_degraded_grace: Duration::from_secs(300),
+            credentials_degraded_grace: status::FAILURE_GRACE,
             log_control: None,
         }
     }

@@ -142,14 +142,17 @@ pub async fn run(
             }
         });
     }
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        settings.clone(),
-        cluster,
-        targets,
-        readonly,
-        metrics,
-    ));
+    let ctx = Arc::new(
+        Context::new(
+            client.clone(),
+            settings.clone(),
+            cluster,
+            targets,
+            readonly,
+            metrics,
+        )
+        .with_config(config_watch.clone()),
+    );
     let crs: Api<CredentialsRequest> = Api::all(client.clone());
     // The request cache, as `Controller::new` builds it, plus a readiness signal any number of
     // tasks can wait on: the store's own readiness wakes only one of several waiters (kube-runtime
@@ -459,12 +462,21 @@ async fn status_loop(
         let root = ctx.state.root(&view);
         let effective = effective_mode(&view, root.as_ref());
         let crs = store.state();
-        let conds = operator_conditions(&effective, &view, &crs);
+        let clock = crate::status::Clock::now(ctx.settings.credentials_degraded_grace);
+        let conds = operator_conditions(&effective, &view, &crs, &clock);
+        // A failure still within its grace period: recompute when it starts to count.
+        let mut wake = crate::status::next_failure_deadline(&effective, &view, &crs, &clock)
+            .and_then(|t| Duration::try_from(t.duration_since(clock.now)).ok())
+            .map_or(ctx.settings.status_interval, |d| {
+                d.saturating_add(Duration::from_secs(1))
+                    .min(ctx.settings.status_interval)
+            });
         let upgradeable =
             crate::upgrade::current(&ctx.state, &sources.config, &view, root.is_some());
         let conds = merge_worst(conds, upgradeable.as_slice());
         let conds = merge_worst(conds, &sources.webhook.conditions());
-        let related = sources.webhook.related_objects();
+        let mut related = crate::status::request_related(&crs);
+        related.extend(sources.webhook.related_objects());
         let (by_cloud, by_cond) = metric_counts(&crs, view.mode == CredentialsMode::Manual);
         ctx.metrics.set_counts(&by_cloud, &by_cond);
         ctx.metrics.set_mode(effective.metric_label(root.is_some()));
@@ -472,20 +484,29 @@ async fn status_loop(
             *c == conds && *r == related && at.elapsed() < ctx.settings.status_interval
         });
         if !unchanged {
+            let upgrading = sources
+                .config
+                .cluster_version()
+                .is_some_and(|cv| cv.is_progressing());
             match write_cluster_operator(
                 &ctx.client,
                 &conds,
                 &related,
                 &ctx.settings.version,
+                upgrading,
                 &now_string(),
             )
             .await
             {
-                Ok(changed) => {
+                Ok((changed, version_changed)) => {
                     if changed {
                         info!(conditions = ?conds.iter().map(|c| (c.type_, c.status, c.reason)).collect::<Vec<_>>(), "updated ClusterOperator");
                     }
-                    written = Some((conds, related, Instant::now()));
+                    // A version change reports Progressing for this write only: recompute soon.
+                    written = (!version_changed).then(|| (conds, related, Instant::now()));
+                    if version_changed {
+                        wake = wake.min(Duration::from_secs(1));
+                    }
                 }
                 Err(error) => warn!(%error, "could not update ClusterOperator"),
             }
@@ -496,7 +517,7 @@ async fn status_loop(
             _ = &mut stop => return,
             _ = ctx.status_changed.notified() => tokio::time::sleep(Duration::from_millis(500)).await,
             r = sources.config_changes.changed() => if r.is_err() { return },
-            _ = tokio::time::sleep(ctx.settings.status_interval) => {}
+            _ = tokio::time::sleep(wake) => {}
         }
     }
 }

@@ -240,11 +240,15 @@ pub fn aws_user_name(infra: Option<&str>, cr_name: &str, suffix: &str) -> String
     }
 }
 
-/// Tags every minted user carries.
+/// Tags every minted user carries: `kubernetes.io/cluster/<infra>=owned`, or on a cluster without
+/// an infrastructure name the legacy `openshiftClusterID=<ClusterVersion spec.clusterID>` (as the
+/// reference, whose cleanup still finds users by it), then the Infrastructure resource tags.
 pub fn aws_user_tags(cluster: &ClusterView) -> Vec<(String, String)> {
     let mut tags = Vec::new();
     if let Some(i) = &cluster.infrastructure_name {
         tags.push((format!("kubernetes.io/cluster/{i}"), "owned".to_string()));
+    } else if let Some(id) = &cluster.cluster_id {
+        tags.push(("openshiftClusterID".to_string(), id.clone()));
     }
     tags.extend(cluster.aws_resource_tags.iter().cloned());
     tags

@@ -11,6 +11,7 @@ fn view(mode: CredentialsMode, platform: &str, issuer: Option<&str>) -> ClusterV
         platform: platform.into(),
         service_account_issuer: issuer.map(str::to_string),
         infrastructure_name: Some("infra-x1".into()),
+        cluster_id: None,
         aws_region: Some("us-east-2".into()),
         aws_resource_tags: vec![],
         infrastructure_resource_version: None,
@@ -638,5 +639,32 @@ fn deleting_a_gcp_minted_request_deprovisions_its_service_account() {
             }),
             delete_secret: false
         }
+    );
+}
+
+/// The cluster tag when the cluster has an infrastructure name, else the reference's legacy
+/// `openshiftClusterID` tag; the Infrastructure resource tags in both cases.
+#[test]
+fn minted_users_are_tagged_with_the_cluster_or_its_legacy_id() {
+    let mut v = view(CredentialsMode::Mint, "AWS", None);
+    v.cluster_id = Some("c0ffee".into());
+    v.aws_resource_tags = vec![("team".into(), "a".into())];
+    assert_eq!(
+        aws_user_tags(&v),
+        vec![
+            (
+                "kubernetes.io/cluster/infra-x1".to_string(),
+                "owned".to_string()
+            ),
+            ("team".to_string(), "a".to_string())
+        ]
+    );
+    v.infrastructure_name = None;
+    assert_eq!(
+        aws_user_tags(&v),
+        vec![
+            ("openshiftClusterID".to_string(), "c0ffee".to_string()),
+            ("team".to_string(), "a".to_string())
+        ]
     );
 }

@@ -2,7 +2,8 @@
 //! cluster tag (`kubernetes.io/cluster/<infrastructureName>=owned`) and the Infrastructure's AWS
 //! resource tags; the request records the Infrastructure resourceVersion it was synced under
 //! (`lastSyncInfrastructureResourceVersion`), and a change of the resource tags re-syncs every
-//! request (within the sync period) so the user is tagged again, without a new key.
+//! request (within the sync period) so the user is tagged again, without a new key. Without an
+//! infrastructure name, the legacy `openshiftClusterID` tag.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -135,6 +136,79 @@ async fn minted_users_carry_the_cluster_and_resource_tags_and_follow_tag_changes
         vec![data["aws_access_key_id"].clone()]
     );
     assert_eq!(wait_secret(&env.admin, "components", "tagged").await?, data);
+    op.stop().await?;
+    Ok(())
+}
+
+/// A cluster from before Infrastructure had `status.infrastructureName`: as the reference, minted
+/// users carry the legacy tag `openshiftClusterID=<ClusterVersion spec.clusterID>` instead of the
+/// cluster tag (its cleanup finds them by it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_infrastructure_name_users_carry_the_legacy_cluster_id_tag() -> anyhow::Result<()>
+{
+    init_logs();
+    let moto = Moto::start()?;
+    let env = start().await?;
+    set_cluster(&env.admin, "Mint", "AWS", "").await?;
+    infra_api(&env.admin)
+        .await?
+        .patch_status(
+            "cluster",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"status": {"infrastructureName": null}})),
+        )
+        .await?;
+    create_namespace(&env.admin, "components").await?;
+    put_root_secret(
+        &env.admin,
+        "aws-creds",
+        &[
+            ("aws_access_key_id", "AKIAROOTEXAMPLE00008"),
+            ("aws_secret_access_key", "root-secret-value-legacy-0123"),
+        ],
+    )
+    .await?;
+    create_cr(
+        &env.admin,
+        OPERATOR_NS,
+        cr_json(
+            "legacy",
+            "components",
+            "legacy",
+            json!({"apiVersion": "cloudcredential.openshift.io/v1", "kind": "AWSProviderSpec",
+                "statementEntries": [{"effect": "Allow", "action": ["s3:GetObject"], "resource": "*"}]}),
+        ),
+    )
+    .await?;
+    let mut settings = test_settings();
+    settings.aws_endpoint = Some(moto.endpoint.clone());
+    let op = spawn_operator(operator_client(&env).await?, settings);
+    let iam = Minter::connect(&MintConnect {
+        region: "us-east-1".into(),
+        endpoint: Some(moto.endpoint.clone()),
+        simulate_endpoint: None,
+        access_key_id: "testing".into(),
+        secret_access_key: "testing".into(),
+    })
+    .await;
+    wait_secret(&env.admin, "components", "legacy").await?;
+    let cr = wait_cr(&env.admin, "legacy", "provisioned", |c| {
+        c.status.as_ref().is_some_and(|s| s.provisioned)
+    })
+    .await?;
+    let user = cr.status.unwrap().provider_status.unwrap()["user"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(user.starts_with("legacy-"), "{user}");
+    let tags = iam.get_user(&user).await?.unwrap().tags;
+    assert_eq!(
+        tags,
+        vec![(
+            "openshiftClusterID".to_string(),
+            "00000000-0000-0000-0000-000000000001".to_string()
+        )]
+    );
     op.stop().await?;
     Ok(())
 }

@@ -112,7 +112,10 @@ async fn passthrough_copies_each_clouds_root_credential_in_its_format() -> anyho
                 "data": {"ca-bundle.pem": CA_BUNDLE, "config": "[Global]\n"}}))?,
         )
         .await?;
-    let op = spawn_operator(operator_client(&env).await?, test_settings());
+    let mut settings = test_settings();
+    // A failing request counts toward Degraded only after this long (the reference: 5 minutes).
+    settings.credentials_degraded_grace = Duration::from_secs(6);
+    let op = spawn_operator(operator_client(&env).await?, settings);
 
     for c in clouds() {
         set_platform(&env.admin, c.platform).await?;
@@ -206,7 +209,37 @@ async fn passthrough_copies_each_clouds_root_credential_in_its_format() -> anyho
         condition(c, "InsufficientCloudCreds").is_some_and(|(s, _)| s == "True")
     })
     .await?;
+    let failed_at: k8s_openapi::jiff::Timestamp = cr
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "InsufficientCloudCreds")
+        .and_then(|c| c.last_transition_time.as_deref())
+        .unwrap()
+        .parse()?;
     assert!(!cr.status.unwrap().provisioned);
+    let degraded = || async {
+        let api: Api<cco_operator::openshift::ClusterOperator> = Api::all(env.admin.clone());
+        Ok::<_, anyhow::Error>(
+            api.get_opt("cloud-credential")
+                .await?
+                .and_then(|c| c.status)
+                .and_then(|s| {
+                    s.conditions.into_iter().find(|c| {
+                        c.type_ == "Degraded"
+                            && c.status == "True"
+                            && c.reason.as_deref() == Some("CredentialsFailing")
+                    })
+                }),
+        )
+    };
+    wait_until(Duration::from_secs(30), || async {
+        Ok(degraded().await?.is_some())
+    })
+    .await?;
+    // relatedObjects name each request of the operator's namespace (what must-gather collects).
     wait_until(Duration::from_secs(20), || async {
         let api: Api<cco_operator::openshift::ClusterOperator> = Api::all(env.admin.clone());
         Ok(api
@@ -214,14 +247,23 @@ async fn passthrough_copies_each_clouds_root_credential_in_its_format() -> anyho
             .await?
             .and_then(|c| c.status)
             .is_some_and(|s| {
-                s.conditions.iter().any(|c| {
-                    c.type_ == "Degraded"
-                        && c.status == "True"
-                        && c.reason.as_deref() == Some("CredentialsFailing")
+                s.related_objects.iter().any(|r| {
+                    r.resource == "credentialsrequests"
+                        && r.group == "cloudcredential.openshift.io"
+                        && r.namespace.as_deref() == Some(OPERATOR_NS)
+                        && r.name == "pt-ovirt-bad"
                 })
             }))
     })
     .await?;
+    // Not at once: only when the failure had lasted the grace period (second precision).
+    let since: k8s_openapi::jiff::Timestamp =
+        degraded().await?.unwrap().last_transition_time.parse()?;
+    let waited = since.duration_since(failed_at).as_secs();
+    assert!(
+        (5..=12).contains(&waited),
+        "Degraded {waited}s after the failure"
+    );
 
     // A request removed from the release payload is deleted (and its Secret with it).
     let mut stale = cr_json(

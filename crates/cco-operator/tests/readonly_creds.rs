@@ -4,13 +4,16 @@
 //! key, so the test sees which key read). With the root credential removed the periodic checks keep
 //! running through it: an intact user stays provisioned, a policy deleted behind the operator's back
 //! is noticed and reported (it cannot be repaired without the root), and is repaired once the root
-//! credential is back.
+//! credential is back. The same for GCP's read-only service account
+//! (`deploy/operator/06-credentialsrequest-gcp-ro.yaml`) against the GCP fake, which records the
+//! service account whose key made each call.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use cco_testsupport::gcp_fake::{GcpFake, PROJECT_ID};
 use cco_testsupport::moto::Moto;
 use common::*;
 use k8s_openapi::api::core::v1::Secret;
@@ -22,6 +25,7 @@ const ROOT: [(&str, &str); 2] = [
     ("aws_secret_access_key", "root-secret-value-ro-0123456789"),
 ];
 const RO_SECRET: &str = "cloud-credential-operator-iam-ro-creds";
+const GCP_RO_SECRET: &str = "cloud-credential-operator-gcp-ro-creds";
 
 async fn iam(moto: &Moto) -> aws_sdk_iam::Client {
     let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -186,6 +190,146 @@ async fn aws_reads_go_through_the_read_only_credential_and_keep_working_without_
     wait_cr(&env.admin, "mint-one", "repaired", |c| failure(c).is_none()).await?;
     let policies = iam.list_user_policies().user_name(&user).send().await?;
     assert_eq!(policies.policy_names, vec![format!("{user}-policy")]);
+    op.stop().await?;
+    Ok(())
+}
+
+/// The identities that made calls to `path_part` since call number `from`.
+fn callers(fake: &GcpFake, from: usize, method: &str, path_part: &str) -> Vec<String> {
+    let mut out: Vec<String> = fake
+        .calls()
+        .into_iter()
+        .skip(from)
+        .filter(|c| c.method == method && c.path.contains(path_part))
+        .map(|c| c.caller.unwrap_or_default())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcp_reads_go_through_the_read_only_credential_and_keep_working_without_the_root(
+) -> anyhow::Result<()> {
+    init_logs();
+    // No storage call is made: the upstream of the fake's storage proxy is never reached.
+    let fake = GcpFake::start("http://127.0.0.1:9")?;
+    let env = start().await?;
+    set_cluster(&env.admin, "Mint", "GCP", "").await?;
+    create_namespace(&env.admin, "components").await?;
+    let root_json = fake.service_account_key_json();
+    let root_email = serde_json::from_str::<serde_json::Value>(&root_json)?["client_email"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    put_root_secret(
+        &env.admin,
+        "gcp-credentials",
+        &[("service_account.json", &root_json)],
+    )
+    .await?;
+    apply_readonly_requests(&env.admin).await?;
+    create_cr(
+        &env.admin,
+        OPERATOR_NS,
+        cr_json(
+            "gcp-one",
+            "components",
+            "gcp-one",
+            json!({"apiVersion": "cloudcredential.openshift.io/v1", "kind": "GCPProviderSpec",
+                "predefinedRoles": ["roles/storage.admin"],
+                "permissions": ["compute.instances.get"]}),
+        ),
+    )
+    .await?;
+    let mut settings = test_settings();
+    settings.gcp_iam_endpoint = Some(fake.endpoint().to_string());
+    settings.gcp_resource_manager_endpoint = Some(fake.endpoint().to_string());
+    settings.sync_period = Duration::from_secs(1);
+    settings.resync = Duration::from_secs(1);
+    let op = spawn_operator(operator_client(&env).await?, settings);
+
+    // The read-only request is minted like any other: its key file names its own service account.
+    let ro = wait_secret(&env.admin, OPERATOR_NS, GCP_RO_SECRET).await?;
+    let ro_key: serde_json::Value = serde_json::from_str(&ro["service_account.json"])?;
+    let ro_email = ro_key["client_email"].as_str().unwrap().to_string();
+    assert_ne!(ro_email, root_email);
+    assert!(ro_email.ends_with(&format!("@{PROJECT_ID}.iam.gserviceaccount.com")));
+    wait_secret(&env.admin, "components", "gcp-one").await?;
+    let cr = wait_cr(&env.admin, "gcp-one", "provisioned", |c| {
+        c.status.as_ref().is_some_and(|s| s.provisioned)
+    })
+    .await?;
+    let id = cr.status.unwrap().provider_status.unwrap()["serviceAccountID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let email = format!("{id}@{PROJECT_ID}.iam.gserviceaccount.com");
+    let account_path = format!("/serviceAccounts/{}", email.replace('@', "%40"));
+
+    // With the read-only Secret in place, the periodic checks read the minted account with it and
+    // the project policy with it, not with the root.
+    let mark = fake.calls().len();
+    wait_until(Duration::from_secs(30), || async {
+        Ok(
+            callers(&fake, mark, "GET", &account_path).contains(&ro_email)
+                && callers(&fake, mark, "POST", ":getIamPolicy").contains(&ro_email),
+        )
+    })
+    .await?;
+    let mark = fake.calls().len();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let readers = callers(&fake, mark, "GET", &account_path);
+    assert_eq!(readers, vec![ro_email.clone()], "{:?}", fake.calls());
+
+    // The root credential removed: the checks go on, through the read-only key.
+    Api::<Secret>::namespaced(env.admin.clone(), "kube-system")
+        .delete("gcp-credentials", &DeleteParams::default())
+        .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mark = fake.calls().len();
+    wait_until(Duration::from_secs(30), || async {
+        Ok(callers(&fake, mark, "GET", &account_path).contains(&ro_email))
+    })
+    .await?;
+    let cr = get_cr(&env.admin, "gcp-one").await?;
+    assert!(cr.status.as_ref().unwrap().provisioned);
+    assert_eq!(failure(&cr), None);
+
+    // Drift while the root is gone (the account deleted): noticed through the read-only key,
+    // reported, not repaired.
+    fake.remove_service_account(&email);
+    let cr = wait_cr(&env.admin, "gcp-one", "drift reported", |c| {
+        failure(c).is_some()
+    })
+    .await?;
+    let message = failure(&cr).unwrap();
+    assert!(
+        message.contains("root credential kube-system/gcp-credentials was removed"),
+        "{message}"
+    );
+    assert!(fake
+        .service_accounts()
+        .iter()
+        .all(|a| a["email"] != email.as_str()));
+
+    // The root credential back: repaired, by the root.
+    let mark = fake.calls().len();
+    put_root_secret(
+        &env.admin,
+        "gcp-credentials",
+        &[("service_account.json", &root_json)],
+    )
+    .await?;
+    wait_cr(&env.admin, "gcp-one", "repaired", |c| failure(c).is_none()).await?;
+    assert!(fake
+        .service_accounts()
+        .iter()
+        .any(|a| a["email"] == email.as_str()));
+    assert_eq!(
+        callers(&fake, mark, "POST", "/serviceAccounts"),
+        vec![root_email.clone()]
+    );
     op.stop().await?;
     Ok(())
 }

@@ -39,6 +39,9 @@
 //! the 10-key limit, key expiry, disabling, organisation policies,
 //! quotas and rate limits, the 30-day purge of deleted pools and the 7-day purge of deleted roles,
 //! real JWT signature checks (any well-formed assertion gets a token), and STS token exchange.
+//!
+//! Every authenticated call is recorded with the identity whose token made it ([`GcpFake::calls`]:
+//! the `iss` of the JWT assertion the token was issued for), so tests can tell which key read.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -68,6 +71,10 @@ struct Sa {
 struct State {
     seq: u64,
     tokens: BTreeSet<String>,
+    /// access token → the service-account email (or `user`) it was issued to.
+    token_owner: BTreeMap<String, String>,
+    /// Every authenticated API call, in order.
+    calls: Vec<Call>,
     project_policy: Value,
     sas: BTreeMap<String, Sa>,
     roles: BTreeMap<String, Value>,
@@ -92,6 +99,27 @@ impl State {
         self.seq += 1;
         self.seq
     }
+}
+
+/// One authenticated API call: who made it, and what it was.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Call {
+    pub method: String,
+    /// The path without the query.
+    pub path: String,
+    /// The service-account email whose key obtained the token (`user` for user credentials), or
+    /// the issuer of a self-signed JWT used as the token; `None` if unknown.
+    pub caller: Option<String>,
+}
+
+/// The claim `claim` of a compact JWT's payload (no signature check).
+fn jwt_claim(jwt: &str, claim: &str) -> Option<String> {
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    v[claim].as_str().map(str::to_owned)
 }
 
 /// The running fake.
@@ -204,6 +232,11 @@ impl GcpFake {
 
     fn read<T: Default>(&self, f: impl FnOnce(&State) -> T) -> T {
         self.state.lock().map(|s| f(&s)).unwrap_or_default()
+    }
+
+    /// Every authenticated API call so far, with the identity that made it.
+    pub fn calls(&self) -> Vec<Call> {
+        self.read(|s| s.calls.clone())
     }
 
     /// Restricts what `testIamPermissions` says the caller holds (`None`: every permission).
@@ -461,7 +494,14 @@ fn handle(s: &mut State, r: &Request) -> Response {
         return public_read(s, segs[0], &segs[1..].join("/"));
     }
     match r.bearer() {
-        Some(t) if s.tokens.contains(t) => {}
+        Some(t) if s.tokens.contains(t) => {
+            let caller = s.token_owner.get(t).cloned();
+            s.calls.push(Call {
+                method: r.method.clone(),
+                path: r.path.split('?').next().unwrap_or_default().to_string(),
+                caller,
+            });
+        }
         _ => {
             return err(
                 401,
@@ -509,21 +549,26 @@ fn handle(s: &mut State, r: &Request) -> Response {
 
 fn token(s: &mut State, r: &Request) -> Response {
     let form = r.form();
-    let ok = match form.get("grant_type").map(String::as_str) {
+    let owner = match form.get("grant_type").map(String::as_str) {
         Some("urn:ietf:params:oauth:grant-type:jwt-bearer") => form
             .get("assertion")
-            .is_some_and(|a| a.split('.').count() == 3),
-        Some("refresh_token") => form.get("refresh_token").is_some_and(|t| !t.is_empty()),
-        _ => false,
+            .filter(|a| a.split('.').count() == 3)
+            .map(|a| jwt_claim(a, "iss").unwrap_or_default()),
+        Some("refresh_token") => form
+            .get("refresh_token")
+            .filter(|t| !t.is_empty())
+            .map(|_| "user".to_string()),
+        _ => None,
     };
-    if !ok {
+    let Some(owner) = owner else {
         return Response::json(
             400,
             &json!({"error": "invalid_grant", "error_description": "Invalid grant: bad assertion or refresh token."}),
         );
-    }
+    };
     let t = format!("ya29.fake-{}", s.next());
     s.tokens.insert(t.clone());
+    s.token_owner.insert(t.clone(), owner);
     Response::json(
         200,
         &json!({"access_token": t, "expires_in": 3599, "token_type": "Bearer"}),

@@ -178,6 +178,7 @@ mod tests {
             platform: platform.into(),
             service_account_issuer: None,
             infrastructure_name: None,
+            cluster_id: None,
             aws_region: Some("eu-west-2".into()),
             aws_resource_tags: vec![],
             infrastructure_resource_version: None,
