@@ -66,7 +66,7 @@ async fn dispatch(cmd: cli::Command) -> anyhow::Result<()> {
 fn init_logging(level: Option<&str>) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CCOCTL_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!(
-            "{},aws_config=warn,aws_smithy_runtime=warn,aws_sdk_sts=warn,hyper=warn",
+            "{},aws_config=warn,aws_smithy_runtime=warn,aws_sdk_sts=warn,hyper=warn,azure_identity=warn,azure_core=warn",
             level.unwrap_or("info")
         ))
     });
