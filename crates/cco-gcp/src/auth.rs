@@ -1,197 +1,221 @@
-//! Where the caller's OAuth 2.0 access token comes from, in this order:
+//! Where the caller's credentials come from. The credentials themselves — every type Google's
+//! client libraries accept — are Google's own implementation, the `google-cloud-auth` crate:
+//! service-account keys (`"type": "service_account"`, self-signed JWTs), user credentials
+//! (`authorized_user`, refresh-token exchange), workload identity federation (`external_account`:
+//! a subject token from a file, URL, executable or AWS, exchanged at the file's `token_url`, then
+//! optionally impersonating a service account; `external_account_authorized_user`), impersonated
+//! service accounts (`impersonated_service_account`), and the metadata server of GCE/GKE.
 //!
-//! 1. `GOOGLE_OAUTH_ACCESS_TOKEN`: a token as it is;
-//! 2. `GOOGLE_CREDENTIALS`: the JSON of a credentials file (the installer's convention);
-//! 3. `GOOGLE_APPLICATION_CREDENTIALS`: the path of a credentials file;
-//! 4. `~/.gcp/osServiceAccount.json` (the installer's file);
-//! 5. `~/.config/gcloud/application_default_credentials.json` (`gcloud auth application-default login`).
+//! The sources are tried in the reference `ccoctl`'s order (`pkg/cmd/provisioning/gcp/
+//! credentials.go`: the three installer variables, the installer's file, then Google's application
+//! default credentials), after one source of ours:
 //!
-//! A credentials file is a service-account key (`"type": "service_account"`: an RS256-signed JWT
-//! assertion is exchanged at its `token_uri`) or user credentials (`"type": "authorized_user"`: the
-//! refresh token is exchanged). The key is never logged.
+//! 1. `GOOGLE_OAUTH_ACCESS_TOKEN`: a bare access token, used as it is (not in the reference tool);
+//! 2. `GOOGLE_CREDENTIALS`, `GOOGLE_CLOUD_KEYFILE_JSON`, `GCLOUD_KEYFILE_JSON`: the path of a
+//!    credentials file if it exists, else the file's JSON content;
+//! 3. `~/.gcp/osServiceAccount.json` (the installer's file);
+//! 4. application default credentials: `GOOGLE_APPLICATION_CREDENTIALS` (a path), then gcloud's
+//!    `application_default_credentials.json` (`gcloud auth application-default login`), then the
+//!    metadata server.
+//!
+//! The operator builds its credentials from the root Secret's `service_account.json` content with
+//! [`from_json`]. Keys, tokens and file contents are never logged nor put in errors (the crate's
+//! `Debug` censors them too).
 
 use std::path::PathBuf;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use rsa::pkcs1::DecodeRsaPrivateKey;
-use rsa::pkcs8::DecodePrivateKey;
-use rsa::signature::{SignatureEncoding, Signer};
-use serde_json::{json, Value};
+use google_cloud_auth::credentials::{
+    external_account, external_account_authorized_user, impersonated, mds, service_account,
+    user_account, CacheableResource, Credentials,
+};
+use http::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+use serde_json::Value;
 
 use crate::GcpError;
 
-const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
-const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
+/// The variables of the reference tool holding a credentials file's path or content, in its order.
+pub const KEYFILE_VARIABLES: [&str; 3] = [
+    "GOOGLE_CREDENTIALS",
+    "GOOGLE_CLOUD_KEYFILE_JSON",
+    "GCLOUD_KEYFILE_JSON",
+];
 
-/// Where credentials were found, for messages.
-fn sources() -> Vec<(String, Option<String>)> {
-    let mut out = Vec::new();
-    if let Ok(j) = std::env::var("GOOGLE_CREDENTIALS") {
-        if !j.trim().is_empty() {
-            out.push(("GOOGLE_CREDENTIALS".to_string(), Some(j)));
-        }
-    }
-    let mut paths: Vec<PathBuf> = Vec::new();
-    if let Some(p) = std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS").filter(|p| !p.is_empty()) {
-        paths.push(PathBuf::from(p));
-    }
-    if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
-        let home = PathBuf::from(home);
-        paths.push(home.join(".gcp/osServiceAccount.json"));
-        paths.push(home.join(".config/gcloud/application_default_credentials.json"));
-    }
-    for p in paths {
-        let text = std::fs::read_to_string(&p).ok();
-        let explicit =
-            std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS").is_some_and(|e| e == p.as_os_str());
-        if text.is_some() || explicit {
-            out.push((p.display().to_string(), text));
-        }
-    }
-    out
+/// The caller's credentials, and where they came from (for messages).
+#[derive(Clone)]
+pub struct Auth {
+    kind: Kind,
+    /// Where the credentials came from: `file "…"`, `environment variable "…"`, ….
+    pub source: String,
 }
 
-/// Gets an access token from the first available source.
-pub async fn access_token(http: &reqwest::Client) -> Result<String, GcpError> {
-    if let Ok(t) = std::env::var("GOOGLE_OAUTH_ACCESS_TOKEN") {
-        if !t.is_empty() {
-            return Ok(t);
+#[derive(Clone)]
+enum Kind {
+    Token(String),
+    Google(Credentials),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Auth {
+    /// The headers that authenticate one request (`Authorization`, and what the credential type
+    /// adds, such as `x-goog-user-project`). Tokens are cached and refreshed by the credentials.
+    pub async fn headers(&self) -> Result<HeaderMap, GcpError> {
+        match &self.kind {
+            Kind::Token(t) => {
+                let mut h = HeaderMap::new();
+                let mut v = HeaderValue::from_str(&format!("Bearer {t}")).map_err(|_| {
+                    GcpError::Credentials {
+                        message: format!("{}: the token is not a valid header value", self.source),
+                    }
+                })?;
+                v.set_sensitive(true);
+                h.insert(AUTHORIZATION, v);
+                Ok(h)
+            }
+            Kind::Google(c) => match c.headers(http::Extensions::new()).await {
+                Ok(CacheableResource::New { data, .. }) => Ok(data),
+                Ok(CacheableResource::NotModified) => Err(GcpError::Credentials {
+                    message: format!("{}: no authentication headers", self.source),
+                }),
+                Err(e) => Err(GcpError::Credentials {
+                    message: format!(
+                        "cannot get an access token with the credentials from {}: {e}{}",
+                        self.source,
+                        if self.source == METADATA_SERVER {
+                            ". No credentials were found elsewhere: set GOOGLE_APPLICATION_CREDENTIALS to a credentials file, or run `gcloud auth application-default login`"
+                        } else {
+                            ""
+                        }
+                    ),
+                }),
+            },
         }
     }
-    let Some((what, text)) = sources().into_iter().next() else {
-        return Err(GcpError::Credentials {
-            message: "no credentials found: set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, or run `gcloud auth application-default login`, or set GOOGLE_OAUTH_ACCESS_TOKEN".into(),
+}
+
+const METADATA_SERVER: &str = "the metadata server";
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn read(path: &std::path::Path, what: &str) -> Result<String, GcpError> {
+    std::fs::read_to_string(path).map_err(|e| GcpError::Credentials {
+        message: format!("cannot read the credentials file {what}: {e}"),
+    })
+}
+
+/// gcloud's application default credentials file.
+fn gcloud_adc_file() -> Option<PathBuf> {
+    let dir = var("CLOUDSDK_CONFIG")
+        .map(PathBuf::from)
+        .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".config/gcloud")))?;
+    Some(dir.join("application_default_credentials.json"))
+}
+
+/// The credentials from the first source that has some (see the module header for the order).
+pub fn from_env() -> Result<Auth, GcpError> {
+    if let Some(t) = var("GOOGLE_OAUTH_ACCESS_TOKEN") {
+        return Ok(Auth {
+            kind: Kind::Token(t.trim().to_string()),
+            source: "environment variable \"GOOGLE_OAUTH_ACCESS_TOKEN\"".into(),
         });
-    };
-    let text = text.ok_or_else(|| GcpError::Credentials {
-        message: format!("cannot read the credentials file {what}"),
-    })?;
-    access_token_from_json(http, &what, &text).await
+    }
+    for name in KEYFILE_VARIABLES {
+        let Some(v) = var(name) else { continue };
+        let path = PathBuf::from(v.trim());
+        return if path.is_file() {
+            let what = format!("environment variable \"{name}\", file {:?}", path.display());
+            from_json(&what, &read(&path, &what)?)
+        } else {
+            from_json(&format!("environment variable \"{name}\" (content)"), &v)
+        };
+    }
+    if let Some(home) = var("HOME") {
+        let p = PathBuf::from(home).join(".gcp/osServiceAccount.json");
+        if p.is_file() {
+            let what = format!("file {:?}", p.display());
+            return from_json(&what, &read(&p, &what)?);
+        }
+    }
+    if let Some(p) = var("GOOGLE_APPLICATION_CREDENTIALS") {
+        let what = format!("GOOGLE_APPLICATION_CREDENTIALS, file {p:?}");
+        return from_json(&what, &read(std::path::Path::new(&p), &what)?);
+    }
+    if let Some(p) = gcloud_adc_file().filter(|p| p.is_file()) {
+        let what = format!("gcloud application default credentials, file {:?}", p.display());
+        return from_json(&what, &read(&p, &what)?);
+    }
+    let c = mds::Builder::default()
+        .build()
+        .map_err(|e| GcpError::Credentials {
+            message: format!("{METADATA_SERVER}: {e}"),
+        })?;
+    Ok(Auth {
+        kind: Kind::Google(c),
+        source: METADATA_SERVER.into(),
+    })
 }
 
-/// Exchanges the credentials file `text` (described as `what` in messages) for an access token.
-pub async fn access_token_from_json(
-    http: &reqwest::Client,
-    what: &str,
-    text: &str,
-) -> Result<String, GcpError> {
-    let creds: Value = serde_json::from_str(text).map_err(|e| GcpError::Credentials {
-        message: format!("{what} is not a JSON credentials file: {e}"),
-    })?;
-    let bad = |m: &str| GcpError::Credentials {
+/// Credentials from the JSON `text` of a credentials file, described as `what` in messages.
+pub fn from_json(what: &str, text: &str) -> Result<Auth, GcpError> {
+    let bad = |m: String| GcpError::Credentials {
         message: format!("{what}: {m}"),
     };
-    let token_uri = creds["token_uri"]
-        .as_str()
-        .filter(|u| !u.is_empty())
-        .unwrap_or(DEFAULT_TOKEN_URI)
-        .to_string();
-    let form: Vec<(&str, String)> = match creds["type"].as_str() {
-        Some("service_account") => {
-            let email = creds["client_email"]
-                .as_str()
-                .ok_or_else(|| bad("field client_email is missing"))?;
-            let pem = creds["private_key"]
-                .as_str()
-                .ok_or_else(|| bad("field private_key is missing"))?;
-            let kid = creds["private_key_id"].as_str().unwrap_or("");
-            let assertion =
-                jwt_assertion(email, kid, pem, &token_uri).map_err(|m| bad(&m))?;
-            vec![
-                (
-                    "grant_type",
-                    "urn:ietf:params:oauth:grant-type:jwt-bearer".into(),
-                ),
-                ("assertion", assertion),
-            ]
+    let json: Value = serde_json::from_str(text).map_err(|e| {
+        // The position only: the content may be a key.
+        bad(format!(
+            "not a JSON credentials file (syntax error at line {} column {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let built = match json["type"].as_str() {
+        Some("service_account") => service_account::Builder::new(json).build(),
+        Some("authorized_user") => user_account::Builder::new(json).build(),
+        Some("external_account") => external_account::Builder::new(json).build(),
+        Some("external_account_authorized_user") => {
+            external_account_authorized_user::Builder::new(json).build()
         }
-        Some("authorized_user") => {
-            let get = |k: &str| {
-                creds[k]
-                    .as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| bad(&format!("field {k} is missing")))
-            };
-            vec![
-                ("grant_type", "refresh_token".into()),
-                ("refresh_token", get("refresh_token")?),
-                ("client_id", get("client_id")?),
-                ("client_secret", get("client_secret")?),
-            ]
-        }
+        Some("impersonated_service_account") => impersonated::Builder::new(json).build(),
         other => {
-            return Err(bad(&format!(
-                "credentials of type {other:?} are not supported (use a service_account key or authorized_user credentials)"
+            return Err(bad(format!(
+                "field \"type\" is {}: supported are service_account, authorized_user, external_account, external_account_authorized_user and impersonated_service_account",
+                other.map_or_else(|| "missing".to_string(), |t| format!("{t:?}"))
             )))
         }
     };
-    let resp = http
-        .post(&token_uri)
-        .form(&form)
-        .send()
-        .await
-        .map_err(|e| GcpError::unreachable("oauth2:Token", &token_uri, &e))?;
-    let status = resp.status().as_u16();
-    let body: Value = resp.json().await.unwrap_or(Value::Null);
-    match body["access_token"].as_str() {
-        Some(t) if status == 200 => Ok(t.to_string()),
-        _ => Err(GcpError::Credentials {
-            message: format!(
-                "the token endpoint {token_uri} refused the credentials from {what}: HTTP {status}: {} {}",
-                body["error"].as_str().unwrap_or(""),
-                body["error_description"].as_str().unwrap_or("")
-            ),
-        }),
-    }
-}
-
-fn jwt_assertion(email: &str, kid: &str, pem: &str, aud: &str) -> Result<String, String> {
-    let key = rsa::RsaPrivateKey::from_pkcs8_pem(pem)
-        .or_else(|_| rsa::RsaPrivateKey::from_pkcs1_pem(pem))
-        .map_err(|_| "field private_key is not a PEM RSA private key".to_string())?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let header = json!({"alg": "RS256", "typ": "JWT", "kid": kid});
-    let claims = json!({"iss": email, "scope": SCOPE, "aud": aud, "iat": now, "exp": now + 3600});
-    let signing_input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
-    let signer = rsa::pkcs1v15::SigningKey::<rsa::sha2::Sha256>::new(key);
-    let sig = signer.sign(signing_input.as_bytes()).to_bytes();
-    Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig)))
+    let c = built.map_err(|e| bad(e.to_string()))?;
+    tracing::debug!(source = what, "GCP credentials loaded");
+    Ok(Auth {
+        kind: Kind::Google(c),
+        source: what.to_string(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
-    use rsa::signature::Verifier;
 
     #[test]
-    fn the_assertion_is_an_rs256_jwt_signed_by_the_key() {
-        let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).expect("key");
-        let pem = key.to_pkcs8_pem(LineEnding::LF).expect("pem");
-        let jwt = jwt_assertion("a@p.iam.gserviceaccount.com", "k1", &pem, "https://t/token")
-            .expect("jwt");
-        let parts: Vec<&str> = jwt.split('.').collect();
-        assert_eq!(parts.len(), 3);
-        let claims: Value =
-            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).expect("b64")).expect("json");
-        assert_eq!(claims["aud"], "https://t/token");
-        assert_eq!(claims["scope"], SCOPE);
-        let verifier = rsa::pkcs1v15::VerifyingKey::<rsa::sha2::Sha256>::new(key.to_public_key());
-        let sig = rsa::pkcs1v15::Signature::try_from(
-            URL_SAFE_NO_PAD.decode(parts[2]).expect("b64").as_slice(),
-        )
-        .expect("sig");
-        verifier
-            .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig)
-            .expect("valid signature");
-        assert!(jwt_assertion("a", "k", "not a key", "x").is_err());
+    fn bad_files_are_named_and_their_content_is_not_echoed() {
+        let e = from_json("file \"k.json\"", "{\"private_key\": \"SECRET\", oops}")
+            .expect_err("bad json");
+        let m = e.to_string();
+        assert!(m.contains("k.json") && m.contains("line 1"), "{m}");
+        assert!(!m.contains("SECRET"), "{m}");
+        let e = from_json("file \"k.json\"", r#"{"type": "gdch", "private_key": "SECRET"}"#)
+            .expect_err("unsupported");
+        let m = e.to_string();
+        assert!(m.contains("\"gdch\"") && !m.contains("SECRET"), "{m}");
+        let e = from_json("file \"k.json\"", r#"{"type": "service_account"}"#)
+            .expect_err("incomplete");
+        assert!(e.to_string().contains("k.json"), "{e}");
     }
 }

@@ -1,19 +1,25 @@
-//! GCP adapter for `ccoctl gcp`: executes `cco_core::gcp` plans.
+//! GCP adapter for `ccoctl gcp` and the operator: executes `cco_core::gcp` plans.
 //!
-//! Why REST with `reqwest` rather than the official `google-cloud-*` crates (re-checked on crates.io
-//! for issue 12: `google-cloud-iam-admin-v1` 1.13.0, `google-cloud-resourcemanager-v3` 1.14.0,
-//! `google-cloud-storage` 1.21.0, `google-cloud-auth` 1.19.0): all declare rust-version 1.91 while
-//! the workspace declares 1.85 (the pinned 1.95 toolchain would build them; raising the MSRV is the
-//! lead's call); their bucket administration (`StorageControl`) speaks gRPC, which the storage
-//! emulator does not serve; and the IAM admin crate covers service accounts, keys and roles but not
-//! workload identity pools and providers, which only the IAM v1 REST surface has. Adopting them for
-//! a part of the calls would mean two HTTP stacks and two retry policies for one plan; not done in
-//! the time issue 12 had, and not built here. So this crate calls the documented JSON APIs directly —
-//! IAM v1 (service accounts, custom roles, workload identity pools and providers, with long-running
-//! operations), Resource Manager v1 (project number and IAM policy) and the Cloud Storage JSON API —
-//! through one client with one retry policy. What it sends is checked in tests against Google's own
-//! discovery documents (`cco-testsupport/official/gcp_schema.py`, run by `ccoctl/tests/gcp_schema.rs`
-//! and `cco-operator/tests/mint_gcp.rs`).
+//! Credentials are Google's own implementation, the official `google-cloud-auth` crate (module
+//! [`auth`]: every credentials file type, workload identity federation and the metadata server
+//! included), found in the reference `ccoctl`'s order.
+//!
+//! The calls go over the documented JSON APIs with one `reqwest` client and one retry policy: IAM
+//! v1 (service accounts, keys, custom roles, workload identity pools and providers, with long-running
+//! operations), Resource Manager v1 (project number and IAM policy) and the Cloud Storage JSON API.
+//! Of the official crates (re-checked for issue 12: `google-cloud-iam-admin-v1` 1.13.0,
+//! `google-cloud-resourcemanager-v3` 1.14.0, `google-cloud-storage` 1.21.0):
+//! - no official Rust crate covers workload identity pools and providers (IAM v1's
+//!   `projects.locations.workloadIdentityPools`; `google-cloud-iam-admin-v1` is the `google.iam.admin.v1`
+//!   service: service accounts, keys and roles only; `google-cloud-workloadidentity-v1` 1.1.0 is
+//!   another API, `workloadidentity.googleapis.com`'s `generateServiceAgents`), so they stay REST;
+//! - `google-cloud-storage` does bucket administration and bucket IAM through `StorageControl`,
+//!   which speaks gRPC only (`google.storage.v2.Storage/CreateBucket` over tonic); the issuer bucket
+//!   and its objects stay on the JSON API, which fake-gcs-server and the tests' fake serve.
+//!
+//! What this crate sends is checked in tests against Google's own discovery documents
+//! (`cco-testsupport/official/gcp_schema.py`, run by `ccoctl/tests/gcp_schema.rs` and
+//! `cco-operator/tests/mint_gcp.rs`).
 //!
 //! Endpoints can be overridden: `GCP_IAM_ENDPOINT`, `GCP_RESOURCEMANAGER_ENDPOINT`, and
 //! `STORAGE_EMULATOR_HOST` (the variable Google's own libraries honour) or `GCP_STORAGE_ENDPOINT`.
@@ -24,7 +30,7 @@
 //! [`VISIBILITY_TIMEOUT`].
 
 mod accounts;
-mod auth;
+pub mod auth;
 mod converge;
 mod error;
 mod issuer;
@@ -34,6 +40,7 @@ mod policy;
 use std::time::Duration;
 
 pub use accounts::*;
+pub use auth::Auth;
 pub use converge::*;
 pub use error::GcpError;
 pub use issuer::*;
@@ -84,7 +91,7 @@ impl Endpoints {
 /// An authenticated connection to one project.
 pub struct Gcp {
     http: reqwest::Client,
-    token: String,
+    auth: Auth,
     pub endpoints: Endpoints,
     /// The project id (`--project`).
     pub project: String,
@@ -104,7 +111,8 @@ pub(crate) fn enc(s: &str) -> String {
 }
 
 impl Gcp {
-    /// Gets a token (see the `auth` module for the sources) and checks the project exists.
+    /// Finds the credentials (see the [`auth`] module for the sources) and reads the project number
+    /// (which checks the project exists and the credentials work).
     pub async fn connect(project: &str, endpoints: Endpoints) -> Result<(Gcp, String), GcpError> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
@@ -112,10 +120,11 @@ impl Gcp {
             .user_agent(concat!("ccoctl/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| GcpError::Local(format!("cannot build the HTTP client: {e}")))?;
-        let token = auth::access_token(&http).await?;
+        let auth = auth::from_env()?;
+        tracing::info!(source = %auth.source, "GCP credentials loaded");
         let gcp = Gcp {
             http,
-            token,
+            auth,
             endpoints,
             project: project.to_string(),
         };
@@ -123,8 +132,9 @@ impl Gcp {
         Ok((gcp, number))
     }
 
-    /// Like [`Gcp::connect`], with the token from the credentials file `credentials_json` (a
-    /// service-account key, as the operator's root credential holds) instead of the environment.
+    /// Like [`Gcp::connect`], with the credentials file `credentials_json` (a service-account key,
+    /// as the operator's root credential holds, or any other type [`auth::from_json`] accepts)
+    /// instead of the environment.
     pub async fn connect_with_credentials(
         project: &str,
         endpoints: Endpoints,
@@ -137,11 +147,12 @@ impl Gcp {
             .user_agent(user_agent)
             .build()
             .map_err(|e| GcpError::Local(format!("cannot build the HTTP client: {e}")))?;
-        let token =
-            auth::access_token_from_json(&http, "the root credential", credentials_json).await?;
+        let auth = auth::from_json("the root credential", credentials_json)?;
+        // Fail here, as the token exchange of earlier versions did, rather than at the first call.
+        auth.headers().await?;
         Ok(Gcp {
             http,
-            token,
+            auth,
             endpoints,
             project: project.to_string(),
         })
@@ -207,7 +218,7 @@ impl Gcp {
             let mut req = self
                 .http
                 .request(method.clone(), url)
-                .bearer_auth(&self.token)
+                .headers(self.auth.headers().await?)
                 .header("Accept", "application/json");
             if let Some((b, ct)) = &body {
                 req = req.header("Content-Type", *ct).body(b.clone());
@@ -253,7 +264,7 @@ impl Gcp {
         let resp = self
             .http
             .get(url)
-            .bearer_auth(&self.token)
+            .headers(self.auth.headers().await?)
             .send()
             .await
             .map_err(|e| GcpError::unreachable(op, resource, &e))?;

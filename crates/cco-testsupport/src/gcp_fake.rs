@@ -2,7 +2,9 @@
 //! port, in front of `fake-gcs-server` for storage:
 //!
 //! - OAuth 2.0 token endpoint `POST /token` (JWT-bearer grant of a service-account key, and the
-//!   refresh-token grant of user credentials);
+//!   refresh-token grant of user credentials), self-signed service-account JWTs as bearer tokens,
+//!   and the Security Token Service exchange `POST /v1/token` of workload identity federation (see
+//!   the `auth` submodule, `gcp_fake_auth.rs`);
 //! - Resource Manager v1: `GET /v1/projects/{id}`, `POST /v1/projects/{id}:getIamPolicy|:setIamPolicy`;
 //! - `POST /v1/projects/{id}:testIamPermissions`, answering with the permissions the caller holds
 //!   (every permission unless [`GcpFake::set_caller_permissions`] restricted them);
@@ -38,10 +40,11 @@
 //! everything), conditions in bindings, policy versions beyond echoing them, system-managed keys and
 //! the 10-key limit, key expiry, disabling, organisation policies,
 //! quotas and rate limits, the 30-day purge of deleted pools and the 7-day purge of deleted roles,
-//! real JWT signature checks (any well-formed assertion gets a token), and STS token exchange.
+//! signature checks of the assertions sent to `/token` (any well-formed one gets a token).
 //!
 //! Every authenticated call is recorded with the identity whose token made it ([`GcpFake::calls`]:
-//! the `iss` of the JWT assertion the token was issued for), so tests can tell which key read.
+//! the `iss` of the JWT assertion the token was issued for, the service account of a self-signed
+//! JWT, or the federated principal of an STS token), so tests can tell which key read.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -50,6 +53,9 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use crate::fake_http::{FakeServer, Request, Response, Upstream};
+
+#[path = "gcp_fake_auth.rs"]
+mod auth;
 
 /// The project every object lives in.
 pub const PROJECT_ID: &str = "fake-project";
@@ -92,6 +98,8 @@ struct State {
     bucket_policies: BTreeMap<String, (Value, bool)>,
     /// bucket → the resource of its successful `buckets.insert`, as sent.
     bucket_inserts: BTreeMap<String, Value>,
+    /// Service-account keys this fake issued: key id → (email, PKCS#8 PEM private key).
+    signing_keys: BTreeMap<String, (String, String)>,
 }
 
 impl State {
@@ -224,10 +232,29 @@ impl GcpFake {
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256)
             .map(|k| k.serialize_pem())
             .unwrap_or_default();
-        json!({"type": "service_account", "project_id": PROJECT_ID, "private_key_id": "fake",
-            "private_key": key, "client_email": format!("admin@{PROJECT_ID}.iam.gserviceaccount.com"),
+        let email = format!("admin@{PROJECT_ID}.iam.gserviceaccount.com");
+        let mut kid = "fake".to_string();
+        if let Ok(mut s) = self.state.lock() {
+            kid = format!("{:040x}", 0xad_0000_u64 + s.next());
+            s.signing_keys.insert(kid.clone(), (email.clone(), key.clone()));
+        }
+        json!({"type": "service_account", "project_id": PROJECT_ID, "private_key_id": kid,
+            "private_key": key, "client_email": email,
             "client_id": "1", "token_uri": format!("{}/token", self.endpoint())})
         .to_string()
+    }
+
+    /// The distinct callers of [`GcpFake::calls`], sorted: service-account emails (of tokens from
+    /// `/token` or of self-signed JWTs), `user`, or federated `principal://…/subject/<sub>`.
+    pub fn callers(&self) -> Vec<String> {
+        self.read(|s| {
+            s.calls
+                .iter()
+                .filter_map(|c| c.caller.clone())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect()
+        })
     }
 
     fn read<T: Default>(&self, f: impl FnOnce(&State) -> T) -> T {
@@ -416,6 +443,7 @@ fn delete_sa(s: &mut State, email: &str) {
     let Some(sa) = s.sas.remove(email) else {
         return;
     };
+    s.signing_keys.retain(|_, (e, _)| e != email);
     let uid = sa.json["uniqueId"].as_str().unwrap_or("0").to_string();
     let from = format!("serviceAccount:{email}");
     let to = format!("deleted:serviceAccount:{email}?uid={uid}");
@@ -475,6 +503,9 @@ fn handle(s: &mut State, r: &Request) -> Response {
     if r.method == "POST" && segs == ["token"] {
         return token(s, r);
     }
+    if r.method == "POST" && segs == ["v1", "token"] {
+        return auth::sts(s, r);
+    }
     let storage = matches!(
         segs.first(),
         Some(&"storage") | Some(&"upload") | Some(&"download")
@@ -493,16 +524,15 @@ fn handle(s: &mut State, r: &Request) -> Response {
     {
         return public_read(s, segs[0], &segs[1..].join("/"));
     }
-    match r.bearer() {
-        Some(t) if s.tokens.contains(t) => {
-            let caller = s.token_owner.get(t).cloned();
+    match r.bearer().and_then(|t| auth::authenticate(s, t)) {
+        Some(caller) => {
             s.calls.push(Call {
                 method: r.method.clone(),
                 path: r.path.split('?').next().unwrap_or_default().to_string(),
                 caller,
             });
         }
-        _ => {
+        None => {
             return err(
                 401,
                 "UNAUTHENTICATED",
@@ -816,7 +846,10 @@ fn test_permissions(s: &mut State, r: &Request) -> Response {
 fn keys(s: &mut State, r: &Request, method: &str, email: &str, rest: &[&str]) -> Response {
     let n = s.next();
     let endpoint = s.endpoint.clone();
-    let Some(sa) = s.sas.get_mut(email) else {
+    let State {
+        sas, signing_keys, ..
+    } = s;
+    let Some(sa) = sas.get_mut(email) else {
         return not_found(&format!("projects/{PROJECT_ID}/serviceAccounts/{email}"));
     };
     let key_name = |id: &str| format!("projects/{PROJECT_ID}/serviceAccounts/{email}/keys/{id}");
@@ -848,6 +881,7 @@ fn keys(s: &mut State, r: &Request, method: &str, email: &str, rest: &[&str]) ->
             let key = json!({"name": key_name(&id), "keyAlgorithm": "KEY_ALG_RSA_2048",
                 "keyOrigin": "GOOGLE_PROVIDED", "keyType": "USER_MANAGED",
                 "validAfterTime": "2024-01-01T00:00:00Z", "validBeforeTime": "9999-12-31T23:59:59Z"});
+            signing_keys.insert(id.clone(), (email.to_string(), pem));
             sa.keys.insert(id, key.clone());
             let mut out = key;
             out["privateKeyType"] = Value::String("TYPE_GOOGLE_CREDENTIALS_FILE".into());
@@ -860,7 +894,10 @@ fn keys(s: &mut State, r: &Request, method: &str, email: &str, rest: &[&str]) ->
             None => not_found(&key_name(id)),
         },
         ("DELETE", [id]) => match sa.keys.remove(*id) {
-            Some(_) => Response::json(200, &json!({})),
+            Some(_) => {
+                signing_keys.remove(*id);
+                Response::json(200, &json!({}))
+            }
             None => not_found(&key_name(id)),
         },
         _ => not_found(&r.path),

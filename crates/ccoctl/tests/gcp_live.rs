@@ -509,21 +509,147 @@ fn bad_names_requests_projects_and_credentials_fail_clearly() {
         err.contains("PERMISSION_DENIED") && err.contains("nope"),
         "{err}"
     );
-    std::fs::write(
-        env.tmp.path().join("key.json"),
-        r#"{"type":"external_account"}"#,
+    // A credentials file of a type no Google library knows, and an incomplete one: the file is
+    // named, its content is not echoed.
+    for (content, says) in [
+        (r#"{"type":"gdch_service_account","private_key":"SECRET"}"#, "supported are"),
+        (r#"{"type":"external_account","private_key":"SECRET"}"#, "key.json"),
+    ] {
+        std::fs::write(env.tmp.path().join("key.json"), content).expect("write");
+        let err = failed(&env.ccoctl(&[
+            "gcp",
+            "create-workload-identity-pool",
+            "--name",
+            "other",
+            "--project",
+            PROJECT_ID,
+        ]));
+        assert!(
+            err.contains("GCP credentials") && err.contains("key.json") && err.contains(says),
+            "{err}"
+        );
+        assert!(!err.contains("SECRET"), "{err}");
+    }
+}
+
+/// An unsigned JWT (the fake's STS does not check the issuer's signature).
+fn subject_token(claims: &Value) -> String {
+    use base64::Engine;
+    let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    format!(
+        "{}.{}.c2ln",
+        b64(&serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": "k"})),
+        b64(claims)
     )
-    .expect("write");
-    let err = failed(&env.ccoctl(&[
+}
+
+#[test]
+fn workload_identity_federation_credentials_drive_ccoctl() {
+    // Issue 12: credentials are Google's own implementation, so an `external_account` file (a
+    // file-sourced subject token exchanged at the file's `token_url`) works like a key. The fake's
+    // STS only exchanges a token that its pool's provider trusts, and records who each call was
+    // made as.
+    let env = start();
+    let out = env.tmp.path().join("out");
+    let name = "wifcreds";
+    ok(&env.ccoctl(&[
+        "gcp",
+        "create-all",
+        "--name",
+        name,
+        "--project",
+        PROJECT_ID,
+        "--credentials-requests-dir",
+        s(&corpus()),
+        "--output-dir",
+        s(&out),
+    ]));
+    // The key was used as a self-signed JWT, not exchanged at the token endpoint.
+    let admin = format!("admin@{PROJECT_ID}.iam.gserviceaccount.com");
+    assert_eq!(env.fake.callers(), vec![admin.clone()]);
+    assert!(!env.fake.server.requests().iter().any(|r| r.contains("/token")));
+
+    let provider = env.fake.providers()[0]["name"].as_str().expect("name").to_string();
+    let issuer = format!("https://storage.googleapis.com/{name}-oidc");
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("now")
+        .as_secs()
+        + 3600;
+    let sub = "system:serviceaccount:ci:deployer";
+    let write_creds = |claims: Value| {
+        let token_file = env.tmp.path().join("subject-token");
+        std::fs::write(&token_file, subject_token(&claims)).expect("token");
+        let creds = serde_json::json!({
+            "type": "external_account",
+            "audience": format!("//iam.googleapis.com/{provider}"),
+            "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+            "token_url": format!("{}/v1/token", env.fake.endpoint()),
+            "credential_source": {"file": token_file},
+        });
+        let path = env.tmp.path().join("wif.json");
+        std::fs::write(&path, creds.to_string()).expect("creds");
+        path
+    };
+    // A token of another issuer is refused by the STS, and ccoctl says where the credentials came
+    // from.
+    let creds = write_creds(serde_json::json!({"iss": "https://elsewhere.example", "aud": "openshift", "sub": sub, "exp": exp}));
+    let delete = [
+        "gcp",
+        "delete",
+        "--name",
+        name,
+        "--project",
+        PROJECT_ID,
+        "--credentials-requests-dir",
+        s(&corpus()),
+    ];
+    let err = failed(&env.ccoctl_with_credentials(&creds, &delete));
+    assert!(err.contains("GCP credentials") && err.contains("wif.json"), "{err}");
+    assert_eq!(env.fake.callers(), vec![admin.clone()]);
+
+    let creds = write_creds(serde_json::json!({"iss": issuer, "aud": "openshift", "sub": sub, "exp": exp}));
+    ok(&env.ccoctl_with_credentials(&creds, &delete));
+    let federated = format!(
+        "principal://iam.googleapis.com/{}/subject/{sub}",
+        provider.split("/providers/").next().expect("pool")
+    );
+    assert_eq!(env.fake.callers(), vec![admin, federated]);
+    assert!(env
+        .fake
+        .server
+        .requests()
+        .iter()
+        .any(|r| r.starts_with("POST /v1/token")));
+    assert!(env.fake.service_accounts().is_empty());
+    assert!(env.fake.pools().iter().all(|p| p["state"] == "DELETED"));
+}
+
+#[test]
+fn the_installer_file_comes_before_application_default_credentials() {
+    // The reference ccoctl's order: GOOGLE_CREDENTIALS & co., then ~/.gcp/osServiceAccount.json,
+    // then application default credentials (GOOGLE_APPLICATION_CREDENTIALS among them).
+    let env = start();
+    let gcp_dir = env.tmp.path().join(".gcp");
+    std::fs::create_dir_all(&gcp_dir).expect("dir");
+    std::fs::write(
+        gcp_dir.join("osServiceAccount.json"),
+        env.fake.service_account_key_json(),
+    )
+    .expect("key");
+    let missing = env.tmp.path().join("missing.json");
+    let args = [
         "gcp",
         "create-workload-identity-pool",
         "--name",
-        "other",
+        "order",
         "--project",
         PROJECT_ID,
-    ]));
-    assert!(
-        err.contains("GCP credentials") && err.contains("not supported"),
-        "{err}"
-    );
+    ];
+    ok(&env.ccoctl_with_credentials(&missing, &args));
+    assert_eq!(env.fake.pools().len(), 1);
+    // GOOGLE_CREDENTIALS (here: content) comes before the installer's file.
+    let out = env.ccoctl_with(&[("GOOGLE_CREDENTIALS", "{\"type\": \"nonsense\"}")], &args);
+    let err = failed(&out);
+    assert!(err.contains("GOOGLE_CREDENTIALS"), "{err}");
 }

@@ -40,16 +40,36 @@ impl Env {
 
     /// Runs `ccoctl` with `dir` as its current directory.
     pub fn ccoctl_in(&self, dir: &Path, args: &[&str]) -> Output {
+        self.command(dir, &self.tmp.path().join("key.json"), &[], args)
+    }
+
+    /// Runs `ccoctl` with `GOOGLE_APPLICATION_CREDENTIALS` set to `creds`.
+    pub fn ccoctl_with_credentials(&self, creds: &Path, args: &[&str]) -> Output {
+        self.command(self.tmp.path(), creds, &[], args)
+    }
+
+    /// Runs `ccoctl` with extra environment variables.
+    pub fn ccoctl_with(&self, vars: &[(&str, &str)], args: &[&str]) -> Output {
+        self.command(
+            self.tmp.path(),
+            &self.tmp.path().join("key.json"),
+            vars,
+            args,
+        )
+    }
+
+    fn command(&self, dir: &Path, creds: &Path, vars: &[(&str, &str)], args: &[&str]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ccoctl"));
         cmd.current_dir(dir)
             .args(args)
             .env("HOME", self.tmp.path())
             .env_remove("GOOGLE_OAUTH_ACCESS_TOKEN")
             .env_remove("GOOGLE_CREDENTIALS")
-            .env(
-                "GOOGLE_APPLICATION_CREDENTIALS",
-                self.tmp.path().join("key.json"),
-            )
+            .env_remove("GOOGLE_CLOUD_KEYFILE_JSON")
+            .env_remove("GCLOUD_KEYFILE_JSON")
+            .env_remove("CLOUDSDK_CONFIG")
+            .env("GOOGLE_APPLICATION_CREDENTIALS", creds)
+            .envs(vars.iter().copied())
             .env("GCP_IAM_ENDPOINT", self.fake.endpoint())
             .env("GCP_RESOURCEMANAGER_ENDPOINT", self.fake.endpoint())
             .env("STORAGE_EMULATOR_HOST", self.fake.endpoint());
