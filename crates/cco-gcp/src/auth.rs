@@ -149,7 +149,10 @@ pub fn from_env() -> Result<Auth, GcpError> {
         return from_json(&what, &read(std::path::Path::new(&p), &what)?);
     }
     if let Some(p) = gcloud_adc_file().filter(|p| p.is_file()) {
-        let what = format!("gcloud application default credentials, file {:?}", p.display());
+        let what = format!(
+            "gcloud application default credentials, file {:?}",
+            p.display()
+        );
         return from_json(&what, &read(&p, &what)?);
     }
     let c = mds::Builder::default()
@@ -210,12 +213,15 @@ mod tests {
         let m = e.to_string();
         assert!(m.contains("k.json") && m.contains("line 1"), "{m}");
         assert!(!m.contains("SECRET"), "{m}");
-        let e = from_json("file \"k.json\"", r#"{"type": "gdch", "private_key": "SECRET"}"#)
-            .expect_err("unsupported");
+        let e = from_json(
+            "file \"k.json\"",
+            r#"{"type": "gdch", "private_key": "SECRET"}"#,
+        )
+        .expect_err("unsupported");
         let m = e.to_string();
         assert!(m.contains("\"gdch\"") && !m.contains("SECRET"), "{m}");
-        let e = from_json("file \"k.json\"", r#"{"type": "service_account"}"#)
-            .expect_err("incomplete");
+        let e =
+            from_json("file \"k.json\"", r#"{"type": "service_account"}"#).expect_err("incomplete");
         assert!(e.to_string().contains("k.json"), "{e}");
     }
 }

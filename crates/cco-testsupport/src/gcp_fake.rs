@@ -236,7 +236,8 @@ impl GcpFake {
         let mut kid = "fake".to_string();
         if let Ok(mut s) = self.state.lock() {
             kid = format!("{:040x}", 0xad_0000_u64 + s.next());
-            s.signing_keys.insert(kid.clone(), (email.clone(), key.clone()));
+            s.signing_keys
+                .insert(kid.clone(), (email.clone(), key.clone()));
         }
         json!({"type": "service_account", "project_id": PROJECT_ID, "private_key_id": kid,
             "private_key": key, "client_email": email,

@@ -75,7 +75,8 @@ fn self_signed_jwt(s: &State, jwt: &str) -> Option<String> {
     }
     let key = rsa::RsaPrivateKey::from_pkcs8_pem(pem).ok()?;
     let vk = rsa::pkcs1v15::VerifyingKey::<rsa::sha2::Sha256>::new(key.to_public_key());
-    let sig = rsa::pkcs1v15::Signature::try_from(URL_SAFE_NO_PAD.decode(sig).ok()?.as_slice()).ok()?;
+    let sig =
+        rsa::pkcs1v15::Signature::try_from(URL_SAFE_NO_PAD.decode(sig).ok()?.as_slice()).ok()?;
     vk.verify(format!("{h}.{c}").as_bytes(), &sig).ok()?;
     Some(email.clone())
 }
@@ -120,7 +121,8 @@ pub(super) fn sts(s: &mut State, r: &Request) -> Response {
             &format!("Invalid audience {audience:?}: expected //iam.googleapis.com/projects/<number>/locations/global/workloadIdentityPools/<pool>/providers/<provider>."),
         );
     };
-    let active = |v: Option<&Value>| v.is_some_and(|v| v["state"] == "ACTIVE" && v["disabled"] != true);
+    let active =
+        |v: Option<&Value>| v.is_some_and(|v| v["state"] == "ACTIVE" && v["disabled"] != true);
     if *number != PROJECT_NUMBER
         || !active(s.pools.get(*pool))
         || !active(s.providers.get(&(pool.to_string(), provider.to_string())))
@@ -162,7 +164,7 @@ pub(super) fn sts(s: &mut State, r: &Request) -> Response {
             "The audience in ID Token does not match the expected audience.",
         );
     }
-    if !claims["exp"].as_i64().is_some_and(|e| e > now()) {
+    if claims["exp"].as_i64().is_none_or(|e| e <= now()) {
         return sts_error("invalid_grant", "ID Token has expired.");
     }
     let Some(sub) = claims["sub"].as_str().filter(|s| !s.is_empty()) else {

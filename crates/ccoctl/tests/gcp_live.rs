@@ -512,8 +512,14 @@ fn bad_names_requests_projects_and_credentials_fail_clearly() {
     // A credentials file of a type no Google library knows, and an incomplete one: the file is
     // named, its content is not echoed.
     for (content, says) in [
-        (r#"{"type":"gdch_service_account","private_key":"SECRET"}"#, "supported are"),
-        (r#"{"type":"external_account","private_key":"SECRET"}"#, "key.json"),
+        (
+            r#"{"type":"gdch_service_account","private_key":"SECRET"}"#,
+            "supported are",
+        ),
+        (
+            r#"{"type":"external_account","private_key":"SECRET"}"#,
+            "key.json",
+        ),
     ] {
         std::fs::write(env.tmp.path().join("key.json"), content).expect("write");
         let err = failed(&env.ccoctl(&[
@@ -567,9 +573,17 @@ fn workload_identity_federation_credentials_drive_ccoctl() {
     // The key was used as a self-signed JWT, not exchanged at the token endpoint.
     let admin = format!("admin@{PROJECT_ID}.iam.gserviceaccount.com");
     assert_eq!(env.fake.callers(), vec![admin.clone()]);
-    assert!(!env.fake.server.requests().iter().any(|r| r.contains("/token")));
+    assert!(!env
+        .fake
+        .server
+        .requests()
+        .iter()
+        .any(|r| r.contains("/token")));
 
-    let provider = env.fake.providers()[0]["name"].as_str().expect("name").to_string();
+    let provider = env.fake.providers()[0]["name"]
+        .as_str()
+        .expect("name")
+        .to_string();
     let issuer = format!("https://storage.googleapis.com/{name}-oidc");
     let exp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -593,7 +607,10 @@ fn workload_identity_federation_credentials_drive_ccoctl() {
     };
     // A token of another issuer is refused by the STS, and ccoctl says where the credentials came
     // from.
-    let creds = write_creds(serde_json::json!({"iss": "https://elsewhere.example", "aud": "openshift", "sub": sub, "exp": exp}));
+    let creds = write_creds(
+        serde_json::json!({"iss": "https://elsewhere.example", "aud": "openshift", "sub": sub, "exp": exp}),
+    );
+    let dir = corpus();
     let delete = [
         "gcp",
         "delete",
@@ -602,19 +619,23 @@ fn workload_identity_federation_credentials_drive_ccoctl() {
         "--project",
         PROJECT_ID,
         "--credentials-requests-dir",
-        s(&corpus()),
+        s(&dir),
     ];
     let err = failed(&env.ccoctl_with_credentials(&creds, &delete));
-    assert!(err.contains("GCP credentials") && err.contains("wif.json"), "{err}");
+    assert!(
+        err.contains("GCP credentials") && err.contains("wif.json"),
+        "{err}"
+    );
     assert_eq!(env.fake.callers(), vec![admin.clone()]);
 
-    let creds = write_creds(serde_json::json!({"iss": issuer, "aud": "openshift", "sub": sub, "exp": exp}));
+    let creds =
+        write_creds(serde_json::json!({"iss": issuer, "aud": "openshift", "sub": sub, "exp": exp}));
     ok(&env.ccoctl_with_credentials(&creds, &delete));
     let federated = format!(
         "principal://iam.googleapis.com/{}/subject/{sub}",
         provider.split("/providers/").next().expect("pool")
     );
-    assert_eq!(env.fake.callers(), vec![admin, federated]);
+    assert_eq!(env.fake.callers(), vec![admin, federated]); // sorted
     assert!(env
         .fake
         .server
