@@ -268,14 +268,7 @@ async fn a_stale_version_never_mints_a_second_iam_user() -> anyhow::Result<()> {
         "{err}"
     );
 
-    let iam = cco_aws::Minter::connect(&cco_aws::MintConnect {
-        region: "us-east-1".into(),
-        endpoint: Some(moto.endpoint.clone()),
-        simulate_endpoint: None,
-        access_key_id: "testing".into(),
-        secret_access_key: "testing".into(),
-    })
-    .await;
+    let iam = moto_iam(&moto).await;
     let cr = get_cr(&env.admin, "minted").await?;
     let user = cr.status.unwrap().provider_status.unwrap()["user"]
         .as_str()

@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cco_api::{CredentialsRequest, StatementEntry};
-use cco_aws::{MintConnect, Minter};
 use cco_testsupport::moto::Moto;
 use common::*;
 use k8s_openapi::api::core::v1::Secret;
@@ -76,17 +75,6 @@ fn user_of(cr: &CredentialsRequest) -> String {
         .to_string()
 }
 
-async fn iam(moto: &Moto) -> Minter {
-    Minter::connect(&MintConnect {
-        region: "us-east-1".into(),
-        endpoint: Some(moto.endpoint.clone()),
-        simulate_endpoint: None,
-        access_key_id: "testing".into(),
-        secret_access_key: "testing".into(),
-    })
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mint_mode_manages_one_iam_user_per_request_without_logging_secrets() -> anyhow::Result<()>
 {
@@ -115,7 +103,7 @@ async fn mint_mode_manages_one_iam_user_per_request_without_logging_secrets() ->
     let mut settings = test_settings();
     settings.aws_endpoint = Some(moto.endpoint.clone());
     let op = spawn_operator(operator_client(&env).await?, settings);
-    let iam = iam(&moto).await;
+    let iam = moto_iam(&moto).await;
     let mut seen_secrets: Vec<String> = vec![ROOT_SECRET.into(), ROOT_SECRET_2.into()];
 
     // One user per request: exactly the requested policy plus iam:GetUser on itself, one key, tags.

@@ -8,7 +8,6 @@
 
 mod common;
 
-use cco_aws::{MintConnect, Minter};
 use cco_testsupport::moto::Moto;
 use common::*;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
@@ -62,26 +61,13 @@ async fn minted_users_carry_the_cluster_and_resource_tags_and_follow_tag_changes
     create_cr(
         &env.admin,
         OPERATOR_NS,
-        cr_json(
-            "tagged",
-            "components",
-            "tagged",
-            json!({"apiVersion": "cloudcredential.openshift.io/v1", "kind": "AWSProviderSpec",
-                "statementEntries": [{"effect": "Allow", "action": ["s3:GetObject"], "resource": "*"}]}),
-        ),
+        s3_reader_request("tagged", "components"),
     )
     .await?;
     let mut settings = test_settings();
     settings.aws_endpoint = Some(moto.endpoint.clone());
     let op = spawn_operator(operator_client(&env).await?, settings);
-    let iam = Minter::connect(&MintConnect {
-        region: "us-east-1".into(),
-        endpoint: Some(moto.endpoint.clone()),
-        simulate_endpoint: None,
-        access_key_id: "testing".into(),
-        secret_access_key: "testing".into(),
-    })
-    .await;
+    let iam = moto_iam(&moto).await;
 
     let data = wait_secret(&env.admin, "components", "tagged").await?;
     let cr = wait_cr(&env.admin, "tagged", "provisioned", |c| {
@@ -171,26 +157,13 @@ async fn without_an_infrastructure_name_users_carry_the_legacy_cluster_id_tag() 
     create_cr(
         &env.admin,
         OPERATOR_NS,
-        cr_json(
-            "legacy",
-            "components",
-            "legacy",
-            json!({"apiVersion": "cloudcredential.openshift.io/v1", "kind": "AWSProviderSpec",
-                "statementEntries": [{"effect": "Allow", "action": ["s3:GetObject"], "resource": "*"}]}),
-        ),
+        s3_reader_request("legacy", "components"),
     )
     .await?;
     let mut settings = test_settings();
     settings.aws_endpoint = Some(moto.endpoint.clone());
     let op = spawn_operator(operator_client(&env).await?, settings);
-    let iam = Minter::connect(&MintConnect {
-        region: "us-east-1".into(),
-        endpoint: Some(moto.endpoint.clone()),
-        simulate_endpoint: None,
-        access_key_id: "testing".into(),
-        secret_access_key: "testing".into(),
-    })
-    .await;
+    let iam = moto_iam(&moto).await;
     wait_secret(&env.admin, "components", "legacy").await?;
     let cr = wait_cr(&env.admin, "legacy", "provisioned", |c| {
         c.status.as_ref().is_some_and(|s| s.provisioned)

@@ -81,13 +81,7 @@ async fn aws_reads_go_through_the_read_only_credential_and_keep_working_without_
     create_cr(
         &env.admin,
         OPERATOR_NS,
-        cr_json(
-            "mint-one",
-            "components",
-            "mint-one",
-            json!({"apiVersion": "cloudcredential.openshift.io/v1", "kind": "AWSProviderSpec",
-                "statementEntries": [{"effect": "Allow", "action": ["s3:GetObject"], "resource": "*"}]}),
-        ),
+        s3_reader_request("mint-one", "components"),
     )
     .await?;
     let mut settings = test_settings();
@@ -112,14 +106,7 @@ async fn aws_reads_go_through_the_read_only_credential_and_keep_working_without_
         .as_str()
         .unwrap()
         .to_string();
-    let minter = cco_aws::Minter::connect(&cco_aws::MintConnect {
-        region: "us-east-1".into(),
-        endpoint: Some(moto.endpoint.clone()),
-        simulate_endpoint: None,
-        access_key_id: "testing".into(),
-        secret_access_key: "testing".into(),
-    })
-    .await;
+    let minter = moto_iam(&moto).await;
     let ro_policy: serde_json::Value = serde_json::from_str(
         &minter
             .get_user_policy(&ro_user, &format!("{ro_user}-policy"))

@@ -251,6 +251,29 @@ pub fn cr_json(
                  "serviceAccountNames": ["sa"]}})
 }
 
+/// A request for an AWS user allowed `s3:GetObject`, whose Secret `name` goes to `target_ns`.
+pub fn s3_reader_request(name: &str, target_ns: &str) -> serde_json::Value {
+    cr_json(
+        name,
+        target_ns,
+        name,
+        serde_json::json!({"apiVersion": "cloudcredential.openshift.io/v1", "kind": "AWSProviderSpec",
+            "statementEntries": [{"effect": "Allow", "action": ["s3:GetObject"], "resource": "*"}]}),
+    )
+}
+
+/// IAM on the AWS emulator, as the test (not the operator) sees it.
+pub async fn moto_iam(moto: &cco_testsupport::moto::Moto) -> cco_aws::Minter {
+    cco_aws::Minter::connect(&cco_aws::MintConnect {
+        region: "us-east-1".into(),
+        endpoint: Some(moto.endpoint.clone()),
+        simulate_endpoint: None,
+        access_key_id: "testing".into(),
+        secret_access_key: "testing".into(),
+    })
+    .await
+}
+
 /// Polls `f` until it returns true.
 pub async fn wait_until<F, Fut>(timeout: Duration, mut f: F) -> Result<()>
 where
