@@ -139,21 +139,11 @@ fn snapshot_mode(p: &Path) -> u32 {
 #[test]
 fn a_missing_public_key_names_the_azure_command_that_makes_one() {
     let env = start();
-    let o = env.ccoctl(&[
-        "azure",
-        "create-oidc-issuer",
-        "--name",
+    let o = env.ccoctl(&azure_cmd(
         "ccoazlive",
-        "--region",
-        "eastus",
-        "--subscription-id",
-        SUBSCRIPTION,
-        "--tenant-id",
-        TENANT,
-        "--output-dir",
-        s(&env.out()),
-        "--dry-run",
-    ]);
+        "create-oidc-issuer",
+        &["--output-dir", s(&env.out()), "--dry-run"],
+    ));
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("ccoctl azure create-key-pair"), "{err}");

@@ -34,24 +34,18 @@ const CHAIN_VARS: &[&str] = &[
 /// CA, no credential but `vars`, and `PATH` = `path` (an empty directory unless a test puts `az` there).
 fn plan(env: &Env, path: &Path, vars: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ccoctl"));
-    cmd.args([
-        "azure",
-        "plan",
-        "--name",
+    cmd.args(azure_cmd(
         "ccoazlive",
-        "--region",
-        "eastus",
-        "--subscription-id",
-        SUBSCRIPTION,
-        "--tenant-id",
-        TENANT,
-        "--credentials-requests-dir",
-        s(&corpus()),
-        "--output-dir",
-        s(&env.out()),
-        "--output",
-        "json",
-    ])
+        "plan",
+        &[
+            "--credentials-requests-dir",
+            s(&corpus()),
+            "--output-dir",
+            s(&env.out()),
+            "--output",
+            "json",
+        ],
+    ))
     .env("HOME", env.tmp.path())
     .env("PATH", path);
     for k in CHAIN_VARS {

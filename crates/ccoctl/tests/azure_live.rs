@@ -255,22 +255,16 @@ fn bad_credentials_fail_at_once_with_the_token_endpoint_message() {
     }
     let o = cmd
         .env("AZURE_CLIENT_SECRET", "wrong")
-        .args([
-            "azure",
-            "create-all",
-            "--name",
+        .args(azure_cmd(
             "ccoazlive",
-            "--region",
-            "eastus",
-            "--subscription-id",
-            SUBSCRIPTION,
-            "--tenant-id",
-            TENANT,
-            "--credentials-requests-dir",
-            s(&corpus()),
-            "--output-dir",
-            s(&out),
-        ])
+            "create-all",
+            &[
+                "--credentials-requests-dir",
+                s(&corpus()),
+                "--output-dir",
+                s(&out),
+            ],
+        ))
         .output()
         .expect("runs");
     assert!(!o.status.success());

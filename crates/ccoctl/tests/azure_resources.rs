@@ -9,7 +9,7 @@ mod azure_env;
 mod snapshot;
 
 use azure_env::*;
-use cco_testsupport::azure_fake::{SUBSCRIPTION, TENANT};
+use cco_testsupport::azure_fake::SUBSCRIPTION;
 use serde_json::json;
 
 const OWNER: &str = "openshift.io_cloud-credential-operator_ccoazlive";
@@ -38,32 +38,26 @@ fn plan(env: &Env, user_tags: &str) -> serde_json::Value {
     let corpus = corpus();
     let out = env.out();
     let key = snapshot::fixture_public_key();
-    let o = env.ccoctl(&[
-        "azure",
-        "plan",
-        "--name",
+    let o = env.ccoctl(&azure_cmd(
         "ccoazlive",
-        "--region",
-        "eastus",
-        "--subscription-id",
-        SUBSCRIPTION,
-        "--tenant-id",
-        TENANT,
-        "--installation-resource-group-name",
-        "cluster-rg",
-        "--dnszone-resource-group-name",
-        "dns-rg",
-        "--user-tags",
-        user_tags,
-        "--credentials-requests-dir",
-        s(&corpus),
-        "--output-dir",
-        s(&out),
-        "--public-key-file",
-        s(&key),
-        "--output",
-        "json",
-    ]);
+        "plan",
+        &[
+            "--installation-resource-group-name",
+            "cluster-rg",
+            "--dnszone-resource-group-name",
+            "dns-rg",
+            "--user-tags",
+            user_tags,
+            "--credentials-requests-dir",
+            s(&corpus),
+            "--output-dir",
+            s(&out),
+            "--public-key-file",
+            s(&key),
+            "--output",
+            "json",
+        ],
+    ));
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
         panic!(
             "{e}: {}{}",
@@ -131,30 +125,24 @@ fn tags_are_merged_into_existing_resources_and_identities_federate_as_the_refere
         }
     }
     // A re-run with another user tag keeps every tag there and adds the new one.
-    ok(&env.ccoctl(&[
-        "azure",
-        "create-all",
-        "--name",
+    ok(&env.ccoctl(&azure_cmd(
         "ccoazlive",
-        "--region",
-        "eastus",
-        "--subscription-id",
-        SUBSCRIPTION,
-        "--tenant-id",
-        TENANT,
-        "--installation-resource-group-name",
-        "cluster-rg",
-        "--dnszone-resource-group-name",
-        "dns-rg",
-        "--user-tags",
-        "team=ocp,owner=alice",
-        "--public-key-file",
-        s(&key),
-        "--credentials-requests-dir",
-        s(&corpus()),
-        "--output-dir",
-        s(&env.out()),
-    ]));
+        "create-all",
+        &[
+            "--installation-resource-group-name",
+            "cluster-rg",
+            "--dnszone-resource-group-name",
+            "dns-rg",
+            "--user-tags",
+            "team=ocp,owner=alice",
+            "--public-key-file",
+            s(&key),
+            "--credentials-requests-dir",
+            s(&corpus()),
+            "--output-dir",
+            s(&env.out()),
+        ],
+    )));
     // Converged: the plan (same merge rule) has nothing left to do for them.
     let report = plan(&env, "team=ocp,owner=alice");
     assert_eq!(report["changes"], json!([]), "{report:#}");

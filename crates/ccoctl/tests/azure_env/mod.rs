@@ -10,6 +10,25 @@ use cco_testsupport::azure_fake::{AzureFake, SUBSCRIPTION, TENANT};
 use cco_testsupport::azurite::Azurite;
 use serde_json::Value;
 
+/// `azure <cmd> --name <name> --region eastus --subscription-id <fake's> --tenant-id <fake's>`, the
+/// flags every `ccoctl azure` test passes, then `rest`.
+pub fn azure_cmd<'a>(name: &'a str, cmd: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "azure",
+        cmd,
+        "--name",
+        name,
+        "--region",
+        "eastus",
+        "--subscription-id",
+        SUBSCRIPTION,
+        "--tenant-id",
+        TENANT,
+    ];
+    args.extend_from_slice(rest);
+    args
+}
+
 pub const ACCOUNT: &str = "ccoazlive";
 
 pub struct Env {
@@ -62,28 +81,22 @@ impl Env {
     pub fn create_all(&self, extra: &[&str]) -> Output {
         let out = self.out();
         let corpus = corpus();
-        let mut args = vec![
-            "azure",
-            "create-all",
-            "--name",
+        let mut args = azure_cmd(
             "ccoazlive",
-            "--region",
-            "eastus",
-            "--subscription-id",
-            SUBSCRIPTION,
-            "--tenant-id",
-            TENANT,
-            "--installation-resource-group-name",
-            "cluster-rg",
-            "--dnszone-resource-group-name",
-            "dns-rg",
-            "--user-tags",
-            "team=ocp,env=test",
-            "--credentials-requests-dir",
-            s(&corpus),
-            "--output-dir",
-            s(&out),
-        ];
+            "create-all",
+            &[
+                "--installation-resource-group-name",
+                "cluster-rg",
+                "--dnszone-resource-group-name",
+                "dns-rg",
+                "--user-tags",
+                "team=ocp,env=test",
+                "--credentials-requests-dir",
+                s(&corpus),
+                "--output-dir",
+                s(&out),
+            ],
+        );
         args.extend_from_slice(extra);
         self.ccoctl(&args)
     }
