@@ -39,21 +39,9 @@ use serde_json::Value;
 use crate::cli::AwsVerifyArgs;
 use crate::report_out::emit_verify;
 use crate::verify_support::{
-    local_signing_key, manifest_authentication, manifest_secret, Cluster, Prober, SecretRead,
-    CURRENT_KEY_SECRET, NEXT_KEY_SECRET,
+    local_signing_key, manifest_authentication, manifest_secret, sh_quote, Cluster, Prober,
+    SecretRead, CURRENT_KEY_SECRET, NEXT_KEY_SECRET,
 };
-
-/// Quotes a command-line word for a POSIX shell when it needs it.
-fn sh_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
 
 /// Runs `ccoctl aws verify`.
 pub async fn run(a: AwsVerifyArgs) -> anyhow::Result<()> {

@@ -31,7 +31,8 @@ use crate::azure_cmd::{
 };
 use crate::report_out::{emit_plan, emit_verify, ReportOutputArgs};
 use crate::verify_support::{
-    local_signing_key, manifest_authentication, manifest_secret, Cluster, Prober, SecretRead,
+    local_signing_key, manifest_authentication, manifest_secret, quote_path, Cluster, Prober,
+    SecretRead,
 };
 
 /// Flags of `ccoctl azure plan`: those of `create-all`, and the output format.
@@ -108,17 +109,6 @@ pub struct VerifyArgs {
     pub storage_endpoint_suffix: String,
     #[command(flatten)]
     pub report: ReportOutputArgs,
-}
-
-fn quote(p: &Path) -> String {
-    let s = p.display().to_string();
-    if s.chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/._-+=:@".contains(c))
-    {
-        s
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
 }
 
 fn load(dir: &Path, tech_preview: bool) -> anyhow::Result<Vec<LoadedRequest>> {
@@ -303,7 +293,7 @@ fn fixes(a: &VerifyArgs, dir: &str, issuer: &str) -> AzFixes {
             groups.push_str(&format!(" {flag} {v}"));
         }
     }
-    let out = quote(&a.output_dir);
+    let out = quote_path(&a.output_dir);
     AzFixes {
         create_all: format!(
             "ccoctl azure create-all {base} --tenant-id {tenant}{storage} --credentials-requests-dir {dir}{groups} --output-dir {out}"
@@ -338,7 +328,7 @@ fn publish_fix(fixes: &AzFixes, k: &SigningKey) -> String {
 pub async fn verify(a: VerifyArgs) -> anyhow::Result<()> {
     let n = names(&a)?;
     let (reqs, dir) = match &a.credentials_requests_dir {
-        Some(d) => (load(d, a.enable_tech_preview)?, quote(d)),
+        Some(d) => (load(d, a.enable_tech_preview)?, quote_path(d)),
         None => (Vec::new(), "DIR".to_string()),
     };
     let scopes = Scopes {

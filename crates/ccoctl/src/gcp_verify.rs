@@ -30,7 +30,8 @@ use crate::gcp_cmd::{
 };
 use crate::report_out::{emit_plan, emit_verify, ReportOutputArgs};
 use crate::verify_support::{
-    local_signing_key, manifest_authentication, manifest_secret, Cluster, Prober, SecretRead,
+    local_signing_key, manifest_authentication, manifest_secret, quote_path, Cluster, Prober,
+    SecretRead,
 };
 
 /// Flags of `ccoctl gcp plan`: those of `create-all`, and the output format.
@@ -82,17 +83,6 @@ pub struct VerifyArgs {
     pub issuer_ca_file: Option<PathBuf>,
     #[command(flatten)]
     pub report: ReportOutputArgs,
-}
-
-fn quote(p: &Path) -> String {
-    let s = p.display().to_string();
-    if s.chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/._-+=:@".contains(c))
-    {
-        s
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
 }
 
 /// `ccoctl gcp plan`.
@@ -170,7 +160,7 @@ fn fixes(a: &VerifyArgs, pool: &str, provider: &str, dir: &str) -> GcpFixes {
         KeyStorageMethod::PublicBucket => "",
         KeyStorageMethod::PoolJwkFile => " --key-storage-method pool-jwk-file",
     };
-    let out = quote(&a.output_dir);
+    let out = quote_path(&a.output_dir);
     GcpFixes {
         create_all: format!(
             "ccoctl gcp create-all --name {} --project {} --credentials-requests-dir {dir}{storage} --output-dir {out}",
@@ -223,7 +213,7 @@ pub async fn verify(a: VerifyArgs) -> anyhow::Result<()> {
                 enable_tech_preview: a.enable_tech_preview,
                 concurrency: 8,
             };
-            (load(&r)?, quote(d))
+            (load(&r)?, quote_path(d))
         }
         None => (Vec::new(), "DIR".to_string()),
     };

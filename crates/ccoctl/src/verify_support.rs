@@ -19,6 +19,23 @@ use kube::core::GroupVersionKind;
 
 use crate::keypair::{PRIVATE_KEY_FILE, PUBLIC_KEY_FILE};
 
+/// Quotes a command-line word for a POSIX shell when it needs it (the fix commands `verify` prints).
+pub fn sh_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// [`sh_quote`] of a path.
+pub fn quote_path(p: &Path) -> String {
+    sh_quote(&p.display().to_string())
+}
+
 /// The cluster's current service-account signing key: Secret namespace, name and data key.
 pub const CURRENT_KEY_SECRET: (&str, &str, &str) = (
     "openshift-kube-apiserver",
