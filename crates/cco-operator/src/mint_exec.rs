@@ -105,12 +105,7 @@ pub async fn sync(
     // reconciles in a row would rotate twice).
     let mut rotate = m.rotate;
     if rotate {
-        let (ns, name) = (cr.namespace().unwrap_or_default(), cr.name_any());
-        let fresh = Api::<CredentialsRequest>::namespaced(ctx.client.clone(), &ns)
-            .get(&name)
-            .await
-            .map_err(|e| MintError::Kube(kube_err("get", "CredentialsRequest", &ns, &name)(e)))?;
-        let (_, _, fingerprint) = crate::plan::aws_provider_status(&fresh);
+        let (_, _, fingerprint) = crate::plan::aws_provider_status(&fresh_request(ctx, cr).await?);
         rotate = fingerprint.as_deref() != Some(m.root_fingerprint.as_str());
     }
     let mut orphaned = None;
@@ -242,6 +237,18 @@ fn rejected(e: &AwsError) -> bool {
                     | "UnrecognizedClientException"
             )
         )
+}
+
+/// The request as the API server has it now (the cache may not show the status our last sync wrote).
+pub(crate) async fn fresh_request(
+    ctx: &Context,
+    cr: &CredentialsRequest,
+) -> Result<CredentialsRequest, MintError> {
+    let (ns, name) = (cr.namespace().unwrap_or_default(), cr.name_any());
+    Api::<CredentialsRequest>::namespaced(ctx.client.clone(), &ns)
+        .get(&name)
+        .await
+        .map_err(|e| MintError::Kube(kube_err("get", "CredentialsRequest", &ns, &name)(e)))
 }
 
 /// Why a change cannot be made with the root credential removed.

@@ -24,9 +24,7 @@ use serde_json::{json, Value};
 use tracing::{info, warn};
 
 use crate::cluster::{Capability, ClusterView, RootSecret};
-use crate::controller::{
-    apply_secret, kube_err, patch_status_of, read_target_data, Context, Error,
-};
+use crate::controller::{apply_secret, patch_status_of, read_target_data, Context, Error};
 use crate::mint_exec::{no_root_message, MintError, MintResult};
 use crate::mint_plan::{key_steps, MintStep};
 use crate::plan::{gcp_root_project, Deprovision, GcpMint};
@@ -259,11 +257,7 @@ pub async fn sync(
     // rotating, make sure the key was not already made under this root credential.
     let mut rotate = m.rotate;
     if rotate {
-        let (ns, name) = (cr.namespace().unwrap_or_default(), cr.name_any());
-        let fresh = Api::<CredentialsRequest>::namespaced(ctx.client.clone(), &ns)
-            .get(&name)
-            .await
-            .map_err(|e| MintError::Kube(kube_err("get", "CredentialsRequest", &ns, &name)(e)))?;
+        let fresh = crate::mint_exec::fresh_request(ctx, cr).await?;
         let (_, _, fingerprint) = crate::plan::gcp_provider_status(&fresh);
         rotate = fingerprint.as_deref() != Some(m.root_fingerprint.as_str());
     }
