@@ -5,10 +5,11 @@ use cco_core::gcp::{
     account_id, random_suffix, service_account_member, CustomRole, ServiceAccountPlan, CREATED_BY,
     WORKLOAD_IDENTITY_USER,
 };
-use reqwest::Method;
-use serde_json::{json, Value};
+use google_cloud_iam_admin_v1::model as iam;
+use serde_json::Value;
 
-use crate::{enc, set_member_roles, set_role_members, Change, Gcp, GcpError, PolicyTarget};
+use crate::official::{account_json, gax_error, role_json, role_model};
+use crate::{set_member_roles, set_role_members, Change, Gcp, GcpError, PolicyTarget};
 
 /// What [`apply_service_account`] did.
 #[derive(Clone, Debug)]
@@ -28,94 +29,128 @@ pub struct DeleteReport {
 }
 
 impl Gcp {
-    fn sa_base(&self) -> String {
-        format!(
-            "{}/v1/projects/{}/serviceAccounts",
-            self.endpoints.iam,
-            enc(&self.project)
-        )
+    pub(crate) fn project_name(&self) -> String {
+        format!("projects/{}", self.project)
     }
 
-    fn roles_base(&self) -> String {
-        format!(
-            "{}/v1/projects/{}/roles",
-            self.endpoints.iam,
-            enc(&self.project)
-        )
+    pub(crate) fn role_name(&self, id: &str) -> String {
+        format!("projects/{}/roles/{id}", self.project)
+    }
+
+    pub(crate) fn account_name(&self, email: &str) -> String {
+        format!("projects/{}/serviceAccounts/{email}", self.project)
     }
 
     /// Every service account of the project.
     pub async fn list_service_accounts(&self) -> Result<Vec<Value>, GcpError> {
         let mut out = Vec::new();
-        let mut token: Option<String> = None;
+        let mut token = String::new();
         loop {
-            let mut url = format!("{}?pageSize=100", self.sa_base());
-            if let Some(t) = &token {
-                url.push_str(&format!("&pageToken={}", enc(t)));
-            }
-            let v = self
-                .call(
-                    "iam.serviceAccounts.list",
-                    &self.project,
-                    Method::GET,
-                    &url,
-                    None,
-                )
-                .await?;
-            out.extend(v["accounts"].as_array().cloned().unwrap_or_default());
-            token = v["nextPageToken"]
-                .as_str()
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned);
-            if token.is_none() {
+            let page = self
+                .clients
+                .iam
+                .list_service_accounts()
+                .set_name(self.project_name())
+                .set_page_size(100)
+                .set_page_token(token)
+                .send()
+                .await
+                .map_err(|e| gax_error("iam.serviceAccounts.list", &self.project, e))?;
+            out.extend(page.accounts.iter().map(account_json));
+            if page.next_page_token.is_empty() {
                 return Ok(out);
             }
+            token = page.next_page_token;
         }
     }
 
     /// The custom role, if it exists (soft-deleted ones included, `deleted: true`).
     pub async fn get_role(&self, id: &str) -> Result<Option<Value>, GcpError> {
-        let url = format!("{}/{}", self.roles_base(), enc(id));
         match self
-            .call("iam.roles.get", id, Method::GET, &url, None)
+            .clients
+            .iam
+            .get_role()
+            .set_name(self.role_name(id))
+            .send()
             .await
         {
-            Ok(v) => Ok(Some(v)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
+            Ok(r) => Ok(Some(role_json(&r))),
+            Err(e) => match gax_error("iam.roles.get", id, e) {
+                e if e.is_not_found() => Ok(None),
+                e => Err(e),
+            },
         }
+    }
+
+    /// Creates the custom role `r`.
+    pub(crate) async fn create_role(&self, r: &CustomRole) -> Result<(), GcpError> {
+        self.clients
+            .iam
+            .create_role()
+            .set_parent(self.project_name())
+            .set_role_id(r.id.clone())
+            .set_role(role_model(r))
+            .send()
+            .await
+            .map_err(|e| gax_error("iam.roles.create", &r.id, e))?;
+        Ok(())
+    }
+
+    /// Undeletes the soft-deleted custom role `id`; returns it.
+    pub(crate) async fn undelete_role(&self, id: &str) -> Result<Value, GcpError> {
+        let r = self
+            .clients
+            .iam
+            .undelete_role()
+            .set_name(self.role_name(id))
+            .send()
+            .await
+            .map_err(|e| gax_error("iam.roles.undelete", id, e))?;
+        Ok(role_json(&r))
+    }
+
+    /// Makes the title, description, permissions and stage of custom role `r` ours.
+    pub(crate) async fn update_role(&self, r: &CustomRole) -> Result<(), GcpError> {
+        self.clients
+            .iam
+            .update_role()
+            .set_name(self.role_name(&r.id))
+            .set_role(role_model(r))
+            .set_update_mask(google_cloud_wkt::FieldMask::default().set_paths([
+                "included_permissions",
+                "title",
+                "description",
+                "stage",
+            ]))
+            .send()
+            .await
+            .map_err(|e| gax_error("iam.roles.patch", &r.id, e))?;
+        Ok(())
+    }
+
+    /// Soft-deletes custom role `id`.
+    pub(crate) async fn soft_delete_role(&self, id: &str) -> Result<(), GcpError> {
+        self.clients
+            .iam
+            .delete_role()
+            .set_name(self.role_name(id))
+            .send()
+            .await
+            .map_err(|e| gax_error("iam.roles.delete", id, e))?;
+        Ok(())
     }
 
     /// Creates, undeletes or updates the custom role until it matches.
     pub async fn ensure_role(&self, role: &CustomRole) -> Result<Change, GcpError> {
-        let url = format!("{}/{}", self.roles_base(), enc(&role.id));
-        // As the reference tool creates it: the permissions in the request's order.
-        let want = json!({"title": role.title, "description": role.description,
-            "includedPermissions": role.permissions_in_request_order(), "stage": "GA"});
         let mut change = Change::Unchanged;
         let current = match self.get_role(&role.id).await? {
             None => {
-                let body = json!({"roleId": role.id, "role": want});
-                self.call(
-                    "iam.roles.create",
-                    &role.id,
-                    Method::POST,
-                    &self.roles_base(),
-                    Some(&body),
-                )
-                .await?;
+                self.create_role(role).await?;
                 return Ok(Change::Created);
             }
             Some(r) if r["deleted"] == true => {
                 change = Change::Undeleted;
-                self.call(
-                    "iam.roles.undelete",
-                    &role.id,
-                    Method::POST,
-                    &format!("{url}:undelete"),
-                    Some(&json!({})),
-                )
-                .await?
+                self.undelete_role(&role.id).await?
             }
             Some(r) => r,
         };
@@ -132,15 +167,7 @@ impl Gcp {
         {
             return Ok(change);
         }
-        let patch = format!("{url}?updateMask=includedPermissions,title,description,stage");
-        self.call(
-            "iam.roles.patch",
-            &role.id,
-            Method::PATCH,
-            &patch,
-            Some(&want),
-        )
-        .await?;
+        self.update_role(role).await?;
         Ok(if change == Change::Unchanged {
             Change::Updated
         } else {
@@ -158,6 +185,30 @@ impl Gcp {
             .collect())
     }
 
+    /// Creates service account `account_id` (the error of an existing one is returned as it is).
+    pub(crate) async fn create_account(
+        &self,
+        account_id: &str,
+        display_name: &str,
+        description: &str,
+    ) -> Result<Value, GcpError> {
+        let a = self
+            .clients
+            .iam
+            .create_service_account()
+            .set_name(self.project_name())
+            .set_account_id(account_id)
+            .set_service_account(
+                iam::ServiceAccount::new()
+                    .set_display_name(display_name)
+                    .set_description(description),
+            )
+            .send()
+            .await
+            .map_err(|e| gax_error("iam.serviceAccounts.create", account_id, e))?;
+        Ok(account_json(&a))
+    }
+
     /// Creates a service account with a fresh random id (retrying on the rare id collision).
     pub async fn create_service_account(
         &self,
@@ -167,15 +218,8 @@ impl Gcp {
         let mut last = None;
         for _ in 0..3 {
             let id = account_id(name, &plan.request, &random_suffix());
-            let body = json!({"accountId": id, "serviceAccount": {"displayName": plan.display_name, "description": plan.description}});
             match self
-                .call(
-                    "iam.serviceAccounts.create",
-                    &id,
-                    Method::POST,
-                    &self.sa_base(),
-                    Some(&body),
-                )
+                .create_account(&id, &plan.display_name, &plan.description)
                 .await
             {
                 Ok(v) => return Ok(v),
@@ -188,19 +232,19 @@ impl Gcp {
 
     /// Deletes a service account; absent is success.
     pub async fn delete_service_account(&self, email: &str) -> Result<(), GcpError> {
-        let url = format!("{}/{}", self.sa_base(), enc(email));
         match self
-            .call(
-                "iam.serviceAccounts.delete",
-                email,
-                Method::DELETE,
-                &url,
-                None,
-            )
+            .clients
+            .iam
+            .delete_service_account()
+            .set_name(self.account_name(email))
+            .send()
             .await
         {
-            Err(e) if e.is_not_found() => Ok(()),
-            other => other.map(|_| ()),
+            Ok(()) => Ok(()),
+            Err(e) => match gax_error("iam.serviceAccounts.delete", email, e) {
+                e if e.is_not_found() => Ok(()),
+                e => Err(e),
+            },
         }
     }
 }
@@ -324,9 +368,7 @@ pub async fn delete_for_request(
                 report.kept.push(format!("custom role {id} (pass --force-delete-custom-roles to delete it; GCP keeps deleted roles for 7 days)"));
             } else {
                 if !dry_run {
-                    let url = format!("{}/{}", gcp.roles_base(), enc(id));
-                    gcp.call("iam.roles.delete", id, Method::DELETE, &url, None)
-                        .await?;
+                    gcp.soft_delete_role(id).await?;
                 }
                 report.removed.push(format!("custom role {id}"));
             }

@@ -26,8 +26,9 @@ use std::path::PathBuf;
 
 use google_cloud_auth::credentials::{
     external_account, external_account_authorized_user, impersonated, mds, service_account,
-    user_account, CacheableResource, Credentials,
+    user_account, CacheableResource, Credentials, CredentialsProvider, EntityTag,
 };
+use google_cloud_auth::errors::CredentialsError;
 use http::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use serde_json::Value;
 
@@ -43,15 +44,35 @@ pub const KEYFILE_VARIABLES: [&str; 3] = [
 /// The caller's credentials, and where they came from (for messages).
 #[derive(Clone)]
 pub struct Auth {
-    kind: Kind,
+    /// What the official clients use too.
+    pub credentials: Credentials,
     /// Where the credentials came from: `file "…"`, `environment variable "…"`, ….
     pub source: String,
 }
 
-#[derive(Clone)]
-enum Kind {
-    Token(String),
-    Google(Credentials),
+/// `GOOGLE_OAUTH_ACCESS_TOKEN`: a bare access token as credentials.
+struct BareToken(HeaderMap);
+
+impl std::fmt::Debug for BareToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BareToken([censored])")
+    }
+}
+
+impl CredentialsProvider for BareToken {
+    async fn headers(
+        &self,
+        _: http::Extensions,
+    ) -> Result<CacheableResource<HeaderMap>, CredentialsError> {
+        Ok(CacheableResource::New {
+            entity_tag: EntityTag::new(),
+            data: self.0.clone(),
+        })
+    }
+
+    async fn universe_domain(&self) -> Option<String> {
+        None
+    }
 }
 
 impl std::fmt::Debug for Auth {
@@ -66,35 +87,22 @@ impl Auth {
     /// The headers that authenticate one request (`Authorization`, and what the credential type
     /// adds, such as `x-goog-user-project`). Tokens are cached and refreshed by the credentials.
     pub async fn headers(&self) -> Result<HeaderMap, GcpError> {
-        match &self.kind {
-            Kind::Token(t) => {
-                let mut h = HeaderMap::new();
-                let mut v = HeaderValue::from_str(&format!("Bearer {t}")).map_err(|_| {
-                    GcpError::Credentials {
-                        message: format!("{}: the token is not a valid header value", self.source),
+        match self.credentials.headers(http::Extensions::new()).await {
+            Ok(CacheableResource::New { data, .. }) => Ok(data),
+            Ok(CacheableResource::NotModified) => Err(GcpError::Credentials {
+                message: format!("{}: no authentication headers", self.source),
+            }),
+            Err(e) => Err(GcpError::Credentials {
+                message: format!(
+                    "cannot get an access token with the credentials from {}: {e}{}",
+                    self.source,
+                    if self.source == METADATA_SERVER {
+                        ". No credentials were found elsewhere: set GOOGLE_APPLICATION_CREDENTIALS to a credentials file, or run `gcloud auth application-default login`"
+                    } else {
+                        ""
                     }
-                })?;
-                v.set_sensitive(true);
-                h.insert(AUTHORIZATION, v);
-                Ok(h)
-            }
-            Kind::Google(c) => match c.headers(http::Extensions::new()).await {
-                Ok(CacheableResource::New { data, .. }) => Ok(data),
-                Ok(CacheableResource::NotModified) => Err(GcpError::Credentials {
-                    message: format!("{}: no authentication headers", self.source),
-                }),
-                Err(e) => Err(GcpError::Credentials {
-                    message: format!(
-                        "cannot get an access token with the credentials from {}: {e}{}",
-                        self.source,
-                        if self.source == METADATA_SERVER {
-                            ". No credentials were found elsewhere: set GOOGLE_APPLICATION_CREDENTIALS to a credentials file, or run `gcloud auth application-default login`"
-                        } else {
-                            ""
-                        }
-                    ),
-                }),
-            },
+                ),
+            }),
         }
     }
 }
@@ -122,9 +130,18 @@ fn gcloud_adc_file() -> Option<PathBuf> {
 /// The credentials from the first source that has some (see the module header for the order).
 pub fn from_env() -> Result<Auth, GcpError> {
     if let Some(t) = var("GOOGLE_OAUTH_ACCESS_TOKEN") {
+        let source = "environment variable \"GOOGLE_OAUTH_ACCESS_TOKEN\"".to_string();
+        let mut v = HeaderValue::from_str(&format!("Bearer {}", t.trim())).map_err(|_| {
+            GcpError::Credentials {
+                message: format!("{source}: the token is not a valid header value"),
+            }
+        })?;
+        v.set_sensitive(true);
+        let mut h = HeaderMap::new();
+        h.insert(AUTHORIZATION, v);
         return Ok(Auth {
-            kind: Kind::Token(t.trim().to_string()),
-            source: "environment variable \"GOOGLE_OAUTH_ACCESS_TOKEN\"".into(),
+            credentials: Credentials::from(BareToken(h)),
+            source,
         });
     }
     for name in KEYFILE_VARIABLES {
@@ -161,7 +178,7 @@ pub fn from_env() -> Result<Auth, GcpError> {
             message: format!("{METADATA_SERVER}: {e}"),
         })?;
     Ok(Auth {
-        kind: Kind::Google(c),
+        credentials: c,
         source: METADATA_SERVER.into(),
     })
 }
@@ -197,7 +214,7 @@ pub fn from_json(what: &str, text: &str) -> Result<Auth, GcpError> {
     let c = built.map_err(|e| bad(e.to_string()))?;
     tracing::debug!(source = what, "GCP credentials loaded");
     Ok(Auth {
-        kind: Kind::Google(c),
+        credentials: c,
         source: what.to_string(),
     })
 }

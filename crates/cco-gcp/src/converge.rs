@@ -332,13 +332,6 @@ pub fn describe(d: &GcpDesired<'_>, s: &GcpStep) -> String {
     }
 }
 
-/// A custom role as the reference tool creates it: title, description, the permissions in the
-/// request's order, stage GA.
-fn role_body(r: &cco_core::gcp::CustomRole) -> Value {
-    json!({"title": r.title, "description": r.description,
-        "includedPermissions": r.permissions_in_request_order(), "stage": "GA"})
-}
-
 async fn run_step(
     gcp: &Gcp,
     project_number: &str,
@@ -354,11 +347,6 @@ async fn run_step(
     let pool_res = cco_core::gcp::pool_resource(&gcp.project, d.pool);
     let prov_res = format!("{pool_res}/providers/{}", d.provider);
     let providers = format!("{pools}/{}/providers", enc(d.pool));
-    let roles = format!(
-        "{}/v1/projects/{}/roles",
-        gcp.endpoints.iam,
-        enc(&gcp.project)
-    );
     let bucket = bucket_name(d.name);
     match s {
         GcpStep::CreatePool => {
@@ -482,36 +470,11 @@ async fn run_step(
             gcp.wait("iam.workloadIdentityPoolProviders.patch", &prov_res, op)
                 .await?;
         }
-        GcpStep::CreateRole(r) => {
-            let body = json!({"roleId": r.id, "role": role_body(r)});
-            gcp.call("iam.roles.create", &r.id, Method::POST, &roles, Some(&body))
-                .await?;
-        }
+        GcpStep::CreateRole(r) => gcp.create_role(r).await?,
         GcpStep::UndeleteRole(id) => {
-            let url = format!("{roles}/{}:undelete", enc(id));
-            gcp.call(
-                "iam.roles.undelete",
-                id,
-                Method::POST,
-                &url,
-                Some(&json!({})),
-            )
-            .await?;
+            gcp.undelete_role(id).await?;
         }
-        GcpStep::UpdateRole { role, .. } => {
-            let url = format!(
-                "{roles}/{}?updateMask=includedPermissions,title,description,stage",
-                enc(&role.id)
-            );
-            gcp.call(
-                "iam.roles.patch",
-                &role.id,
-                Method::PATCH,
-                &url,
-                Some(&role_body(role)),
-            )
-            .await?;
-        }
+        GcpStep::UpdateRole { role, .. } => gcp.update_role(role).await?,
         GcpStep::CreateAccount(i) => {
             let plan = d
                 .plans

@@ -35,6 +35,7 @@ mod converge;
 mod error;
 mod issuer;
 mod mint;
+mod official;
 mod policy;
 
 use std::time::Duration;
@@ -92,6 +93,7 @@ impl Endpoints {
 pub struct Gcp {
     http: reqwest::Client,
     auth: Auth,
+    clients: official::Clients,
     pub endpoints: Endpoints,
     /// The project id (`--project`).
     pub project: String,
@@ -122,9 +124,11 @@ impl Gcp {
             .map_err(|e| GcpError::Local(format!("cannot build the HTTP client: {e}")))?;
         let auth = auth::from_env()?;
         tracing::info!(source = %auth.source, "GCP credentials loaded");
+        let clients = official::Clients::new(&endpoints, auth.credentials.clone()).await?;
         let gcp = Gcp {
             http,
             auth,
+            clients,
             endpoints,
             project: project.to_string(),
         };
@@ -150,35 +154,36 @@ impl Gcp {
         let auth = auth::from_json("the root credential", credentials_json)?;
         // Fail here, as the token exchange of earlier versions did, rather than at the first call.
         auth.headers().await?;
+        let clients = official::Clients::new(&endpoints, auth.credentials.clone()).await?;
         Ok(Gcp {
             http,
             auth,
+            clients,
             endpoints,
             project: project.to_string(),
         })
     }
 
-    /// The project number, which federated principals and audiences name.
+    /// The project number, which federated principals and audiences name (Resource Manager v3
+    /// `projects.get`: the project's `name` is `projects/<number>`).
     pub async fn project_number(&self) -> Result<String, GcpError> {
-        let url = format!(
-            "{}/v1/projects/{}",
-            self.endpoints.resource_manager,
-            enc(&self.project)
-        );
-        let v = self
-            .call(
-                "resourcemanager.projects.get",
-                &self.project,
-                reqwest::Method::GET,
-                &url,
-                None,
-            )
-            .await?;
-        v["projectNumber"]
-            .as_str()
+        let p = self
+            .clients
+            .projects
+            .get_project()
+            .set_name(format!("projects/{}", self.project))
+            .send()
+            .await
+            .map_err(|e| official::gax_error("resourcemanager.projects.get", &self.project, e))?;
+        p.name
+            .strip_prefix("projects/")
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
             .map(str::to_owned)
             .ok_or_else(|| {
-                GcpError::Unexpected(format!("project {} has no projectNumber", self.project))
+                GcpError::Unexpected(format!(
+                    "project {} has no project number (its name is {:?})",
+                    self.project, p.name
+                ))
             })
     }
 

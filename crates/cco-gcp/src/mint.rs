@@ -1,12 +1,12 @@
 //! What the operator's Mint mode needs beyond `ccoctl`: service accounts by id, their user-managed
 //! keys, custom-role deletion, and `projects.testIamPermissions` for default-mode detection.
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
-use reqwest::Method;
-use serde_json::{json, Value};
+use google_cloud_iam_admin_v1::model as iam;
+use google_cloud_iam_admin_v1::model::list_service_account_keys_request::KeyType;
+use serde_json::Value;
 
-use crate::{enc, Gcp, GcpError};
+use crate::official::{account_json, gax_error};
+use crate::{Gcp, GcpError};
 
 /// A new service-account key: its id and the JSON key file (`privateKeyData`, decoded).
 #[derive(Clone)]
@@ -29,30 +29,21 @@ fn last_segment(name: &str) -> &str {
 }
 
 impl Gcp {
-    fn sa_url(&self, email: &str) -> String {
-        format!(
-            "{}/v1/projects/{}/serviceAccounts/{}",
-            self.endpoints.iam,
-            enc(&self.project),
-            enc(email)
-        )
-    }
-
     /// The service account with `email`, if it exists.
     pub async fn get_service_account(&self, email: &str) -> Result<Option<Value>, GcpError> {
         match self
-            .call(
-                "iam.serviceAccounts.get",
-                email,
-                Method::GET,
-                &self.sa_url(email),
-                None,
-            )
+            .clients
+            .iam
+            .get_service_account()
+            .set_name(self.account_name(email))
+            .send()
             .await
         {
-            Ok(v) => Ok(Some(v)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
+            Ok(a) => Ok(Some(account_json(&a))),
+            Err(e) => match gax_error("iam.serviceAccounts.get", email, e) {
+                e if e.is_not_found() => Ok(None),
+                e => Err(e),
+            },
         }
     }
 
@@ -63,21 +54,8 @@ impl Gcp {
         display_name: &str,
         description: &str,
     ) -> Result<Value, GcpError> {
-        let url = format!(
-            "{}/v1/projects/{}/serviceAccounts",
-            self.endpoints.iam,
-            enc(&self.project)
-        );
-        let body = json!({"accountId": account_id,
-            "serviceAccount": {"displayName": display_name, "description": description}});
         match self
-            .call(
-                "iam.serviceAccounts.create",
-                account_id,
-                Method::POST,
-                &url,
-                Some(&body),
-            )
+            .create_account(account_id, display_name, description)
             .await
         {
             Ok(v) => Ok(v),
@@ -96,90 +74,80 @@ impl Gcp {
 
     /// Ids of the user-managed keys of a service account.
     pub async fn list_keys(&self, email: &str) -> Result<Vec<String>, GcpError> {
-        let url = format!("{}/keys?keyTypes=USER_MANAGED", self.sa_url(email));
-        let v = self
-            .call(
-                "iam.serviceAccountKeys.list",
-                email,
-                Method::GET,
-                &url,
-                None,
-            )
-            .await?;
-        Ok(v["keys"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|k| k["keyType"].as_str().is_none_or(|t| t == "USER_MANAGED"))
-            .filter_map(|k| k["name"].as_str().map(|n| last_segment(n).to_string()))
+        let keys = self
+            .clients
+            .iam
+            .list_service_account_keys()
+            .set_name(self.account_name(email))
+            .set_key_types([KeyType::UserManaged])
+            .send()
+            .await
+            .map_err(|e| gax_error("iam.serviceAccountKeys.list", email, e))?;
+        Ok(keys
+            .keys
+            .iter()
+            .filter(|k| {
+                matches!(k.key_type, KeyType::UserManaged | KeyType::Unspecified)
+            })
+            .map(|k| last_segment(&k.name).to_string())
             .collect())
     }
 
     /// Creates a key (a JSON key file) for a service account, waiting for a new account to be
     /// visible.
     pub async fn create_key(&self, email: &str) -> Result<NewKey, GcpError> {
-        let url = format!("{}/keys", self.sa_url(email));
-        let body = json!({"privateKeyType": "TYPE_GOOGLE_CREDENTIALS_FILE",
-            "keyAlgorithm": "KEY_ALG_RSA_2048"});
-        let v = crate::eventually(|| {
-            self.call(
-                "iam.serviceAccountKeys.create",
-                email,
-                Method::POST,
-                &url,
-                Some(&body),
-            )
+        let k = crate::eventually(|| async {
+            self.clients
+                .iam
+                .create_service_account_key()
+                .set_name(self.account_name(email))
+                .set_private_key_type(iam::ServiceAccountPrivateKeyType::TypeGoogleCredentialsFile)
+                .set_key_algorithm(iam::ServiceAccountKeyAlgorithm::KeyAlgRsa2048)
+                .send()
+                .await
+                .map_err(|e| gax_error("iam.serviceAccountKeys.create", email, e))
         })
         .await?;
-        let id = v["name"]
-            .as_str()
-            .map(|n| last_segment(n).to_string())
-            .ok_or_else(|| GcpError::Unexpected(format!("new key of {email} has no name")))?;
-        let key_file = v["privateKeyData"]
-            .as_str()
-            .and_then(|d| STANDARD.decode(d).ok())
-            .ok_or_else(|| {
-                GcpError::Unexpected(format!("new key {id} of {email} has no privateKeyData"))
-            })?;
-        Ok(NewKey { id, key_file })
+        let id = last_segment(&k.name).to_string();
+        if id.is_empty() {
+            return Err(GcpError::Unexpected(format!("new key of {email} has no name")));
+        }
+        if k.private_key_data.is_empty() {
+            return Err(GcpError::Unexpected(format!(
+                "new key {id} of {email} has no privateKeyData"
+            )));
+        }
+        Ok(NewKey {
+            id,
+            key_file: k.private_key_data.to_vec(),
+        })
     }
 
     /// Deletes a key; absent is success.
     pub async fn delete_key(&self, email: &str, id: &str) -> Result<(), GcpError> {
-        let url = format!("{}/keys/{}", self.sa_url(email), enc(id));
         match self
-            .call(
-                "iam.serviceAccountKeys.delete",
-                email,
-                Method::DELETE,
-                &url,
-                None,
-            )
+            .clients
+            .iam
+            .delete_service_account_key()
+            .set_name(format!("{}/keys/{id}", self.account_name(email)))
+            .send()
             .await
         {
-            Err(e) if e.is_not_found() => Ok(()),
-            other => other.map(|_| ()),
+            Ok(()) => Ok(()),
+            Err(e) => match gax_error("iam.serviceAccountKeys.delete", email, e) {
+                e if e.is_not_found() => Ok(()),
+                e => Err(e),
+            },
         }
     }
 
     /// Deletes (soft-deletes) a custom role; absent or already deleted is success.
     pub async fn delete_role(&self, id: &str) -> Result<(), GcpError> {
         match self.get_role(id).await? {
-            Some(r) if r["deleted"] != true => {
-                let url = format!(
-                    "{}/v1/projects/{}/roles/{}",
-                    self.endpoints.iam,
-                    enc(&self.project),
-                    enc(id)
-                );
-                match self
-                    .call("iam.roles.delete", id, Method::DELETE, &url, None)
-                    .await
-                {
-                    Err(e) if e.is_not_found() => Ok(()),
-                    other => other.map(|_| ()),
-                }
-            }
+            Some(r) if r["deleted"] != true => match self.soft_delete_role(id).await {
+                Err(e) if e.is_not_found() => Ok(()),
+                other => other,
+            },
             _ => Ok(()),
         }
     }
@@ -189,30 +157,25 @@ impl Gcp {
         &self,
         permissions: &[String],
     ) -> Result<Vec<String>, GcpError> {
-        let url = format!(
-            "{}/v1/projects/{}:testIamPermissions",
-            self.endpoints.resource_manager,
-            enc(&self.project)
-        );
         let mut out = Vec::new();
         // The API takes at most 100 permissions per call.
         for chunk in permissions.chunks(100) {
-            let v = self
-                .call(
-                    "resourcemanager.projects.testIamPermissions",
-                    &self.project,
-                    Method::POST,
-                    &url,
-                    Some(&json!({"permissions": chunk})),
-                )
-                .await?;
-            out.extend(
-                v["permissions"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|p| p.as_str().map(str::to_owned)),
-            );
+            let r = self
+                .clients
+                .projects
+                .test_iam_permissions()
+                .set_resource(self.project_name())
+                .set_permissions(chunk.iter().cloned())
+                .send()
+                .await
+                .map_err(|e| {
+                    gax_error(
+                        "resourcemanager.projects.testIamPermissions",
+                        &self.project,
+                        e,
+                    )
+                })?;
+            out.extend(r.permissions);
         }
         Ok(out)
     }

@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use google_cloud_iam_v1::model::GetPolicyOptions;
+
+use crate::official::{gax_error, policy_json, policy_model};
 use crate::{enc, eventually, Gcp, GcpError};
 
 /// Which policy.
@@ -108,40 +111,8 @@ pub fn set_role_members(
 }
 
 impl Gcp {
-    fn policy_urls(&self, t: &PolicyTarget) -> (String, String, reqwest::Method, &'static str) {
-        match t {
-            PolicyTarget::Project => {
-                let base = format!(
-                    "{}/v1/projects/{}",
-                    self.endpoints.resource_manager,
-                    enc(&self.project)
-                );
-                (
-                    format!("{base}:getIamPolicy"),
-                    format!("{base}:setIamPolicy"),
-                    reqwest::Method::POST,
-                    "resourcemanager.projects",
-                )
-            }
-            PolicyTarget::ServiceAccount(email) => {
-                let base = format!(
-                    "{}/v1/projects/{}/serviceAccounts/{}",
-                    self.endpoints.iam,
-                    enc(&self.project),
-                    enc(email)
-                );
-                (
-                    format!("{base}:getIamPolicy"),
-                    format!("{base}:setIamPolicy"),
-                    reqwest::Method::POST,
-                    "iam.serviceAccounts",
-                )
-            }
-            PolicyTarget::Bucket(b) => {
-                let url = format!("{}/storage/v1/b/{}/iam", self.endpoints.storage, enc(b));
-                (url.clone(), url, reqwest::Method::PUT, "storage.buckets")
-            }
-        }
+    fn bucket_policy_url(&self, b: &str) -> String {
+        format!("{}/storage/v1/b/{}/iam", self.endpoints.storage, enc(b))
     }
 
     fn target_name(&self, t: &PolicyTarget) -> String {
@@ -152,24 +123,74 @@ impl Gcp {
         }
     }
 
+    /// One read of the policy of `t`.
+    async fn read_policy(&self, t: &PolicyTarget, name: &str) -> Result<Value, GcpError> {
+        let options = GetPolicyOptions::new().set_requested_policy_version(3);
+        let p = match t {
+            PolicyTarget::Bucket(b) => {
+                let url = self.bucket_policy_url(b);
+                return self
+                    .call("getIamPolicy", name, reqwest::Method::GET, &url, None)
+                    .await;
+            }
+            PolicyTarget::Project => self
+                .clients
+                .projects
+                .get_iam_policy()
+                .set_resource(self.project_name())
+                .set_options(options)
+                .send()
+                .await
+                .map_err(|e| gax_error("resourcemanager.projects.getIamPolicy", name, e))?,
+            PolicyTarget::ServiceAccount(email) => self
+                .clients
+                .iam
+                .get_iam_policy()
+                .set_resource(self.account_name(email))
+                .set_options(options)
+                .send()
+                .await
+                .map_err(|e| gax_error("iam.serviceAccounts.getIamPolicy", name, e))?,
+        };
+        policy_json("getIamPolicy", name, &p)
+    }
+
+    /// One write of the policy of `t`.
+    async fn write_policy(&self, t: &PolicyTarget, name: &str, policy: &Value) -> Result<(), GcpError> {
+        match t {
+            PolicyTarget::Bucket(b) => {
+                let url = self.bucket_policy_url(b);
+                self.call("setIamPolicy", name, reqwest::Method::PUT, &url, Some(policy))
+                    .await?;
+            }
+            PolicyTarget::Project => {
+                self.clients
+                    .projects
+                    .set_iam_policy()
+                    .set_resource(self.project_name())
+                    .set_policy(policy_model("setIamPolicy", name, policy)?)
+                    .send()
+                    .await
+                    .map_err(|e| gax_error("resourcemanager.projects.setIamPolicy", name, e))?;
+            }
+            PolicyTarget::ServiceAccount(email) => {
+                self.clients
+                    .iam
+                    .set_iam_policy()
+                    .set_resource(self.account_name(email))
+                    .set_policy(policy_model("setIamPolicy", name, policy)?)
+                    .send()
+                    .await
+                    .map_err(|e| gax_error("iam.serviceAccounts.setIamPolicy", name, e))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Reads the policy of `t` (waiting for a just-created object to become visible).
     pub async fn get_policy(&self, t: &PolicyTarget) -> Result<Value, GcpError> {
-        let (mut get, _, _, _) = self.policy_urls(t);
         let name = self.target_name(t);
-        let (method, body) = match t {
-            PolicyTarget::Bucket(_) => (reqwest::Method::GET, None),
-            // IAM v1 `serviceAccounts.getIamPolicy` takes no body (Google rejects unknown body
-            // fields): the policy version is a query parameter there.
-            PolicyTarget::ServiceAccount(_) => {
-                get.push_str("?options.requestedPolicyVersion=3");
-                (reqwest::Method::POST, None)
-            }
-            PolicyTarget::Project => (
-                reqwest::Method::POST,
-                Some(json!({"options": {"requestedPolicyVersion": 3}})),
-            ),
-        };
-        eventually(|| self.call("getIamPolicy", &name, method.clone(), &get, body.as_ref())).await
+        eventually(|| self.read_policy(t, &name)).await
     }
 
     /// Applies `edit` to the policy of `t` with read-modify-write, redoing it on concurrent changes
@@ -178,7 +199,6 @@ impl Gcp {
     where
         F: FnMut(&mut Value) -> bool,
     {
-        let (_, set, method, _) = self.policy_urls(t);
         let name = self.target_name(t);
         let mut conflicts = 0u32;
         loop {
@@ -186,15 +206,9 @@ impl Gcp {
             if !edit(&mut policy) {
                 return Ok(false);
             }
-            let body = match t {
-                PolicyTarget::Bucket(_) => policy.clone(),
-                _ => json!({"policy": policy}),
-            };
-            let result =
-                eventually(|| self.call("setIamPolicy", &name, method.clone(), &set, Some(&body)))
-                    .await;
+            let result = eventually(|| self.write_policy(t, &name, &policy)).await;
             match result {
-                Ok(_) => return Ok(true),
+                Ok(()) => return Ok(true),
                 Err(e) if e.is_concurrent_change() && conflicts < 30 => {
                     conflicts += 1;
                     let jitter = rand::random::<u64>() % 200;

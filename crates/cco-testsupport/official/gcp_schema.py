@@ -1,10 +1,12 @@
 """Checks recorded HTTP exchanges with the GCP fake against Google's discovery documents, the ones
-google-api-python-client ships (iam v1, cloudresourcemanager v1, storage v1).
+google-api-python-client ships (iam v1, cloudresourcemanager v1 and v3, storage v1).
 
 Usage: gcp_schema.py EXCHANGES.json  (a list of {method, path, query, request, status, response}).
 
 Each exchange is matched to the one discovery method whose HTTP method and path template fit; then
-- every query parameter must be one the method (or the API) declares, with an allowed enum value;
+- every query parameter must be one the method (or the API) declares, with an allowed enum value
+  (plus the system parameter `$alt=json;enum-encoding=int` of Google's generated clients, with which
+  enums are numbers: an enum field then takes a non-negative integer);
 - the request body must fit the method's request schema (no unknown fields, right types and enums);
 - a 2xx response must fit the method's response schema (a finished operation's `response` the
   resource's schema), an error response Google's JSON error shape with a canonical code/status.
@@ -20,7 +22,11 @@ from urllib.parse import unquote_plus
 import googleapiclient
 
 DOCS = os.path.join(os.path.dirname(googleapiclient.__file__), "discovery_cache", "documents")
-APIS = {"iam": "iam.v1.json", "crm": "cloudresourcemanager.v1.json", "storage": "storage.v1.json"}
+APIS = {"iam": "iam.v1.json", "crm": "cloudresourcemanager.v1.json",
+        "crm3": "cloudresourcemanager.v3.json", "storage": "storage.v1.json"}
+# `$alt` values of https://cloud.google.com/apis/docs/system-parameters that keep JSON.
+ALT = {"json", "json;enum-encoding=int"}
+INT_ENUMS = False  # set per exchange from its `$alt`
 # google.rpc.Code names with the HTTP status each maps to.
 CANONICAL = {
     "INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 400, "OUT_OF_RANGE": 400, "UNAUTHENTICATED": 401,
@@ -76,7 +82,7 @@ class Api:
                 self.routes.append((m["httpMethod"], rx, literal, m))
 
 
-IAM, CRM, STORAGE = Api("iam"), Api("crm"), Api("storage")
+IAM, CRM, CRM3, STORAGE = Api("iam"), Api("crm"), Api("crm3"), Api("storage")
 
 
 def api_for(path):
@@ -85,6 +91,8 @@ def api_for(path):
     # One fake serves both: the project itself and its IAM verbs are Resource Manager's.
     if re.match(r"^v1/projects/[^/]+(:(getIamPolicy|setIamPolicy|testIamPermissions))?$", path):
         return CRM
+    if path.startswith("v3/"):
+        return CRM3
     return IAM
 
 
@@ -121,6 +129,9 @@ def check(api, value, schema, where, errors):
             return
         for i, v in enumerate(value):
             check(api, v, schema.get("items", {}), f"{where}[{i}]", errors)
+    elif t == "string" and "enum" in schema and INT_ENUMS and isinstance(value, int):
+        if isinstance(value, bool) or value < 0:
+            errors.append(f"{where}: {value!r} is not an enum number of {schema['enum']}")
     elif t == "string":
         if not isinstance(value, str):
             errors.append(f"{where}: expected a string ({schema.get('format', 'string')}), got {json.dumps(value)[:80]}")
@@ -163,7 +174,7 @@ def main():
         path = x["path"].lstrip("/")
         if path == "token" or path.startswith("download/"):
             continue  # OAuth token endpoint; media downloads (bytes, no schema)
-        if x["method"] in ("GET", "HEAD") and not re.match(r"^(v1|storage|upload)/", path):
+        if x["method"] in ("GET", "HEAD") and not re.match(r"^(v1|v3|storage|upload)/", path):
             continue  # anonymous path-style object reads (the XML API)
         api = api_for(path)
         where = f"#{i} {x['method']} /{path}"
@@ -175,10 +186,18 @@ def main():
         counts[m["id"]] = counts.get(m["id"], 0) + 1
         params = dict(api.doc.get("parameters", {}), **m.get("parameters", {}))
         query = [kv.split("=", 1) for kv in x["query"].split("&") if kv]
+        global INT_ENUMS
+        INT_ENUMS = any(unquote_plus(kv[0]) == "$alt" and len(kv) > 1
+                        and unquote_plus(kv[1]) == "json;enum-encoding=int" for kv in query)
         for kv in query:
             k, v = kv[0], (kv[1] if len(kv) > 1 else "")
             k, v = unquote_plus(k), unquote_plus(v)
-            if k not in params:
+            if k == "$alt":
+                if v not in ALT:
+                    errors.append(f"{where}: system parameter $alt={v!r} is not one of {sorted(ALT)}")
+            elif "enum" in params.get(k, {}) and INT_ENUMS and v.isdigit():
+                pass  # an enum by number
+            elif k not in params:
                 errors.append(f"{where}: unknown query parameter {k!r}")
             elif "enum" in params[k] and v not in params[k]["enum"] and not any(
                 p in params[k]["enum"] for p in v.split(",")

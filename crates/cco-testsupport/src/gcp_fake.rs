@@ -435,7 +435,12 @@ fn bump_etag(policy: &mut Value) {
         .as_str()
         .map(|e| e.len() as u64 * 7 + e.bytes().map(u64::from).sum::<u64>())
         .unwrap_or(0);
-    policy["etag"] = Value::String(format!("Bw{n:x}{}", policy["bindings"].to_string().len()));
+    policy["etag"] = etag(&format!("Bw{n:x}{}", policy["bindings"].to_string().len()));
+}
+
+/// An etag as Google's: base64 bytes (the official clients decode them).
+fn etag(seed: &str) -> Value {
+    Value::String(base64::engine::general_purpose::STANDARD.encode(seed))
 }
 
 /// Deletes a service account as IAM does: its keys go with it, and the bindings that named it
@@ -544,7 +549,10 @@ fn handle(s: &mut State, r: &Request) -> Response {
     if bucket_iam {
         return bucket_policy(s, r, segs[3]);
     }
-    if segs.len() < 3 || segs[0] != "v1" || segs[1] != "projects" {
+    // Resource Manager v3 (what the official Rust client calls) serves the project and its IAM
+    // verbs under `/v3`; everything else is IAM v1 or Resource Manager v1.
+    let v3 = segs.first() == Some(&"v3");
+    if segs.len() < 3 || !(segs[0] == "v1" || v3 && segs.len() == 3) || segs[1] != "projects" {
         return not_found(&r.path);
     }
     // `projects/{p}` or `projects/{p}:verb`
@@ -563,6 +571,12 @@ fn handle(s: &mut State, r: &Request) -> Response {
     }
     let rest: Vec<&str> = segs[3..].to_vec();
     match (r.method.as_str(), verb, rest.as_slice()) {
+        ("GET", None, []) if v3 => Response::json(
+            200,
+            &json!({"name": format!("projects/{PROJECT_NUMBER}"), "projectId": PROJECT_ID,
+                "parent": "organizations/1", "state": "ACTIVE", "displayName": "Fake project",
+                "etag": "W/\"1\""}),
+        ),
         ("GET", None, []) => Response::json(
             200,
             &json!({"projectNumber": PROJECT_NUMBER, "projectId": PROJECT_ID,
@@ -607,7 +621,47 @@ fn token(s: &mut State, r: &Request) -> Response {
 }
 
 fn body(r: &Request) -> Result<Value, Response> {
-    r.json().map_err(|e| err(400, "INVALID_ARGUMENT", &e))
+    let mut v = r.json().map_err(|e| err(400, "INVALID_ARGUMENT", &e))?;
+    if int_enums(r) {
+        enum_names(&mut v);
+    }
+    Ok(v)
+}
+
+/// Whether the client asked for enums as numbers (`$alt=json;enum-encoding=int`, what Google's
+/// generated Rust clients send): then enums in the request body are numbers too.
+fn int_enums(r: &Request) -> bool {
+    r.query("$alt")
+        .is_some_and(|a| a.split(';').any(|p| p == "enum-encoding=int"))
+}
+
+/// The enum names of the numbers of the enum fields this fake reads (`google.iam.admin.v1`).
+fn enum_name(field: &str, n: i64) -> Option<&'static str> {
+    let names: &[(i64, &str)] = match field {
+        "stage" => &[(0, "ALPHA"), (1, "BETA"), (2, "GA"), (4, "DEPRECATED"), (5, "DISABLED"), (6, "EAP")],
+        "privateKeyType" => &[(0, "TYPE_UNSPECIFIED"), (1, "TYPE_PKCS12_FILE"), (2, "TYPE_GOOGLE_CREDENTIALS_FILE")],
+        "keyAlgorithm" => &[(0, "KEY_ALG_UNSPECIFIED"), (1, "KEY_ALG_RSA_1024"), (2, "KEY_ALG_RSA_2048")],
+        "keyTypes" | "keyType" => &[(0, "KEY_TYPE_UNSPECIFIED"), (1, "USER_MANAGED"), (2, "SYSTEM_MANAGED")],
+        _ => return None,
+    };
+    names.iter().find(|(k, _)| *k == n).map(|(_, v)| *v)
+}
+
+/// Replaces the numbers of known enum fields by their names, everywhere in `v`.
+fn enum_names(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o.iter_mut() {
+                if let Some(name) = x.as_i64().and_then(|n| enum_name(k, n)) {
+                    *x = Value::String(name.into());
+                } else {
+                    enum_names(x);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(enum_names),
+        _ => {}
+    }
 }
 
 /// Checks an etag precondition: an absent etag overwrites, a stale one is a conflict.
@@ -856,7 +910,16 @@ fn keys(s: &mut State, r: &Request, method: &str, email: &str, rest: &[&str]) ->
     let key_name = |id: &str| format!("projects/{PROJECT_ID}/serviceAccounts/{email}/keys/{id}");
     match (method, rest) {
         ("GET", []) => {
-            let types = r.query("keyTypes").unwrap_or("");
+            let types: String = r
+                .query("keyTypes")
+                .unwrap_or("")
+                .split(',')
+                .map(|t| match t.parse::<i64>().ok().and_then(|n| enum_name("keyTypes", n)) {
+                    Some(name) => name,
+                    None => t,
+                })
+                .collect::<Vec<_>>()
+                .join(",");
             let keys: Vec<Value> = sa
                 .keys
                 .values()
@@ -977,7 +1040,7 @@ fn roles(s: &mut State, r: &Request, rest: &[&str]) -> Response {
             }
             let mut role = b["role"].clone();
             role["name"] = Value::String(format!("projects/{PROJECT_ID}/roles/{id}"));
-            role["etag"] = Value::String(format!("BwR{}", s.next()));
+            role["etag"] = etag(&format!("role-{}", s.next()));
             if role["stage"].is_null() {
                 role["stage"] = Value::String("ALPHA".into());
             }
@@ -1011,7 +1074,7 @@ fn roles(s: &mut State, r: &Request, rest: &[&str]) -> Response {
                     for f in mask.split(',').filter(|f| !f.is_empty()) {
                         role[f] = b[f].clone();
                     }
-                    role["etag"] = Value::String(format!("BwR{n}"));
+                    role["etag"] = etag(&format!("role-{n}"));
                     Response::json(200, role)
                 }
                 ("DELETE", None) => {

@@ -169,7 +169,8 @@ fn every_corpus_request_is_created_rerun_deleted_and_created_again() {
         .calls()
         .into_iter()
         .filter(|(r, _)| {
-            r.ends_with(":setIamPolicy") && r.contains(&format!("projects/{PROJECT_ID}:"))
+            let path = r.split('?').next().unwrap_or_default();
+            path.ends_with(":setIamPolicy") && path.contains(&format!("projects/{PROJECT_ID}:"))
         })
         .map(|(_, status)| status)
         .collect();
