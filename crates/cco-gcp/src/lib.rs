@@ -4,18 +4,19 @@
 //! [`auth`]: every credentials file type, workload identity federation and the metadata server
 //! included), found in the reference `ccoctl`'s order.
 //!
-//! The calls go over the documented JSON APIs with one `reqwest` client and one retry policy: IAM
-//! v1 (service accounts, keys, custom roles, workload identity pools and providers, with long-running
-//! operations), Resource Manager v1 (project number and IAM policy) and the Cloud Storage JSON API.
-//! Of the official crates (re-checked for issue 12: `google-cloud-iam-admin-v1` 1.13.0,
-//! `google-cloud-resourcemanager-v3` 1.14.0, `google-cloud-storage` 1.21.0):
-//! - no official Rust crate covers workload identity pools and providers (IAM v1's
-//!   `projects.locations.workloadIdentityPools`; `google-cloud-iam-admin-v1` is the `google.iam.admin.v1`
-//!   service: service accounts, keys and roles only; `google-cloud-workloadidentity-v1` 1.1.0 is
-//!   another API, `workloadidentity.googleapis.com`'s `generateServiceAgents`), so they stay REST;
-//! - `google-cloud-storage` does bucket administration and bucket IAM through `StorageControl`,
-//!   which speaks gRPC only (`google.storage.v2.Storage/CreateBucket` over tonic); the issuer bucket
-//!   and its objects stay on the JSON API, which fake-gcs-server and the tests' fake serve.
+//! Calls go through Google's official Rust clients where one exists (module `official`):
+//! `google-cloud-iam-admin-v1` 1.13 for service accounts, their keys and IAM policies and custom
+//! roles, and `google-cloud-resourcemanager-v3` 1.14 for the project (its number), its IAM policy
+//! and `testIamPermissions` (the reference tool reads Resource Manager v1: the same project and
+//! policy). The rest stays REST, with one `reqwest` client and the same credentials:
+//! - workload identity pools and providers (IAM v1 `projects.locations.workloadIdentityPools`, with
+//!   long-running operations): no official Rust crate covers them (`google-cloud-iam-admin-v1` is the
+//!   `google.iam.admin.v1` service, accounts, keys and roles only; `google-cloud-workloadidentity-v1`
+//!   1.1.0 is another API, `workloadidentity.googleapis.com`'s `generateServiceAgents`);
+//! - the issuer bucket, its IAM policy and its objects (Cloud Storage JSON API): in
+//!   `google-cloud-storage` 1.21 bucket administration and bucket IAM are `StorageControl`, which
+//!   speaks gRPC only (`google.storage.v2.Storage/CreateBucket` over tonic), while fake-gcs-server
+//!   and the tests' fake serve the JSON API.
 //!
 //! What this crate sends is checked in tests against Google's own discovery documents
 //! (`cco-testsupport/official/gcp_schema.py`, run by `ccoctl/tests/gcp_schema.rs` and
@@ -24,7 +25,8 @@
 //! Endpoints can be overridden: `GCP_IAM_ENDPOINT`, `GCP_RESOURCEMANAGER_ENDPOINT`, and
 //! `STORAGE_EMULATOR_HOST` (the variable Google's own libraries honour) or `GCP_STORAGE_ENDPOINT`.
 //!
-//! Retries: throttling and server errors (429, 5xx) on every call; concurrent policy changes (409
+//! Retries: throttling, server errors (429, 5xx) and transport failures on every call (the official
+//! clients with our retry policy, `official::Transient`); concurrent policy changes (409
 //! ABORTED, 412 on buckets) by redoing the whole read-modify-write; and GCP's eventual consistency —
 //! a service account, bucket or role not yet visible (404, or 400 "does not exist") — for up to
 //! [`VISIBILITY_TIMEOUT`].

@@ -86,9 +86,7 @@ impl Gcp {
         Ok(keys
             .keys
             .iter()
-            .filter(|k| {
-                matches!(k.key_type, KeyType::UserManaged | KeyType::Unspecified)
-            })
+            .filter(|k| matches!(k.key_type, KeyType::UserManaged | KeyType::Unspecified))
             .map(|k| last_segment(&k.name).to_string())
             .collect())
     }
@@ -110,7 +108,9 @@ impl Gcp {
         .await?;
         let id = last_segment(&k.name).to_string();
         if id.is_empty() {
-            return Err(GcpError::Unexpected(format!("new key of {email} has no name")));
+            return Err(GcpError::Unexpected(format!(
+                "new key of {email} has no name"
+            )));
         }
         if k.private_key_data.is_empty() {
             return Err(GcpError::Unexpected(format!(

@@ -156,12 +156,23 @@ impl Gcp {
     }
 
     /// One write of the policy of `t`.
-    async fn write_policy(&self, t: &PolicyTarget, name: &str, policy: &Value) -> Result<(), GcpError> {
+    async fn write_policy(
+        &self,
+        t: &PolicyTarget,
+        name: &str,
+        policy: &Value,
+    ) -> Result<(), GcpError> {
         match t {
             PolicyTarget::Bucket(b) => {
                 let url = self.bucket_policy_url(b);
-                self.call("setIamPolicy", name, reqwest::Method::PUT, &url, Some(policy))
-                    .await?;
+                self.call(
+                    "setIamPolicy",
+                    name,
+                    reqwest::Method::PUT,
+                    &url,
+                    Some(policy),
+                )
+                .await?;
             }
             PolicyTarget::Project => {
                 self.clients

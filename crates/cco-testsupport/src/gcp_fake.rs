@@ -5,7 +5,10 @@
 //!   refresh-token grant of user credentials), self-signed service-account JWTs as bearer tokens,
 //!   and the Security Token Service exchange `POST /v1/token` of workload identity federation (see
 //!   the `auth` submodule, `gcp_fake_auth.rs`);
-//! - Resource Manager v1: `GET /v1/projects/{id}`, `POST /v1/projects/{id}:getIamPolicy|:setIamPolicy`;
+//! - Resource Manager v1: `GET /v1/projects/{id}`, `POST /v1/projects/{id}:getIamPolicy|:setIamPolicy`,
+//!   and the same under `/v3` (v3's project resource: `name` is `projects/<number>`);
+//! - requests of Google's generated clients: `$alt=json;enum-encoding=int` (enum fields of the
+//!   request body and `keyTypes` as numbers, read as their names), base64 etags;
 //! - `POST /v1/projects/{id}:testIamPermissions`, answering with the permissions the caller holds
 //!   (every permission unless [`GcpFake::set_caller_permissions`] restricted them);
 //! - IAM v1: service accounts (list, create, get, delete, `:getIamPolicy`, `:setIamPolicy`), their
@@ -638,10 +641,29 @@ fn int_enums(r: &Request) -> bool {
 /// The enum names of the numbers of the enum fields this fake reads (`google.iam.admin.v1`).
 fn enum_name(field: &str, n: i64) -> Option<&'static str> {
     let names: &[(i64, &str)] = match field {
-        "stage" => &[(0, "ALPHA"), (1, "BETA"), (2, "GA"), (4, "DEPRECATED"), (5, "DISABLED"), (6, "EAP")],
-        "privateKeyType" => &[(0, "TYPE_UNSPECIFIED"), (1, "TYPE_PKCS12_FILE"), (2, "TYPE_GOOGLE_CREDENTIALS_FILE")],
-        "keyAlgorithm" => &[(0, "KEY_ALG_UNSPECIFIED"), (1, "KEY_ALG_RSA_1024"), (2, "KEY_ALG_RSA_2048")],
-        "keyTypes" | "keyType" => &[(0, "KEY_TYPE_UNSPECIFIED"), (1, "USER_MANAGED"), (2, "SYSTEM_MANAGED")],
+        "stage" => &[
+            (0, "ALPHA"),
+            (1, "BETA"),
+            (2, "GA"),
+            (4, "DEPRECATED"),
+            (5, "DISABLED"),
+            (6, "EAP"),
+        ],
+        "privateKeyType" => &[
+            (0, "TYPE_UNSPECIFIED"),
+            (1, "TYPE_PKCS12_FILE"),
+            (2, "TYPE_GOOGLE_CREDENTIALS_FILE"),
+        ],
+        "keyAlgorithm" => &[
+            (0, "KEY_ALG_UNSPECIFIED"),
+            (1, "KEY_ALG_RSA_1024"),
+            (2, "KEY_ALG_RSA_2048"),
+        ],
+        "keyTypes" | "keyType" => &[
+            (0, "KEY_TYPE_UNSPECIFIED"),
+            (1, "USER_MANAGED"),
+            (2, "SYSTEM_MANAGED"),
+        ],
         _ => return None,
     };
     names.iter().find(|(k, _)| *k == n).map(|(_, v)| *v)
@@ -914,10 +936,12 @@ fn keys(s: &mut State, r: &Request, method: &str, email: &str, rest: &[&str]) ->
                 .query("keyTypes")
                 .unwrap_or("")
                 .split(',')
-                .map(|t| match t.parse::<i64>().ok().and_then(|n| enum_name("keyTypes", n)) {
-                    Some(name) => name,
-                    None => t,
-                })
+                .map(
+                    |t| match t.parse::<i64>().ok().and_then(|n| enum_name("keyTypes", n)) {
+                        Some(name) => name,
+                        None => t,
+                    },
+                )
                 .collect::<Vec<_>>()
                 .join(",");
             let keys: Vec<Value> = sa
