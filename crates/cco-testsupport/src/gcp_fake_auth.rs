@@ -45,15 +45,12 @@ fn decode_part(p: &str) -> Option<Value> {
 }
 
 /// Whether `token` is a valid credential here, and then who it acts for (`None` inside: unknown).
-pub(super) fn authenticate(s: &mut State, token: &str) -> Option<Option<String>> {
+pub(super) fn authenticate(s: &State, token: &str) -> Option<Option<String>> {
     if s.tokens.contains(token) {
         return Some(s.token_owner.get(token).cloned());
     }
-    let email = self_signed_jwt(s, token)?;
-    // Verified once: later calls with the same JWT are recognised without the RSA work.
-    s.tokens.insert(token.to_string());
-    s.token_owner.insert(token.to_string(), email.clone());
-    Some(Some(email))
+    // Checked on every call (not remembered), so a deleted key's JWTs stop working at once.
+    self_signed_jwt(s, token).map(Some)
 }
 
 /// The service account whose key signed `jwt`, if the JWT is valid.

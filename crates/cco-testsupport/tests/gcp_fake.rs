@@ -500,3 +500,184 @@ async fn anonymous_path_style_reads_need_a_public_bucket() {
         (200, br#"{"keys":[]}"#.as_slice())
     );
 }
+
+/// A self-signed JWT of the key file `key`, as `google-cloud-auth` makes for a service account.
+fn self_signed(key: &Value, claims: &Value) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use rsa::pkcs8::DecodePrivateKey;
+    use rsa::signature::{SignatureEncoding, Signer};
+    let k =
+        rsa::RsaPrivateKey::from_pkcs8_pem(key["private_key"].as_str().expect("pem")).expect("key");
+    let header = json!({"alg": "RS256", "typ": "JWT", "kid": key["private_key_id"]});
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let sig = rsa::pkcs1v15::SigningKey::<rsa::sha2::Sha256>::new(k)
+        .sign(input.as_bytes())
+        .to_bytes();
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+}
+
+#[tokio::test]
+async fn self_signed_jwts_need_a_live_key_of_this_fake_and_sts_a_token_its_provider_trusts() {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    use base64::Engine as _;
+    let t = start().await;
+    let get = |bearer: String| {
+        let url = format!("{}/v1/projects/{PROJECT_ID}", t.f.endpoint());
+        async move {
+            let auth = format!("Bearer {bearer}");
+            raw("GET", &url, &[("Authorization", &auth)], b"")
+                .await
+                .expect("http")
+                .0
+        }
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("now")
+        .as_secs();
+    let claims = |email: &str, exp: u64| {
+        json!({"iss": email, "sub": email, "iat": now,  "exp": exp,
+            "scope": "https://www.googleapis.com/auth/cloud-platform"})
+    };
+
+    // A key of this fake: its JWT is accepted, and the call is recorded as its account's.
+    let admin: Value = serde_json::from_str(&t.f.service_account_key_json()).expect("key");
+    let email = admin["client_email"].as_str().expect("email").to_string();
+    assert_eq!(
+        get(self_signed(&admin, &claims(&email, now + 600))).await,
+        200
+    );
+    assert_eq!(
+        t.f.calls().last().and_then(|c| c.caller.clone()),
+        Some(email.clone())
+    );
+    // Expired, claims changed after signing, another account named, or signed by another key.
+    assert_eq!(
+        get(self_signed(&admin, &claims(&email, now - 10))).await,
+        401
+    );
+    let good = self_signed(&admin, &claims(&email, now + 600));
+    let parts: Vec<&str> = good.split('.').collect();
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(claims(&email, now + 7200).to_string()),
+        parts[2]
+    );
+    assert_eq!(get(forged).await, 401);
+    assert_eq!(
+        get(self_signed(
+            &admin,
+            &claims("other@x.iam.gserviceaccount.com", now + 600)
+        ))
+        .await,
+        401
+    );
+    let mut stranger = admin.clone();
+    stranger["private_key"] = Value::String(
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256)
+            .expect("key")
+            .serialize_pem(),
+    );
+    assert_eq!(
+        get(self_signed(&stranger, &claims(&email, now + 600))).await,
+        401
+    );
+
+    // A key made through the API works until it is deleted.
+    t.f.insert_service_account("jwt-sa-1", "jwt", "d");
+    let sa = format!("jwt-sa-1@{PROJECT_ID}.iam.gserviceaccount.com");
+    let base = format!("/v1/projects/{PROJECT_ID}/serviceAccounts/{sa}/keys");
+    let (status, key) = t.call("POST", &base, Some(json!({}))).await;
+    assert_eq!(status, 200, "{key}");
+    let file: Value = serde_json::from_slice(
+        &STANDARD
+            .decode(key["privateKeyData"].as_str().expect("data"))
+            .expect("b64"),
+    )
+    .expect("json");
+    let jwt = self_signed(&file, &claims(&sa, now + 600));
+    assert_eq!(get(jwt.clone()).await, 200);
+    let id = file["private_key_id"].as_str().expect("id");
+    assert_eq!(t.call("DELETE", &format!("{base}/{id}"), None).await.0, 200);
+    assert_eq!(get(jwt).await, 401);
+
+    // STS: only for an active provider of this project, with a token of its issuer and audience.
+    let sts = |form: String| {
+        let url = format!("{}/v1/token", t.f.endpoint());
+        async move {
+            let (status, _, body) = raw(
+                "POST",
+                &url,
+                &[("Content-Type", "application/x-www-form-urlencoded")],
+                form.as_bytes(),
+            )
+            .await
+            .expect("http");
+            (
+                status,
+                serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null),
+            )
+        }
+    };
+    let pools = format!("/v1/projects/{PROJECT_ID}/locations/global/workloadIdentityPools");
+    let (status, _) = t
+        .call(
+            "POST",
+            &format!("{pools}?workloadIdentityPoolId=stspool"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let issuer = "https://issuer.example";
+    let (status, v) = t
+        .call(
+            "POST",
+            &format!("{pools}/stspool/providers?workloadIdentityPoolProviderId=stsprov"),
+            Some(
+                json!({"attributeMapping": {"google.subject": "assertion.sub"},
+                "oidc": {"issuerUri": issuer, "allowedAudiences": ["openshift"]}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let subject = |iss: &str, aud: &str| {
+        format!(
+            "{}.{}.c2ln",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256"}"#),
+            URL_SAFE_NO_PAD.encode(
+                json!({"iss": iss, "aud": aud, "sub": "ns:sa", "exp": now + 600}).to_string()
+            )
+        )
+    };
+    let form = |provider: &str, token: &str| {
+        format!(
+            "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange\
+             &requested_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aaccess_token\
+             &subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Ajwt\
+             &audience=%2F%2Fiam.googleapis.com%2Fprojects%2F{PROJECT_NUMBER}%2Flocations%2Fglobal%2FworkloadIdentityPools%2Fstspool%2Fproviders%2F{provider}\
+             &subject_token={token}"
+        )
+    };
+    let (status, v) = sts(form("nope", &subject(issuer, "openshift"))).await;
+    assert_eq!((status, v["error"].as_str()), (400, Some("invalid_target")));
+    let (status, v) = sts(form("stsprov", &subject("https://other", "openshift"))).await;
+    assert_eq!((status, v["error"].as_str()), (400, Some("invalid_grant")));
+    let (status, v) = sts(form("stsprov", &subject(issuer, "elsewhere"))).await;
+    assert_eq!((status, v["error"].as_str()), (400, Some("invalid_grant")));
+    let (status, v) = sts(form("stsprov", &subject(issuer, "openshift"))).await;
+    assert_eq!(status, 200, "{v}");
+    let token = v["access_token"].as_str().expect("token").to_string();
+    assert_eq!(get(token).await, 200);
+    assert_eq!(
+        t.f.calls().last().and_then(|c| c.caller.clone()),
+        Some(format!(
+            "principal://iam.googleapis.com/projects/{PROJECT_NUMBER}/locations/global/workloadIdentityPools/stspool/subject/ns:sa"
+        ))
+    );
+}

@@ -166,7 +166,69 @@ fn the_gcp_schema_check_rejects_shapes_google_does_not_publish() {
         r#"{"email":"abcdef@p.iam.gserviceaccount.com","disabled":false}"#,
     );
     official::check_schemas("gcp_schema.py", std::slice::from_ref(&good)).expect("valid");
+    // What Google's generated Rust clients send: enums as numbers under `$alt=json;enum-encoding=int`,
+    // and Resource Manager v3.
+    let roles = "/v1/projects/p/roles";
+    let int_enums = "$alt=json%3Benum-encoding%3Dint";
+    let role = r#"{"roleId":"r1","role":{"title":"t","includedPermissions":["a.b.c"],"stage":2}}"#;
+    official::check_schemas(
+        "gcp_schema.py",
+        &[
+            x(
+                "POST",
+                roles,
+                int_enums,
+                role,
+                200,
+                r#"{"name":"projects/p/roles/r1","stage":"GA"}"#,
+            ),
+            x(
+                "GET",
+                "/v3/projects/p",
+                int_enums,
+                "",
+                200,
+                r#"{"name":"projects/1","projectId":"p","state":"ACTIVE"}"#,
+            ),
+            x(
+                "GET",
+                &format!("{sa}/a@b/keys"),
+                &format!("keyTypes=1&{int_enums}"),
+                "",
+                200,
+                "{}",
+            ),
+        ],
+    )
+    .expect("valid with int enums");
     for (bad, why) in [
+        (x("POST", roles, "", role, 200, "{}"), "expected a string"),
+        (
+            x("POST", roles, "$alt=proto", r#"{"roleId":"r1"}"#, 200, "{}"),
+            "system parameter $alt",
+        ),
+        (
+            x(
+                "POST",
+                roles,
+                int_enums,
+                r#"{"roleId":"r1","role":{"stage":-1}}"#,
+                200,
+                "{}",
+            ),
+            "not an enum number",
+        ),
+        (
+            x(
+                "GET",
+                "/v3/projects/p",
+                "",
+                "",
+                200,
+                r#"{"projectNumber":"1"}"#,
+            ),
+            "unknown field 'projectNumber'",
+        ),
         (
             x(
                 "POST",
