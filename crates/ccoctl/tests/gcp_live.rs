@@ -670,6 +670,35 @@ fn the_installer_file_comes_before_application_default_credentials() {
     ];
     ok(&env.ccoctl_with_credentials(&missing, &args));
     assert_eq!(env.fake.pools().len(), 1);
+    // A bare token (GOOGLE_OAUTH_ACCESS_TOKEN) comes first of all; the official clients send it.
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    let (status, _, body) = rt
+        .block_on(cco_testsupport::fake_http::raw(
+            "POST",
+            &format!("{}/token", env.fake.endpoint()),
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            b"grant_type=refresh_token&refresh_token=r",
+        ))
+        .expect("http");
+    assert_eq!(status, 200);
+    let token: Value = serde_json::from_slice(&body).expect("json");
+    let token = token["access_token"].as_str().expect("token");
+    let before = env.fake.calls().len();
+    ok(&env.ccoctl_with(
+        &[
+            ("GOOGLE_OAUTH_ACCESS_TOKEN", token),
+            ("GOOGLE_CREDENTIALS", "{\"type\": \"nonsense\"}"),
+        ],
+        &args,
+    ));
+    let callers: Vec<Option<String>> = env.fake.calls()[before..]
+        .iter()
+        .map(|c| c.caller.clone())
+        .collect();
+    assert!(
+        !callers.is_empty() && callers.iter().all(|c| c.as_deref() == Some("user")),
+        "{callers:?}"
+    );
     // GOOGLE_CREDENTIALS (here: content) comes before the installer's file.
     let out = env.ccoctl_with(&[("GOOGLE_CREDENTIALS", "{\"type\": \"nonsense\"}")], &args);
     let err = failed(&out);
