@@ -172,8 +172,8 @@ def main():
     errors, counts = [], {}
     for i, x in enumerate(exchanges):
         path = x["path"].lstrip("/")
-        if path == "token" or path.startswith("download/"):
-            continue  # OAuth token endpoint; media downloads (bytes, no schema)
+        if path in ("token", "v1/token") or path.startswith("download/") or path.endswith(":generateAccessToken"):
+            continue  # OAuth and STS token endpoints, IAM Credentials (other APIs); media downloads
         if x["method"] in ("GET", "HEAD") and not re.match(r"^(v1|v3|storage|upload)/", path):
             continue  # anonymous path-style object reads (the XML API)
         api = api_for(path)

@@ -3,8 +3,9 @@
 //!
 //! - OAuth 2.0 token endpoint `POST /token` (JWT-bearer grant of a service-account key, and the
 //!   refresh-token grant of user credentials), self-signed service-account JWTs as bearer tokens,
-//!   and the Security Token Service exchange `POST /v1/token` of workload identity federation (see
-//!   the `auth` submodule, `gcp_fake_auth.rs`);
+//!   the Security Token Service exchange `POST /v1/token` of workload identity federation, and the
+//!   IAM Credentials `generateAccessToken` of impersonation (see the `auth` submodule,
+//!   `gcp_fake_auth.rs`);
 //! - Resource Manager v1: `GET /v1/projects/{id}`, `POST /v1/projects/{id}:getIamPolicy|:setIamPolicy`,
 //!   and the same under `/v3` (v3's project resource: `name` is `projects/<number>`);
 //! - requests of Google's generated clients: `$alt=json;enum-encoding=int` (enum fields of the
@@ -551,6 +552,13 @@ fn handle(s: &mut State, r: &Request) -> Response {
     }
     if bucket_iam {
         return bucket_policy(s, r, segs[3]);
+    }
+    if let ["v1", "projects", "-", "serviceAccounts", target] = segs.as_slice() {
+        if let Some(email) = target.strip_suffix(":generateAccessToken") {
+            let email = email.replace("%40", "@");
+            let caller = s.calls.last().and_then(|c| c.caller.clone());
+            return auth::generate_access_token(s, r, caller.as_deref(), &email);
+        }
     }
     // Resource Manager v3 (what the official Rust client calls) serves the project and its IAM
     // verbs under `/v3`; everything else is IAM v1 or Resource Manager v1.

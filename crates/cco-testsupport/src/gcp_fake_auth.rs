@@ -15,7 +15,10 @@
 //!   expired. The access token then acts for
 //!   `principal://iam.googleapis.com/projects/<number>/locations/global/workloadIdentityPools/<pool>/subject/<sub>`.
 //!   Not modelled: the subject token's signature (the issuer's keys), attribute conditions and
-//!   mappings other than `google.subject = assertion.sub`.
+//!   mappings other than `google.subject = assertion.sub`;
+//! - IAM Credentials `POST /v1/projects/-/serviceAccounts/<email>:generateAccessToken`
+//!   (impersonation): the caller needs `roles/iam.serviceAccountTokenCreator` on the target, and the
+//!   token then acts for the target. Not modelled: delegation chains (`delegates`), lifetimes.
 //!
 //! Every authenticated call records its caller ([`super::GcpFake::calls`]: the email of a
 //! self-signed JWT, the federated principal of an STS token), so tests can tell which credential
@@ -178,4 +181,79 @@ pub(super) fn sts(s: &mut State, r: &Request) -> Response {
         &json!({"access_token": t, "issued_token_type": ACCESS_TOKEN_TYPE,
             "token_type": "Bearer", "expires_in": 3600}),
     )
+}
+
+/// `2026-12-01T17:00:00Z` for a Unix time (UTC, seconds).
+fn rfc3339(t: i64) -> String {
+    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// `POST /v1/projects/-/serviceAccounts/{email}:generateAccessToken` (the IAM Credentials API, what
+/// `impersonated_service_account` credentials call): the caller needs
+/// `roles/iam.serviceAccountTokenCreator` on the target account (its policy or the project's); the
+/// token then acts for the target.
+pub(super) fn generate_access_token(
+    s: &mut State,
+    r: &Request,
+    caller: Option<&str>,
+    email: &str,
+) -> Response {
+    let member = caller.map(|c| format!("serviceAccount:{c}"));
+    let grants = |policy: &Value| {
+        policy["bindings"].as_array().is_some_and(|bs| {
+            bs.iter().any(|b| {
+                b["role"] == "roles/iam.serviceAccountTokenCreator"
+                    && b["members"].as_array().is_some_and(|m| {
+                        m.iter()
+                            .any(|x| Some(x.as_str().unwrap_or("")) == member.as_deref())
+                    })
+            })
+        })
+    };
+    let allowed =
+        s.sas.get(email).is_some_and(|sa| grants(&sa.policy)) || grants(&s.project_policy);
+    if !s.sas.contains_key(email) || !allowed {
+        return super::err(
+            403,
+            "PERMISSION_DENIED",
+            &format!("Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist): projects/-/serviceAccounts/{email}"),
+        );
+    }
+    let body = r.json().unwrap_or(Value::Null);
+    if body["scope"].as_array().is_none_or(|a| a.is_empty()) {
+        return super::err(400, "INVALID_ARGUMENT", "Scope required.");
+    }
+    let t = format!("ya29.impersonated-fake-{}", s.next());
+    s.tokens.insert(t.clone());
+    s.token_owner.insert(t.clone(), email.to_string());
+    Response::json(
+        200,
+        &json!({"accessToken": t, "expireTime": rfc3339(now() + 3600)}),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_of_unix_times() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339(1_796_144_400), "2026-12-01T17:00:00Z");
+        assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
 }

@@ -704,3 +704,70 @@ fn the_installer_file_comes_before_application_default_credentials() {
     let err = failed(&out);
     assert!(err.contains("GOOGLE_CREDENTIALS"), "{err}");
 }
+
+#[test]
+fn impersonated_service_account_credentials_act_as_the_target() {
+    // Issue 12: an `impersonated_service_account` file (source: the admin's key) gets its token from
+    // IAM Credentials `generateAccessToken`, which the fake grants only to a token creator; every
+    // call is then made as the target account.
+    let env = start();
+    env.fake
+        .insert_service_account("deployer-sa", "deployer", "made by hand");
+    let target = format!("deployer-sa@{PROJECT_ID}.iam.gserviceaccount.com");
+    let source: Value = serde_json::from_str(
+        &std::fs::read_to_string(env.tmp.path().join("key.json")).expect("key"),
+    )
+    .expect("json");
+    let admin = source["client_email"].as_str().expect("email").to_string();
+    let creds = env.tmp.path().join("impersonated.json");
+    std::fs::write(
+        &creds,
+        serde_json::json!({
+            "type": "impersonated_service_account",
+            "service_account_impersonation_url": format!(
+                "{}/v1/projects/-/serviceAccounts/{target}:generateAccessToken",
+                env.fake.endpoint()
+            ),
+            "source_credentials": source,
+            "delegates": [],
+        })
+        .to_string(),
+    )
+    .expect("write");
+    let args = [
+        "gcp",
+        "create-workload-identity-pool",
+        "--name",
+        "impersonated",
+        "--project",
+        PROJECT_ID,
+    ];
+    // Not a token creator on the target yet: refused, and ccoctl names the file.
+    let err = failed(&env.ccoctl_with_credentials(&creds, &args));
+    assert!(
+        err.contains("GCP credentials") && err.contains("impersonated.json"),
+        "{err}"
+    );
+    assert!(env.fake.pools().is_empty());
+
+    env.fake.edit_service_account_policy(&target, |p| {
+        p["bindings"] = serde_json::json!([{"role": "roles/iam.serviceAccountTokenCreator",
+            "members": [format!("serviceAccount:{admin}")]}]);
+    });
+    let before = env.fake.calls().len();
+    ok(&env.ccoctl_with_credentials(&creds, &args));
+    assert_eq!(env.fake.pools().len(), 1);
+    let calls = env.fake.calls()[before..].to_vec();
+    let (minting, rest): (Vec<_>, Vec<_>) = calls
+        .iter()
+        .partition(|c| c.path.ends_with(":generateAccessToken"));
+    assert_eq!(minting.len(), 1, "{calls:?}");
+    assert_eq!(minting[0].caller.as_deref(), Some(admin.as_str()));
+    assert!(
+        !rest.is_empty()
+            && rest
+                .iter()
+                .all(|c| c.caller.as_deref() == Some(target.as_str())),
+        "{calls:?}"
+    );
+}
