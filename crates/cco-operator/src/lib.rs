@@ -20,7 +20,8 @@
 //!   [`config_watch`] ([`clusterconfig`] types); [`co_merge`] folds such extra ClusterOperator
 //!   conditions into the request conditions as the reference's status controller does;
 //! - [`podidentity`] deploys and keeps the pod identity webhook, and reports its health;
-//! - [`loglevel`] follows CloudCredential `spec.logLevel` without a restart.
+//! - [`loglevel`] follows CloudCredential `spec.logLevel` without a restart;
+//! - [`render`] plans and writes the installer's bootstrap manifests (`render` command).
 
 pub mod cluster;
 pub mod clusterconfig;
@@ -41,6 +42,7 @@ pub mod operator;
 pub mod plan;
 pub mod podidentity;
 pub mod readonly;
+pub mod render;
 pub mod state;
 pub mod status;
 pub mod targets;

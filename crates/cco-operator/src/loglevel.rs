@@ -108,16 +108,16 @@ pub async fn run(
     stop: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(stop);
-    let mut applied: Option<String> = None;
+    // As the reference (whose klog level starts at Normal whatever `--log-level` says), `Normal`
+    // counts as applied at start: a `Normal` cluster keeps the level of `--log-level`.
+    let mut applied: Option<String> = Some("Normal".to_string());
     loop {
         let level = current(&state);
         if applied.as_deref() != Some(level.as_str()) {
             match control.set(&directives(&level)) {
                 Ok(()) => {
                     // Logged after the change so that it shows at every level.
-                    if applied.is_some() || level != "Normal" {
-                        info!(level = %level, "log level changed");
-                    }
+                    info!(level = %level, "log level changed");
                     applied = Some(level);
                 }
                 Err(error) => {

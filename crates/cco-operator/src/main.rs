@@ -1,23 +1,81 @@
-//! `cloud-credential-operator`: parses flags, sets up JSON logs and runs [`cco_operator::operator::run`].
+//! `cloud-credential-operator`: the reference's command line — `operator` runs the controller
+//! ([`cco_operator::operator::run`]) and `render` writes the installer's bootstrap manifests
+//! ([`cco_operator::render`]). Without a command it runs the operator.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 
-/// Reconciles CredentialsRequests into cloud credentials Secrets.
+/// OpenShift cloud credential operator: reconciles CredentialsRequests into cloud credentials
+/// Secrets.
 #[derive(Debug, Parser)]
-#[command(name = "cloud-credential-operator", version)]
-struct Args {
-    /// `operator`, as the reference's command line names it (the only command; may be omitted).
-    #[arg(value_parser = ["operator"], hide = true)]
-    command: Option<String>,
+#[command(
+    name = "cloud-credential-operator",
+    version,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run cloud credential operator.
+    Operator(Box<RunArgs>),
+    /// Render operator manifests for use as a bootstrap static pod (the installer's bootstrap
+    /// step).
+    Render(RenderArgs),
+}
+
+/// logrus's levels, as the reference's `--log-level` takes them (case-insensitive).
+fn log_level(s: &str) -> Result<String, String> {
+    let l = s.to_ascii_lowercase();
+    match l.as_str() {
+        "panic" | "fatal" | "error" | "warn" | "warning" | "info" | "debug" | "trace" => Ok(l),
+        _ => Err(format!(
+            "not a valid logrus Level: {s:?} (panic, fatal, error, warn, info, debug, trace)"
+        )),
+    }
+}
+
+/// Flags of `cloud-credential-operator render`.
+#[derive(Debug, Args)]
+struct RenderArgs {
+    /// The directory where the install-time manifests are located.
+    #[arg(long)]
+    manifests_dir: Option<PathBuf>,
+    /// The destination directory where CCO writes the manifests.
+    #[arg(long)]
+    dest_dir: PathBuf,
+    /// Image for Cloud Credential Operator.
+    #[arg(long)]
+    cloud_credential_operator_image: String,
+    /// Logging verbosity.
+    #[arg(long, default_value = "info", value_parser = log_level)]
+    log_level: String,
+}
+
+/// Flags of `cloud-credential-operator operator`.
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Log level until CloudCredential `cluster` asks for a more verbose one (panic, fatal, error,
+    /// warn, info, debug, trace). `RUST_LOG` pins the filter instead.
+    #[arg(long, default_value = "info", value_parser = log_level)]
+    log_level: String,
+    /// Path to the kubeconfig to use [default: KUBECONFIG, ~/.kube/config, then in-cluster].
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
     /// Address of the HTTPS metrics endpoint ("" disables it).
     #[arg(long, env = "CCO_METRICS_ADDR", default_value = "0.0.0.0:8443")]
     metrics_addr: String,
     /// Directory holding the metrics serving certificate `tls.crt` and key `tls.key`, reloaded when
-    /// they change ("" = a self-signed certificate made at start).
+    /// they change ("" or missing files = a self-signed certificate made at start).
     #[arg(long, env = "CCO_METRICS_CERT_DIR", default_value = cco_operator::metrics_server::DEFAULT_CERT_DIR)]
     metrics_cert_dir: String,
     /// Minimum TLS version of the metrics endpoint (VersionTLS12, VersionTLS13; 1.0/1.1 serve
@@ -52,12 +110,70 @@ struct Args {
     /// Trace, TraceAll) unless RUST_LOG is set.
     #[arg(long, env = "CCO_LOG_FORMAT", default_value = "json")]
     log_format: String,
+    /// glog's flags, which the reference's command line accepts (`-v`, `--logtostderr`, …):
+    /// accepted for drop-in compatibility, without effect (logs go to stderr).
+    #[command(flatten)]
+    glog: GlogArgs,
+}
+
+/// The Go `flag` set glog registers, accepted and ignored.
+#[derive(Debug, Args)]
+struct GlogArgs {
+    #[arg(short = 'v', long = "v", hide = true)]
+    v: Option<String>,
+    #[arg(long = "vmodule", hide = true)]
+    vmodule: Option<String>,
+    #[arg(long = "log_dir", hide = true)]
+    log_dir: Option<String>,
+    #[arg(long = "log_backtrace_at", hide = true)]
+    log_backtrace_at: Option<String>,
+    #[arg(long = "stderrthreshold", hide = true)]
+    stderrthreshold: Option<String>,
+    #[arg(long = "logtostderr", hide = true, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    logtostderr: Option<String>,
+    #[arg(long = "alsologtostderr", hide = true, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    alsologtostderr: Option<String>,
+}
+
+/// The tracing filter for a logrus level.
+fn level_directives(level: &str) -> String {
+    match level {
+        "trace" => cco_operator::loglevel::directives("Trace"),
+        "debug" => cco_operator::loglevel::directives("Debug"),
+        "info" => "info".to_string(),
+        "warn" | "warning" => "warn".to_string(),
+        _ => "error".to_string(),
+    }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let log_control = init_logs(&args.log_format);
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Render(r)) => render(r),
+        Some(Command::Operator(args)) => run(*args).await,
+        None => run(cli.run).await,
+    }
+}
+
+/// `render`: plans the bootstrap files from the install-time manifests and writes them.
+fn render(r: RenderArgs) -> anyhow::Result<()> {
+    let _ = init_logs("text", &level_directives(&r.log_level));
+    let plan = cco_operator::render::plan(
+        r.manifests_dir.as_deref(),
+        &r.cloud_credential_operator_image,
+    )?;
+    if plan.files.is_empty() {
+        tracing::info!("the CloudCredential capability is disabled; nothing rendered");
+        return Ok(());
+    }
+    tracing::info!(dest = %r.dest_dir.display(), mode = %plan.mode, "rendering files");
+    cco_operator::render::write(&plan, &r.dest_dir)?;
+    Ok(())
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let log_control = init_logs(&args.log_format, &level_directives(&args.log_level));
     cco_operator::install_crypto_provider();
     let metrics_addr: Option<SocketAddr> = if args.metrics_addr.is_empty() {
         None
@@ -96,21 +212,35 @@ async fn main() -> anyhow::Result<()> {
     if let Ok(v) = std::env::var("RELEASE_VERSION") {
         settings.version = v;
     }
-    let client = kube::Client::try_default().await?;
+    let client = match &args.kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| anyhow::anyhow!("--kubeconfig {}: {e}", path.display()))?;
+            let config = kube::Config::from_custom_kubeconfig(
+                kc,
+                &kube::config::KubeConfigOptions::default(),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("--kubeconfig {}: {e}", path.display()))?;
+            kube::Client::try_from(config)?
+        }
+        None => kube::Client::try_default().await?,
+    };
     let metrics = Arc::new(cco_operator::metrics::Metrics::new());
     cco_operator::operator::run(client, settings, metrics, shutdown_signal()).await?;
     Ok(())
 }
 
-/// JSON or text logs. With `RUST_LOG` set, it alone decides; otherwise the filter starts at info
-/// and follows CloudCredential `spec.logLevel` through the returned control.
-fn init_logs(format: &str) -> Option<cco_operator::loglevel::LogControl> {
+/// JSON or text logs. With `RUST_LOG` set, it alone decides; otherwise the filter starts at
+/// `initial` (from `--log-level`) and follows CloudCredential `spec.logLevel` through the returned
+/// control.
+fn init_logs(format: &str, initial: &str) -> Option<cco_operator::loglevel::LogControl> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let fixed = tracing_subscriber::EnvFilter::try_from_default_env().ok();
     let follow = fixed.is_none();
     let (filter, handle) = tracing_subscriber::reload::Layer::new(
-        fixed.unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info")),
+        fixed.unwrap_or_else(|| tracing_subscriber::EnvFilter::new(initial)),
     );
     let json = format == "json";
     tracing_subscriber::registry()

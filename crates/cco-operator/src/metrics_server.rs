@@ -102,6 +102,17 @@ fn self_signed() -> Result<Arc<dyn ResolvesServerCert>, MetricsServerError> {
 
 fn resolver(cert: &ServingCert) -> Result<Arc<dyn ResolvesServerCert>, MetricsServerError> {
     match cert {
+        // As controller-runtime's metrics server: without both files at start (the bootstrap
+        // static pod mounts none), a self-signed certificate.
+        ServingCert::Dir(dir)
+            if !(dir.join("tls.crt").exists() && dir.join("tls.key").exists()) =>
+        {
+            tracing::warn!(
+                dir = %dir.display(),
+                "no tls.crt/tls.key for the metrics endpoint; serving a self-signed certificate"
+            );
+            self_signed()
+        }
         ServingCert::Dir(dir) => Ok(Arc::new(cco_webhook::tls::ReloadingCertResolver::new(
             dir.join("tls.crt"),
             dir.join("tls.key"),
@@ -518,11 +529,16 @@ mod tests {
         assert_ne!(Authorizer::key("a", "/metrics"), Authorizer::key("a", "/x"));
     }
 
+    /// As controller-runtime: a certificate directory without the files at start means a
+    /// self-signed certificate (the bootstrap static pod mounts no serving certificate).
     #[test]
-    fn a_missing_certificate_names_the_file() {
+    fn a_missing_certificate_falls_back_to_self_signed() {
         let dir = tempfile::tempdir().expect("tmp");
+        assert!(resolver(&ServingCert::Dir(dir.path().to_path_buf())).is_ok());
+        std::fs::write(dir.path().join("tls.crt"), "not a certificate").expect("write");
+        std::fs::write(dir.path().join("tls.key"), "not a key").expect("write");
         let Err(err) = resolver(&ServingCert::Dir(dir.path().to_path_buf())) else {
-            panic!("missing files accepted");
+            panic!("unreadable files accepted");
         };
         assert!(err.to_string().contains("tls.crt"), "{err}");
     }
