@@ -21,6 +21,9 @@ use serde_json::{json, Value};
 
 use crate::{Endpoints, GcpError, ATTEMPTS};
 
+/// How long one attempt of a call may take (as the REST client's timeout).
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The official clients of one connection.
 #[derive(Clone, Debug)]
 pub(crate) struct Clients {
@@ -69,6 +72,7 @@ impl Clients {
                 .map_err(|e| build_error("retry", e))
         };
         let iam = Iam::builder()
+            .with_attempt_timeout(ATTEMPT_TIMEOUT)
             .with_endpoint(endpoints.iam.clone())
             .with_credentials(credentials.clone())
             .with_retry_policy(Transient)
@@ -77,6 +81,7 @@ impl Clients {
             .await
             .map_err(|e| build_error("IAM", e))?;
         let projects = Projects::builder()
+            .with_attempt_timeout(ATTEMPT_TIMEOUT)
             .with_endpoint(endpoints.resource_manager.clone())
             .with_credentials(credentials)
             .with_retry_policy(Transient)
