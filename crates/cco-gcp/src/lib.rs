@@ -126,6 +126,8 @@ impl Gcp {
             .map_err(|e| GcpError::Local(format!("cannot build the HTTP client: {e}")))?;
         let auth = auth::from_env()?;
         tracing::info!(source = %auth.source, "GCP credentials loaded");
+        // A token now, so that a credentials problem is reported as one, naming its source.
+        auth.headers().await?;
         let clients = official::Clients::new(&endpoints, auth.credentials.clone()).await?;
         let gcp = Gcp {
             http,

@@ -623,8 +623,12 @@ fn workload_identity_federation_credentials_drive_ccoctl() {
         s(&dir),
     ];
     let err = failed(&env.ccoctl_with_credentials(&creds, &delete));
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_default();
     assert!(
-        err.contains("GCP credentials") && err.contains("wif.json"),
+        line.contains("GCP credentials") && line.contains("wif.json"),
         "{err}"
     );
     assert_eq!(env.fake.callers(), vec![admin.clone()]);
@@ -744,8 +748,12 @@ fn impersonated_service_account_credentials_act_as_the_target() {
     ];
     // Not a token creator on the target yet: refused, and ccoctl names the file.
     let err = failed(&env.ccoctl_with_credentials(&creds, &args));
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_default();
     assert!(
-        err.contains("GCP credentials") && err.contains("impersonated.json"),
+        line.contains("GCP credentials") && line.contains("impersonated.json"),
         "{err}"
     );
     assert!(env.fake.pools().is_empty());
