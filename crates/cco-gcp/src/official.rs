@@ -38,13 +38,12 @@ pub(crate) struct Transient;
 
 impl RetryPolicy for Transient {
     fn on_error(&self, state: &RetryState, error: GaxError) -> RetryResult {
-        let transient = error
-            .http_status_code()
-            .is_some_and(|c| c == 429 || c >= 500)
-            || error.is_io()
-            || error.is_connect()
-            || error.is_timeout()
-            || error.is_transport();
+        let transient = match error.http_status_code() {
+            Some(c) => c == 429 || c >= 500,
+            None => {
+                error.is_io() || error.is_connect() || error.is_timeout() || error.is_transport()
+            }
+        };
         if !transient {
             RetryResult::Permanent(error)
         } else if state.attempt_count >= ATTEMPTS {
@@ -189,4 +188,50 @@ pub(crate) fn policy_model(
 ) -> Result<google_cloud_iam_v1::model::Policy, GcpError> {
     serde_json::from_value(v.clone())
         .map_err(|e| GcpError::Unexpected(format!("{op} on {resource}: policy: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http(code: u16, body: &str) -> GaxError {
+        GaxError::http(
+            code,
+            http::HeaderMap::new(),
+            bytes::Bytes::from(body.to_string()),
+        )
+    }
+
+    #[test]
+    fn throttling_and_server_errors_are_retried_on_any_method_until_the_attempts_run_out() {
+        let first = RetryState::new(false).set_attempt_count(1u32);
+        for code in [429, 500, 503] {
+            assert!(matches!(
+                Transient.on_error(&first, http(code, "")),
+                RetryResult::Continue(_)
+            ));
+        }
+        for code in [400, 403, 404, 409] {
+            assert!(matches!(
+                Transient.on_error(&first, http(code, "")),
+                RetryResult::Permanent(_)
+            ));
+        }
+        let last = RetryState::new(true).set_attempt_count(ATTEMPTS);
+        assert!(matches!(
+            Transient.on_error(&last, http(503, "")),
+            RetryResult::Exhausted(_)
+        ));
+    }
+
+    #[test]
+    fn errors_name_the_operation_and_the_resource() {
+        let e = gax_error("iam.roles.get", "r1", http(418, "teapot"));
+        assert_eq!(e.code(), Some(418));
+        let m = e.to_string();
+        assert!(
+            m.contains("iam.roles.get on r1") && m.contains("teapot"),
+            "{m}"
+        );
+    }
 }
