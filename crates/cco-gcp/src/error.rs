@@ -28,9 +28,14 @@ pub enum GcpError {
 }
 
 impl GcpError {
-    pub(crate) fn unreachable(op: &'static str, resource: &str, e: &reqwest::Error) -> GcpError {
+    /// A call that got no HTTP answer: the error and its chain of causes.
+    pub(crate) fn unreachable(
+        op: &'static str,
+        resource: &str,
+        e: &(dyn std::error::Error + 'static),
+    ) -> GcpError {
         let mut message = e.to_string();
-        let mut src = std::error::Error::source(e);
+        let mut src = e.source();
         while let Some(s) = src {
             message = format!("{message}: {s}");
             src = s.source();

@@ -135,17 +135,7 @@ pub(crate) fn gax_error(op: &'static str, resource: &str, e: GaxError) -> GcpErr
             message: body,
         };
     }
-    let mut message = e.to_string();
-    let mut src = std::error::Error::source(&e);
-    while let Some(s) = src {
-        message = format!("{message}: {s}");
-        src = s.source();
-    }
-    GcpError::Unreachable {
-        op,
-        resource: resource.to_string(),
-        message,
-    }
+    GcpError::unreachable(op, resource, &e)
 }
 
 /// A service account as the JSON resource the rest of this crate reads.

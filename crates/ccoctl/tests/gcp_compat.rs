@@ -384,23 +384,21 @@ fn dry_run_files_are_the_reference_templates_byte_for_byte() {
     let jwk_dir = cwd.join("jwk");
     ok(&env.ccoctl_in(
         &cwd,
-        &[
-            "gcp",
+        &gcp_cmd(
             "create-workload-identity-provider",
-            "--name",
             name,
-            "--project",
-            PROJECT_ID,
-            "--workload-identity-pool",
-            pool,
-            "--key-storage-method",
-            "pool-jwk-file",
-            "--public-key-file",
-            s(&key),
-            "--output-dir",
-            "jwk",
-            "--dry-run",
-        ],
+            &[
+                "--workload-identity-pool",
+                pool,
+                "--key-storage-method",
+                "pool-jwk-file",
+                "--public-key-file",
+                s(&key),
+                "--output-dir",
+                "jwk",
+                "--dry-run",
+            ],
+        ),
     ));
     assert!(!jwk_dir.join("02-create-oidc-bucket.sh").exists());
     assert!(!jwk_dir.join("03-openid-configuration").exists());
@@ -438,21 +436,19 @@ fn dry_run_without_output_dir_names_the_absolute_current_directory() {
     std::fs::write(reqs.join("b.yaml"), PLAIN_REQUEST).expect("b");
     ok(&env.ccoctl_in(
         &cwd,
-        &[
-            "gcp",
+        &gcp_cmd(
             "create-service-accounts",
-            "--name",
             "ccoref",
-            "--project",
-            PROJECT_ID,
-            "--workload-identity-pool",
-            "refpool",
-            "--workload-identity-provider",
-            "refprov",
-            "--credentials-requests-dir",
-            s(&reqs),
-            "--dry-run",
-        ],
+            &[
+                "--workload-identity-pool",
+                "refpool",
+                "--workload-identity-provider",
+                "refprov",
+                "--credentials-requests-dir",
+                s(&reqs),
+                "--dry-run",
+            ],
+        ),
     ));
     // What getcwd(3) reports for it.
     let abs = cwd.canonicalize().expect("canonical");
@@ -481,21 +477,19 @@ fn redact_after_prefixes(text: &str, prefixes: &[&str]) -> String {
 fn dry_run_writes_the_reference_scripts_and_reads_only_the_project_number() {
     let env = start();
     let out = env.tmp.path().join("dry");
-    ok(&env.ccoctl(&[
-        "gcp",
+    ok(&env.ccoctl(&gcp_cmd(
         "create-all",
-        "--name",
         "dryrun",
-        "--project",
-        PROJECT_ID,
-        "--dry-run",
-        "--public-key-file",
-        s(&snapshot::fixture_public_key()),
-        "--credentials-requests-dir",
-        s(&corpus()),
-        "--output-dir",
-        s(&out),
-    ]));
+        &[
+            "--dry-run",
+            "--public-key-file",
+            s(&snapshot::fixture_public_key()),
+            "--credentials-requests-dir",
+            s(&corpus()),
+            "--output-dir",
+            s(&out),
+        ],
+    )));
     // Only the project number is read (the token request aside), as the reference does.
     let reads: Vec<String> = env
         .fake
@@ -605,23 +599,21 @@ fn dry_run_writes_the_reference_scripts_and_reads_only_the_project_number() {
     );
     // pool-jwk-file points the provider script at the JWKS file and makes no bucket script.
     let out2 = env.tmp.path().join("dry2");
-    ok(&env.ccoctl(&[
-        "gcp",
+    ok(&env.ccoctl(&gcp_cmd(
         "create-all",
-        "--name",
         "dryrun",
-        "--project",
-        PROJECT_ID,
-        "--dry-run",
-        "--key-storage-method",
-        "pool-jwk-file",
-        "--public-key-file",
-        s(&snapshot::fixture_public_key()),
-        "--credentials-requests-dir",
-        s(&corpus()),
-        "--output-dir",
-        s(&out2),
-    ]));
+        &[
+            "--dry-run",
+            "--key-storage-method",
+            "pool-jwk-file",
+            "--public-key-file",
+            s(&snapshot::fixture_public_key()),
+            "--credentials-requests-dir",
+            s(&corpus()),
+            "--output-dir",
+            s(&out2),
+        ],
+    )));
     assert!(!out2.join("02-create-oidc-bucket.sh").exists());
     let p =
         std::fs::read_to_string(out2.join("05-create-workload-identity-provider.sh")).expect("05");
@@ -663,20 +655,18 @@ fn created_resources_are_what_the_reference_creates() {
     let key = snapshot::fixture_public_key();
     let name = "resfid";
     let out = env.tmp.path().join("out");
-    ok(&env.ccoctl(&[
-        "gcp",
+    ok(&env.ccoctl(&gcp_cmd(
         "create-all",
-        "--name",
         name,
-        "--project",
-        PROJECT_ID,
-        "--public-key-file",
-        s(&key),
-        "--credentials-requests-dir",
-        s(&reqs),
-        "--output-dir",
-        s(&out),
-    ]));
+        &[
+            "--public-key-file",
+            s(&key),
+            "--credentials-requests-dir",
+            s(&reqs),
+            "--output-dir",
+            s(&out),
+        ],
+    )));
     let bucket = format!("{name}-oidc");
     let issuer = format!("https://storage.googleapis.com/{bucket}");
     // storage.BucketAttrs{Name, Location, UniformBucketLevelAccess: {Enabled: true}}: nothing else,
@@ -758,22 +748,20 @@ fn created_resources_are_what_the_reference_creates() {
 
     // pool-jwk-file: the provider holds the reference's JWKS text.
     let jwk = "resfidjwk";
-    ok(&env.ccoctl(&[
-        "gcp",
+    ok(&env.ccoctl(&gcp_cmd(
         "create-all",
-        "--name",
         jwk,
-        "--project",
-        PROJECT_ID,
-        "--key-storage-method",
-        "pool-jwk-file",
-        "--public-key-file",
-        s(&key),
-        "--credentials-requests-dir",
-        s(&reqs),
-        "--output-dir",
-        s(&env.tmp.path().join("out2")),
-    ]));
+        &[
+            "--key-storage-method",
+            "pool-jwk-file",
+            "--public-key-file",
+            s(&key),
+            "--credentials-requests-dir",
+            s(&reqs),
+            "--output-dir",
+            s(&env.tmp.path().join("out2")),
+        ],
+    )));
     let p = env
         .fake
         .providers()
@@ -807,17 +795,15 @@ fn delete_force_finds_custom_roles_of_either_naming_scheme() {
         "made by hand",
         &["compute.instances.get"],
     );
-    let stdout = ok(&env.ccoctl(&[
-        "gcp",
+    let stdout = ok(&env.ccoctl(&gcp_cmd(
         "delete",
-        "--name",
         "oldname",
-        "--project",
-        PROJECT_ID,
-        "--credentials-requests-dir",
-        s(&corpus()),
-        "--force-delete-custom-roles",
-    ]));
+        &[
+            "--credentials-requests-dir",
+            s(&corpus()),
+            "--force-delete-custom-roles",
+        ],
+    )));
     let deleted: Vec<String> = env
         .fake
         .roles()
@@ -912,19 +898,17 @@ fn names_gcp_accepts_are_accepted_and_the_refusal_says_which_rule() {
 #[test]
 fn a_missing_public_key_names_the_gcp_command_that_makes_one() {
     let env = start();
-    let err = failed(&env.ccoctl(&[
-        "gcp",
+    let err = failed(&env.ccoctl(&gcp_cmd(
         "create-workload-identity-provider",
-        "--name",
         "nokey",
-        "--project",
-        PROJECT_ID,
-        "--workload-identity-pool",
-        "nokey",
-        "--output-dir",
-        s(&env.tmp.path().join("empty")),
-        "--dry-run",
-    ]));
+        &[
+            "--workload-identity-pool",
+            "nokey",
+            "--output-dir",
+            s(&env.tmp.path().join("empty")),
+            "--dry-run",
+        ],
+    )));
     assert!(err.contains("ccoctl gcp create-key-pair"), "{err}");
 }
 
@@ -933,20 +917,18 @@ fn create_all_with_public_key_file_publishes_that_key_and_makes_no_key_pair() {
     let env = start();
     let out = env.tmp.path().join("pk");
     let key = snapshot::fixture_public_key();
-    ok(&env.ccoctl(&[
-        "gcp",
+    ok(&env.ccoctl(&gcp_cmd(
         "create-all",
-        "--name",
         "pkfile",
-        "--project",
-        PROJECT_ID,
-        "--public-key-file",
-        s(&key),
-        "--credentials-requests-dir",
-        s(&corpus()),
-        "--output-dir",
-        s(&out),
-    ]));
+        &[
+            "--public-key-file",
+            s(&key),
+            "--credentials-requests-dir",
+            s(&corpus()),
+            "--output-dir",
+            s(&out),
+        ],
+    )));
     assert!(!out.join("serviceaccount-signer.private").exists());
     let public =
         cco_core::keys::parse_public_key(&std::fs::read_to_string(&key).expect("key"), "fixture")

@@ -230,20 +230,18 @@ fn pool_jwk_file_embeds_the_keys_in_the_provider_and_makes_no_bucket() {
     let env = start();
     let out = env.tmp.path().join("out");
     let name = "jwkpool";
-    ok(&env.ccoctl(&[
-        "gcp",
+    ok(&env.ccoctl(&gcp_cmd(
         "create-all",
-        "--name",
         name,
-        "--project",
-        PROJECT_ID,
-        "--key-storage-method",
-        "pool-jwk-file",
-        "--credentials-requests-dir",
-        s(&corpus()),
-        "--output-dir",
-        s(&out),
-    ]));
+        &[
+            "--key-storage-method",
+            "pool-jwk-file",
+            "--credentials-requests-dir",
+            s(&corpus()),
+            "--output-dir",
+            s(&out),
+        ],
+    )));
     assert!(env.fake.buckets().is_empty());
     assert!(!env.bucket_exists(&format!("{name}-oidc")));
     let p = &env.fake.providers()[0];
@@ -259,35 +257,31 @@ fn pool_jwk_file_embeds_the_keys_in_the_provider_and_makes_no_bucket() {
     );
     // A rotated key is published beside the old one.
     std::fs::remove_file(out.join("serviceaccount-signer.private")).expect("rm");
-    ok(&env.ccoctl(&[
-        "gcp",
+    ok(&env.ccoctl(&gcp_cmd(
         "create-all",
-        "--name",
         name,
-        "--project",
-        PROJECT_ID,
-        "--key-storage-method",
-        "pool-jwk-file",
-        "--credentials-requests-dir",
-        s(&corpus()),
-        "--output-dir",
-        s(&out),
-    ]));
+        &[
+            "--key-storage-method",
+            "pool-jwk-file",
+            "--credentials-requests-dir",
+            s(&corpus()),
+            "--output-dir",
+            s(&out),
+        ],
+    )));
     let p = &env.fake.providers()[0];
     let jwks: Value =
         serde_json::from_str(p["oidc"]["jwksJson"].as_str().expect("jwksJson")).expect("json");
     assert_eq!(jwks["keys"].as_array().expect("keys").len(), 2);
-    ok(&env.ccoctl(&[
-        "gcp",
+    ok(&env.ccoctl(&gcp_cmd(
         "delete",
-        "--name",
         name,
-        "--project",
-        PROJECT_ID,
-        "--credentials-requests-dir",
-        s(&corpus()),
-        "--force-delete-custom-roles",
-    ]));
+        &[
+            "--credentials-requests-dir",
+            s(&corpus()),
+            "--force-delete-custom-roles",
+        ],
+    )));
     assert!(env.fake.service_accounts().is_empty());
     assert!(env.fake.pools().iter().all(|p| p["state"] == "DELETED"));
 }
@@ -297,18 +291,16 @@ fn delete_removes_only_what_ccoctl_made() {
     let env = start();
     let out = env.tmp.path().join("out");
     let name = "mixed";
-    ok(&env.ccoctl(&[
-        "gcp",
+    ok(&env.ccoctl(&gcp_cmd(
         "create-all",
-        "--name",
         name,
-        "--project",
-        PROJECT_ID,
-        "--credentials-requests-dir",
-        s(&corpus()),
-        "--output-dir",
-        s(&out),
-    ]));
+        &[
+            "--credentials-requests-dir",
+            s(&corpus()),
+            "--output-dir",
+            s(&out),
+        ],
+    )));
     // Someone else's things: a service account with one of our display names, a binding, an
     // object in the issuer bucket, and a pool ccoctl did not make.
     env.fake.insert_service_account(
@@ -333,29 +325,18 @@ fn delete_removes_only_what_ccoctl_made() {
     assert_eq!(status, 200);
     env.fake.insert_pool("handmade", "not ccoctl");
     // Dry run first: nothing changes.
-    let listed = ok(&env.ccoctl(&[
-        "gcp",
+    let listed = ok(&env.ccoctl(&gcp_cmd(
         "delete",
-        "--name",
         name,
-        "--project",
-        PROJECT_ID,
-        "--credentials-requests-dir",
-        s(&corpus()),
-        "--dry-run",
-    ]));
+        &["--credentials-requests-dir", s(&corpus()), "--dry-run"],
+    )));
     assert!(listed.contains("Would delete service account"), "{listed}");
     assert_eq!(env.fake.service_accounts().len(), 9);
-    let stdout = ok(&env.ccoctl(&[
-        "gcp",
+    let stdout = ok(&env.ccoctl(&gcp_cmd(
         "delete",
-        "--name",
         name,
-        "--project",
-        PROJECT_ID,
-        "--credentials-requests-dir",
-        s(&corpus()),
-    ]));
+        &["--credentials-requests-dir", s(&corpus())],
+    )));
     assert!(stdout.contains("Kept custom role"), "{stdout}");
     assert!(
         stdout.contains("holds 1 objects ccoctl did not write"),
@@ -389,55 +370,37 @@ fn step_by_step_commands_build_the_same_federation() {
     let out = env.tmp.path().join("out");
     let name = "steps1";
     ok(&env.ccoctl(&["gcp", "create-key-pair", "--output-dir", s(&out)]));
-    ok(&env.ccoctl(&[
-        "gcp",
-        "create-workload-identity-pool",
-        "--name",
-        name,
-        "--project",
-        PROJECT_ID,
-    ]));
-    ok(&env.ccoctl(&[
-        "gcp",
+    ok(&env.ccoctl(&gcp_cmd("create-workload-identity-pool", name, &[])));
+    ok(&env.ccoctl(&gcp_cmd(
         "create-workload-identity-provider",
-        "--name",
         name,
-        "--project",
-        PROJECT_ID,
-        "--workload-identity-pool",
-        name,
-        "--output-dir",
-        s(&out),
-    ]));
-    ok(&env.ccoctl(&[
-        "gcp",
+        &["--workload-identity-pool", name, "--output-dir", s(&out)],
+    )));
+    ok(&env.ccoctl(&gcp_cmd(
         "create-service-accounts",
-        "--name",
         name,
-        "--project",
-        PROJECT_ID,
-        "--workload-identity-pool",
-        name,
-        "--workload-identity-provider",
-        name,
-        "--credentials-requests-dir",
-        s(&corpus()),
-        "--output-dir",
-        s(&out),
-    ]));
+        &[
+            "--workload-identity-pool",
+            name,
+            "--workload-identity-provider",
+            name,
+            "--credentials-requests-dir",
+            s(&corpus()),
+            "--output-dir",
+            s(&out),
+        ],
+    )));
     assert_eq!(env.fake.service_accounts().len(), 8);
     assert!(env.object(&format!("{name}-oidc"), "keys.json").is_some());
-    ok(&env.ccoctl(&[
-        "gcp",
+    ok(&env.ccoctl(&gcp_cmd(
         "delete",
-        "--name",
         name,
-        "--project",
-        PROJECT_ID,
-        "--credentials-requests-dir",
-        s(&corpus()),
-        "--force-delete-custom-roles",
-    ]));
+        &[
+            "--credentials-requests-dir",
+            s(&corpus()),
+            "--force-delete-custom-roles",
+        ],
+    )));
     assert!(env.fake.service_accounts().is_empty());
 }
 
@@ -445,34 +408,30 @@ fn step_by_step_commands_build_the_same_federation() {
 fn bad_names_requests_projects_and_credentials_fail_clearly() {
     let env = start();
     let out = env.tmp.path().join("out");
-    let err = failed(&env.ccoctl(&[
-        "gcp",
+    let err = failed(&env.ccoctl(&gcp_cmd(
         "create-all",
-        "--name",
         &"n".repeat(33),
-        "--project",
-        PROJECT_ID,
-        "--credentials-requests-dir",
-        s(&corpus()),
-        "--output-dir",
-        s(&out),
-    ]));
+        &[
+            "--credentials-requests-dir",
+            s(&corpus()),
+            "--output-dir",
+            s(&out),
+        ],
+    )));
     assert!(
         err.contains("Name can be at most 32 characters long"),
         "{err}"
     );
-    let err = failed(&env.ccoctl(&[
-        "gcp",
+    let err = failed(&env.ccoctl(&gcp_cmd(
         "create-all",
-        "--name",
         "Bad_Name",
-        "--project",
-        PROJECT_ID,
-        "--credentials-requests-dir",
-        s(&corpus()),
-        "--output-dir",
-        s(&out),
-    ]));
+        &[
+            "--credentials-requests-dir",
+            s(&corpus()),
+            "--output-dir",
+            s(&out),
+        ],
+    )));
     assert!(err.contains("lower-case"), "{err}");
     // A request without serviceAccountNames, before any call.
     let reqs = env.tmp.path().join("reqs");
@@ -481,18 +440,16 @@ fn bad_names_requests_projects_and_credentials_fail_clearly() {
     let bad = text.replace("  serviceAccountNames:\n  - cloud-controller-manager\n", "");
     assert_ne!(bad, text);
     std::fs::write(reqs.join("ccm.yaml"), bad).expect("write");
-    let err = failed(&env.ccoctl(&[
-        "gcp",
+    let err = failed(&env.ccoctl(&gcp_cmd(
         "create-all",
-        "--name",
         "badreq",
-        "--project",
-        PROJECT_ID,
-        "--credentials-requests-dir",
-        s(&reqs),
-        "--output-dir",
-        s(&out),
-    ]));
+        &[
+            "--credentials-requests-dir",
+            s(&reqs),
+            "--output-dir",
+            s(&out),
+        ],
+    )));
     assert!(
         err.contains("ccm.yaml (document 0)") && err.contains("spec.serviceAccountNames"),
         "{err}"
@@ -523,14 +480,7 @@ fn bad_names_requests_projects_and_credentials_fail_clearly() {
         ),
     ] {
         std::fs::write(env.tmp.path().join("key.json"), content).expect("write");
-        let err = failed(&env.ccoctl(&[
-            "gcp",
-            "create-workload-identity-pool",
-            "--name",
-            "other",
-            "--project",
-            PROJECT_ID,
-        ]));
+        let err = failed(&env.ccoctl(&gcp_cmd("create-workload-identity-pool", "other", &[])));
         assert!(
             err.contains("GCP credentials") && err.contains("key.json") && err.contains(says),
             "{err}"
@@ -559,18 +509,16 @@ fn workload_identity_federation_credentials_drive_ccoctl() {
     let env = start();
     let out = env.tmp.path().join("out");
     let name = "wifcreds";
-    ok(&env.ccoctl(&[
-        "gcp",
+    ok(&env.ccoctl(&gcp_cmd(
         "create-all",
-        "--name",
         name,
-        "--project",
-        PROJECT_ID,
-        "--credentials-requests-dir",
-        s(&corpus()),
-        "--output-dir",
-        s(&out),
-    ]));
+        &[
+            "--credentials-requests-dir",
+            s(&corpus()),
+            "--output-dir",
+            s(&out),
+        ],
+    )));
     // The key was used as a self-signed JWT, not exchanged at the token endpoint.
     let admin = format!("admin@{PROJECT_ID}.iam.gserviceaccount.com");
     assert_eq!(env.fake.callers(), vec![admin.clone()]);

@@ -11,6 +11,21 @@ use cco_testsupport::fake_gcs::FakeGcs;
 use cco_testsupport::gcp_fake::GcpFake;
 use serde_json::Value;
 
+/// `gcp <cmd> --name <name> --project <the fake's project>`, then `rest`: the flags every
+/// `ccoctl gcp` test passes.
+pub fn gcp_cmd<'a>(cmd: &'a str, name: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "gcp",
+        cmd,
+        "--name",
+        name,
+        "--project",
+        cco_testsupport::gcp_fake::PROJECT_ID,
+    ];
+    args.extend_from_slice(rest);
+    args
+}
+
 pub struct Env {
     pub gcs: FakeGcs,
     pub fake: GcpFake,
