@@ -1,6 +1,6 @@
 """Drives the GCP fake with Google's official Python clients: every call `ccoctl gcp` and the operator
 make, with the paths, methods, parameters and bodies google-api-python-client builds from its bundled
-discovery documents (iam v1, cloudresourcemanager v1) and google-cloud-storage's own requests.
+discovery documents (iam v1, cloudresourcemanager v1 and v3) and google-cloud-storage's own requests.
 
 Environment: FAKE_ENDPOINT (http://127.0.0.1:port), FAKE_KEY_FILE (a service-account key whose
 token_uri is the fake), FAKE_PROJECT, FAKE_PROJECT_NUMBER. Prints the JSON list of the steps it
@@ -301,6 +301,30 @@ def project(crm, email, role):
     step("cloudresourcemanager.projects.testIamPermissions")
 
 
+def project_v3(crm3, email):
+    """Resource Manager v3, which ccoctl and the operator call through google-cloud-resourcemanager-v3."""
+    pr = crm3.projects()
+    got = pr.get(name=f"projects/{PROJECT}").execute()
+    assert got["name"] == f"projects/{NUMBER}" and got["projectId"] == PROJECT, got
+    step("cloudresourcemanager.v3.projects.get")
+    fails(403, "PERMISSION_DENIED", lambda: pr.get(name="projects/someone-elses").execute())
+    step("cloudresourcemanager.v3.projects.get 403")
+    policy = pr.getIamPolicy(resource=f"projects/{PROJECT}", body={}).execute()
+    assert policy["etag"] and policy["bindings"], policy
+    step("cloudresourcemanager.v3.projects.getIamPolicy")
+    member = f"serviceAccount:{email}"
+    policy["bindings"].append({"role": "roles/viewer", "members": [member]})
+    new = until_visible(lambda: pr.setIamPolicy(resource=f"projects/{PROJECT}", body={"policy": policy}).execute())
+    assert {"role": "roles/viewer", "members": [member]} in new["bindings"], new
+    step("cloudresourcemanager.v3.projects.setIamPolicy")
+    fails(409, "ABORTED", lambda: pr.setIamPolicy(resource=f"projects/{PROJECT}", body={"policy": policy}).execute())
+    step("cloudresourcemanager.v3.projects.setIamPolicy 409 stale etag")
+    perms = ["iam.roles.get"]
+    got = pr.testIamPermissions(resource=f"projects/{PROJECT}", body={"permissions": perms}).execute()
+    assert got["permissions"] == perms, got
+    step("cloudresourcemanager.v3.projects.testIamPermissions")
+
+
 def bucket():
     client = storage.Client(project=PROJECT, credentials=CREDS, client_options={"api_endpoint": EP})
     b = client.create_bucket("official-bucket", location="US")
@@ -363,6 +387,7 @@ def main():
     role = roles(iam)
     pools(iam)
     project(crm, email, role)
+    project_v3(api("cloudresourcemanager", "v3"), email)
     bucket()
     iam.projects().serviceAccounts().delete(name=name).execute()
     fails(404, "NOT_FOUND", lambda: iam.projects().serviceAccounts().get(name=name).execute())

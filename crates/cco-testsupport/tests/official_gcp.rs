@@ -1,6 +1,6 @@
 //! Google's official Python clients as the judge of the GCP fake: `official/gcp_calls.py` makes every
 //! call `ccoctl gcp` and the operator make (IAM v1 service accounts, keys, custom roles, workload
-//! identity pools and providers with their operations; Resource Manager v1 project, policy and
+//! identity pools and providers with their operations; Resource Manager v1 and v3 project, policy and
 //! `testIamPermissions`; Cloud Storage buckets, bucket IAM and objects), their 404/409/412 paths
 //! included, through google-api-python-client (built from its bundled discovery documents) and
 //! google-cloud-storage; then every exchange is checked against the discovery documents' schemas.
@@ -57,6 +57,12 @@ const STEPS: &[&str] = &[
     "cloudresourcemanager.projects.setIamPolicy 409 stale etag",
     "cloudresourcemanager.projects.setIamPolicy 400 unknown member",
     "cloudresourcemanager.projects.testIamPermissions",
+    "cloudresourcemanager.v3.projects.get",
+    "cloudresourcemanager.v3.projects.get 403",
+    "cloudresourcemanager.v3.projects.getIamPolicy",
+    "cloudresourcemanager.v3.projects.setIamPolicy",
+    "cloudresourcemanager.v3.projects.setIamPolicy 409 stale etag",
+    "cloudresourcemanager.v3.projects.testIamPermissions",
     "storage.buckets.insert",
     "storage.buckets.insert 409",
     "storage.buckets.get",
