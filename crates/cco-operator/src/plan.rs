@@ -294,8 +294,21 @@ pub fn token_secret(cr: &CredentialsRequest, spec: &ProviderSpec) -> Option<Secr
     }
 }
 
+/// Requests the reference's cleanup controller removes by name (`constants.StaleCredentialsRequests`):
+/// ones older releases shipped and newer ones no longer need.
+pub const STALE_REQUESTS: &[(&str, &str)] = &[(
+    crate::status::OPERATOR_NAMESPACE,
+    "cloud-credential-operator-s3",
+)];
+
+/// A request no release wants any more: annotated `release.openshift.io/delete: "true"`, or one of
+/// [`STALE_REQUESTS`].
 fn is_stale(cr: &CredentialsRequest) -> bool {
     cr.annotations().get(ANNOTATION_DELETE).map(String::as_str) == Some("true")
+        || STALE_REQUESTS.iter().any(|(ns, name)| {
+            cr.metadata.namespace.as_deref() == Some(*ns)
+                && cr.metadata.name.as_deref() == Some(*name)
+        })
 }
 
 fn has_finalizer(cr: &CredentialsRequest) -> bool {

@@ -446,6 +446,35 @@ fn stale_requests_are_reported_in_manual_mode_and_deleted_otherwise() {
     );
 }
 
+/// The reference's cleanup controller list: `cloud-credential-operator-s3` in the operator's
+/// namespace is stale without any annotation; the same name elsewhere is not.
+#[test]
+fn the_references_stale_requests_are_stale_by_name() {
+    let mut c = cr(json!({"kind": "AWSProviderSpec"}));
+    c.metadata.name = Some("cloud-credential-operator-s3".into());
+    assert_eq!(
+        run(case(&c, view(CredentialsMode::Manual, "AWS", None), None)),
+        Decision::MarkStale
+    );
+    assert_eq!(
+        run(case(
+            &c,
+            view(CredentialsMode::Passthrough, "AWS", None),
+            Some(aws_root("1"))
+        )),
+        Decision::DeleteStale
+    );
+    c.metadata.namespace = Some("elsewhere".into());
+    assert_ne!(
+        run(case(
+            &c,
+            view(CredentialsMode::Passthrough, "AWS", None),
+            Some(aws_root("1"))
+        )),
+        Decision::DeleteStale
+    );
+}
+
 #[test]
 fn a_recent_sync_with_nothing_changed_is_up_to_date() {
     let mut c = with_finalizer(cr(json!({"kind": "AWSProviderSpec"})));
