@@ -275,19 +275,7 @@ async fn a_stale_version_never_mints_a_second_iam_user() -> anyhow::Result<()> {
         .unwrap()
         .to_string();
     assert_eq!(iam.list_access_keys(&user).await?.len(), 1);
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(&moto.endpoint)
-        .credentials_provider(aws_sdk_iam::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .load()
-        .await;
-    let users = aws_sdk_iam::Client::new(&conf)
-        .list_users()
-        .send()
-        .await?
-        .users;
+    let users = moto_iam_sdk(&moto).await.list_users().send().await?.users;
     assert_eq!(
         users
             .iter()

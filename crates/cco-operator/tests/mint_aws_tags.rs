@@ -165,14 +165,7 @@ async fn without_an_infrastructure_name_users_carry_the_legacy_cluster_id_tag() 
     let op = spawn_operator(operator_client(&env).await?, settings);
     let iam = moto_iam(&moto).await;
     wait_secret(&env.admin, "components", "legacy").await?;
-    let cr = wait_cr(&env.admin, "legacy", "provisioned", |c| {
-        c.status.as_ref().is_some_and(|s| s.provisioned)
-    })
-    .await?;
-    let user = cr.status.unwrap().provider_status.unwrap()["user"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let user = provisioned_user(&env.admin, "legacy").await?;
     assert!(user.starts_with("legacy-"), "{user}");
     let tags = iam.get_user(&user).await?.unwrap().tags;
     assert_eq!(

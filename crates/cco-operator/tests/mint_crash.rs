@@ -71,18 +71,6 @@ fn spawn(kubeconfig: &std::path::Path, moto: &Moto, log: &std::path::Path) -> Op
         .unwrap()
 }
 
-async fn iam_client(moto: &Moto) -> aws_sdk_iam::Client {
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(&moto.endpoint)
-        .credentials_provider(aws_sdk_iam::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .load()
-        .await;
-    aws_sdk_iam::Client::new(&conf)
-}
-
 /// Every IAM user with its access key ids, read through the SDK (not the code under test).
 async fn iam_state(iam: &aws_sdk_iam::Client) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
     let users: Vec<String> = iam
@@ -208,7 +196,7 @@ async fn mint_survives_sigkill_with_one_user_and_one_key_per_request() -> anyhow
     child.kill()?;
 
     // Every request: one user (the one its status names) with exactly the key in its Secret.
-    let state = iam_state(&iam_client(&moto).await).await?;
+    let state = iam_state(&moto_iam_sdk(&moto).await).await?;
     let mut owned = BTreeSet::new();
     for cr in crs.list(&ListParams::default()).await?.items {
         let name = cr.metadata.name.clone().unwrap();

@@ -27,18 +27,6 @@ const ROOT: [(&str, &str); 2] = [
 const RO_SECRET: &str = "cloud-credential-operator-iam-ro-creds";
 const GCP_RO_SECRET: &str = "cloud-credential-operator-gcp-ro-creds";
 
-async fn iam(moto: &Moto) -> aws_sdk_iam::Client {
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(&moto.endpoint)
-        .credentials_provider(aws_sdk_iam::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .load()
-        .await;
-    aws_sdk_iam::Client::new(&conf)
-}
-
 /// Seconds since the epoch of the key's last use, as IAM records it.
 async fn last_used(iam: &aws_sdk_iam::Client, key: &str) -> anyhow::Result<Option<i64>> {
     Ok(iam
@@ -90,7 +78,7 @@ async fn aws_reads_go_through_the_read_only_credential_and_keep_working_without_
     settings.sync_period = Duration::from_secs(1);
     settings.resync = Duration::from_secs(1);
     let op = spawn_operator(operator_client(&env).await?, settings);
-    let iam = iam(&moto).await;
+    let iam = moto_iam_sdk(&moto).await;
 
     // The read-only request is minted like any other: a user allowed to read IAM users only.
     let ro = wait_secret(&env.admin, OPERATOR_NS, RO_SECRET).await?;
@@ -131,14 +119,7 @@ async fn aws_reads_go_through_the_read_only_credential_and_keep_working_without_
         "{ro_policy}"
     );
     wait_secret(&env.admin, "components", "mint-one").await?;
-    let cr = wait_cr(&env.admin, "mint-one", "provisioned", |c| {
-        c.status.as_ref().is_some_and(|s| s.provisioned)
-    })
-    .await?;
-    let user = cr.status.unwrap().provider_status.unwrap()["user"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let user = provisioned_user(&env.admin, "mint-one").await?;
 
     // The root credential removed: the checks go on, through the read-only key.
     Api::<Secret>::namespaced(env.admin.clone(), "kube-system")

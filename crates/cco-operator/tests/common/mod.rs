@@ -274,6 +274,31 @@ pub async fn moto_iam(moto: &cco_testsupport::moto::Moto) -> cco_aws::Minter {
     .await
 }
 
+/// The AWS SDK's IAM client on the emulator, for reads the code under test does not make.
+pub async fn moto_iam_sdk(moto: &cco_testsupport::moto::Moto) -> aws_sdk_iam::Client {
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(&moto.endpoint)
+        .credentials_provider(aws_sdk_iam::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .load()
+        .await;
+    aws_sdk_iam::Client::new(&conf)
+}
+
+/// Waits until the request `name` is provisioned; returns the IAM user its status names.
+pub async fn provisioned_user(c: &Client, name: &str) -> Result<String> {
+    let cr = wait_cr(c, name, "provisioned", |c| {
+        c.status.as_ref().is_some_and(|s| s.provisioned)
+    })
+    .await?;
+    cr.status
+        .and_then(|s| s.provider_status)
+        .and_then(|p| p["user"].as_str().map(str::to_string))
+        .ok_or_else(|| anyhow!("{name}: provisioned without a user in its provider status"))
+}
+
 /// Polls `f` until it returns true.
 pub async fn wait_until<F, Fut>(timeout: Duration, mut f: F) -> Result<()>
 where
