@@ -10,7 +10,10 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 step() { printf '\n==> %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
+# Free space where the build and the tests write (the tests' API servers and emulators use TMPDIR).
+disk() { df -h "$root" "${TMPDIR:-/tmp}" 2>/dev/null | awk 'NR == 1 || !seen[$0]++' || true; }
 
+disk
 step "Python emulators"
 bash scripts/setup-python.sh
 bash scripts/setup-node.sh  # azurite (Azure Storage emulator) into .cache/node
@@ -29,5 +32,10 @@ cargo fmt --all -- --check
 step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "build the tests"
+cargo test --workspace --no-run
+disk
+
 step "tests"
+trap 'status=$?; disk; exit $status' EXIT
 cargo test --workspace --no-fail-fast -- --test-threads="${TEST_THREADS:-4}"

@@ -5,6 +5,10 @@
 //!
 //! Each is watched with a `metadata.name` field selector, so the operator's RBAC can name the one
 //! object it may read. A change to any of them bumps the returned counter.
+//!
+//! Readiness is one `watch` channel rather than the stores' own `wait_until_ready`: that future
+//! (kube-runtime's `DelayedInit`) keeps the waker of only its latest poller, so with the status loop
+//! and the webhook controller both waiting, one of them slept until its timeout.
 
 use std::sync::Arc;
 
@@ -31,6 +35,8 @@ pub struct ConfigWatch {
     cluster_versions: Store<ClusterVersion>,
     apiservers: Store<APIServer>,
     operator_secrets: Store<Secret>,
+    /// True once all three caches have done their initial list.
+    ready: watch::Receiver<bool>,
 }
 
 impl std::fmt::Debug for ConfigWatch {
@@ -65,15 +71,35 @@ impl ConfigWatch {
             })
     }
 
-    /// Waits until every cache has done its initial list.
-    pub async fn wait_ready(&self) -> Result<(), reflector::store::WriterDropped> {
-        self.cluster_versions.wait_until_ready().await?;
-        self.apiservers.wait_until_ready().await?;
-        self.operator_secrets.wait_until_ready().await
+    /// Waits until every cache has done its initial list. Any number of tasks may wait at once.
+    pub async fn wait_ready(&self) -> Result<(), CachesStopped> {
+        let mut ready = self.ready.clone();
+        ready
+            .wait_for(|r| *r)
+            .await
+            .map(|_| ())
+            .map_err(|_| CachesStopped)
     }
 }
 
-fn named<K>(api: Api<K>, name: &str) -> (Store<K>, impl futures::Stream<Item = ()> + Send)
+/// The caches stopped before their first list completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the configuration caches stopped before they were ready")]
+pub struct CachesStopped;
+
+/// What one cache's stream reports to the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// An object was added, changed or deleted.
+    Object,
+    /// The cache finished a (re)list.
+    Listed,
+}
+
+fn named<K>(
+    api: Api<K>,
+    name: &str,
+) -> (Store<K>, impl futures::Stream<Item = Change> + Send)
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
@@ -84,9 +110,10 @@ where
         .default_backoff()
         .filter_map(|ev| async move {
             match ev {
-                Ok(watcher::Event::Apply(_))
-                | Ok(watcher::Event::Delete(_))
-                | Ok(watcher::Event::InitDone) => Some(()),
+                Ok(watcher::Event::Apply(_)) | Ok(watcher::Event::Delete(_)) => {
+                    Some(Change::Object)
+                }
+                Ok(watcher::Event::InitDone) => Some(Change::Listed),
                 Ok(_) => None,
                 Err(error) => {
                     tracing::warn!(%error, kind = %K::kind(&Default::default()), "watch failed; retrying");
@@ -113,9 +140,22 @@ pub fn start(
         AZURE_CREDENTIALS,
     );
     let (tx, rx) = watch::channel(0u64);
+    let (ready_tx, ready) = watch::channel(false);
     let driver = async move {
-        let merged = futures::stream::select(futures::stream::select(s1, s2), s3);
-        let run = merged.for_each(|()| {
+        let tagged = |i: usize, s| futures::StreamExt::map(s, move |c: Change| (i, c));
+        let merged = futures::stream::select_all([
+            tagged(0, s1.boxed()),
+            tagged(1, s2.boxed()),
+            tagged(2, s3.boxed()),
+        ]);
+        let mut listed = [false; 3];
+        let run = merged.for_each(|(i, change)| {
+            if change == Change::Listed && !listed[i] {
+                listed[i] = true;
+                if listed.iter().all(|l| *l) {
+                    let _ = ready_tx.send(true);
+                }
+            }
             tx.send_modify(|n| *n = n.wrapping_add(1));
             futures::future::ready(())
         });
@@ -129,6 +169,7 @@ pub fn start(
             cluster_versions: cv,
             apiservers: apiserver,
             operator_secrets: secrets,
+            ready,
         },
         driver,
         rx,
