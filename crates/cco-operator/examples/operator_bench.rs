@@ -1,6 +1,8 @@
 //! Operator benchmark driver (run by `bench/operator/run.sh` against the launcher's API server).
 //!
-//! Installs the CRDs and the operator's RBAC, configures the cluster for one mode (`token`: Manual with
+//! Installs the CRDs and the operator's manifests (with the ClusterOperator, which the
+//! cluster-version operator creates before the operator starts), a ClusterVersion as every cluster
+//! has, configures the cluster for one mode (`token`: Manual with
 //! a service-account issuer, requests carrying `stsIAMRoleARN`; `passthrough`: Passthrough with an AWS
 //! root credential), starts the operator binary as its ServiceAccount, creates N CredentialsRequests
 //! and measures the time until every target Secret exists, the operator's peak RSS (VmHWM), its
@@ -159,6 +161,13 @@ async fn main() -> Result<()> {
         &admin,
         serde_json::json!({"apiVersion": "config.openshift.io/v1", "kind": "Authentication",
         "metadata": {"name": "cluster"}, "spec": {"serviceAccountIssuer": issuer}}),
+    )
+    .await?;
+    // Every OpenShift cluster has its ClusterVersion before the operator starts.
+    apply_json(
+        &admin,
+        serde_json::json!({"apiVersion": "config.openshift.io/v1", "kind": "ClusterVersion",
+        "metadata": {"name": "version"}, "spec": {"clusterID": "5a1c0f3e-2b7d-4c39-9e61-0d8f4a6b2c17"}}),
     )
     .await?;
     apply_json(

@@ -96,10 +96,7 @@ enum Change {
     Listed,
 }
 
-fn named<K>(
-    api: Api<K>,
-    name: &str,
-) -> (Store<K>, impl futures::Stream<Item = Change> + Send)
+fn named<K>(api: Api<K>, name: &str) -> (Store<K>, impl futures::Stream<Item = Change> + Send)
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,

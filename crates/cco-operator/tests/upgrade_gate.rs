@@ -106,3 +106,35 @@ async fn upgradeable_follows_the_admin_annotation_and_the_cluster_version() -> a
     op.stop().await?;
     Ok(())
 }
+
+/// The status loop and the pod identity webhook controller both wait for the configuration caches
+/// (ClusterVersion, APIServer, the Azure credentials Secret). Every waiter must be released: the
+/// stores' own `wait_until_ready` wakes only its latest poller, and the other one slept until its
+/// timeout (the first ClusterOperator status came a second late).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_waiter_sees_the_configuration_caches_ready() -> anyhow::Result<()> {
+    let env = start().await?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (config, driver, _changes) = cco_operator::config_watch::start(&env.admin, async move {
+        let _ = stop_rx.await;
+    });
+    // Every waiter polls before the driver runs, so all of them wait on the first list.
+    let waiters: Vec<_> = (0..3)
+        .map(|_| {
+            let config = config.clone();
+            tokio::spawn(async move { config.wait_ready().await })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let driver = tokio::spawn(driver);
+    for (i, w) in waiters.into_iter().enumerate() {
+        tokio::time::timeout(std::time::Duration::from_secs(30), w)
+            .await
+            .unwrap_or_else(|_| panic!("waiter {i} was never released"))??;
+    }
+    // A waiter that comes after the first list returns at once.
+    config.wait_ready().await?;
+    let _ = stop_tx.send(());
+    driver.await?;
+    Ok(())
+}
