@@ -70,13 +70,26 @@ async fn can(
     namespace: Option<&str>,
     name: Option<&str>,
 ) -> bool {
+    let operator = format!(
+        "system:serviceaccount:{}:{}",
+        common::OPERATOR_NS,
+        common::OPERATOR_SA
+    );
+    user_can(admin, &operator, verb, group, resource, namespace, name).await
+}
+
+async fn user_can(
+    admin: &kube::Client,
+    user: &str,
+    verb: &str,
+    group: &str,
+    resource: &str,
+    namespace: Option<&str>,
+    name: Option<&str>,
+) -> bool {
     let sar = SubjectAccessReview {
         spec: SubjectAccessReviewSpec {
-            user: Some(format!(
-                "system:serviceaccount:{}:{}",
-                common::OPERATOR_NS,
-                common::OPERATOR_SA
-            )),
+            user: Some(user.to_string()),
             resource_attributes: Some(ResourceAttributes {
                 verb: Some(verb.into()),
                 group: Some(group.into()),
@@ -161,9 +174,56 @@ async fn manifests_apply_and_accept_every_corpus_request_with_least_privilege_rb
         assert_eq!(stored.spec.secret_ref.namespace, common::OPERATOR_NS);
     }
 
+    // The cluster-reader aggregate: whoever holds it reads CredentialsRequests, and only reads.
+    let reader_role = "system:openshift:cloud-credential-operator:cluster-reader";
+    let role: k8s_openapi::api::rbac::v1::ClusterRole =
+        Api::all(env.admin.clone()).get(reader_role).await?;
+    assert_eq!(
+        role.metadata.labels.unwrap_or_default()
+            ["rbac.authorization.k8s.io/aggregate-to-cluster-reader"],
+        "true"
+    );
+    cco_testsupport::kube_env::apply_objects(
+        &env.admin,
+        cco_testsupport::kube_env::parse_manifests(&format!(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: test-reader\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: {reader_role}\nsubjects:\n- apiGroup: rbac.authorization.k8s.io\n  kind: User\n  name: test-reader\n"
+        ))?,
+    )
+    .await?;
+    let ccg = "cloudcredential.openshift.io";
+    for verb in ["get", "list", "watch"] {
+        assert!(
+            user_can(
+                &env.admin,
+                "test-reader",
+                verb,
+                ccg,
+                "credentialsrequests",
+                Some("any-ns"),
+                None
+            )
+            .await,
+            "cluster-reader {verb} credentialsrequests"
+        );
+    }
+    for verb in ["create", "update", "patch", "delete"] {
+        assert!(
+            !user_can(
+                &env.admin,
+                "test-reader",
+                verb,
+                ccg,
+                "credentialsrequests",
+                Some("any-ns"),
+                None
+            )
+            .await,
+            "cluster-reader must not {verb} credentialsrequests"
+        );
+    }
+
     // What the operator needs, it has.
     let a = &env.admin;
-    let ccg = "cloudcredential.openshift.io";
     for verb in ["get", "list", "watch", "patch", "delete"] {
         assert!(
             can(a, verb, ccg, "credentialsrequests", Some("any-ns"), None).await,
