@@ -245,8 +245,13 @@ fn init_logs(format: &str, initial: &str) -> Option<cco_operator::loglevel::LogC
     let json = format == "json";
     tracing_subscriber::registry()
         .with(filter)
-        .with(json.then(|| tracing_subscriber::fmt::layer().json()))
-        .with((!json).then(tracing_subscriber::fmt::layer))
+        // To stderr, as the reference's logrus and klog write.
+        .with(json.then(|| {
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(std::io::stderr)
+        }))
+        .with((!json).then(|| tracing_subscriber::fmt::layer().with_writer(std::io::stderr)))
         .init();
     follow.then(|| {
         cco_operator::loglevel::LogControl::new(move |directives| {

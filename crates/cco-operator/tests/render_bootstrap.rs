@@ -145,8 +145,9 @@ async fn render_then_the_static_pods_command_line_runs_the_operator() -> anyhow:
             .env("CCO_METRICS_ADDR", "127.0.0.1:0")
             .env("POD_NAME", "bootstrap-test")
             .env("HOME", tmp.path())
-            .stdout(std::fs::File::create(&log)?)
-            .stderr(Stdio::null())
+            // The reference logs to stderr; so do we.
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
             .spawn()?,
     );
     let cos: Api<cco_operator::openshift::ClusterOperator> = Api::all(admin.clone());
