@@ -7,7 +7,7 @@
 //! and keys) runs against moto, and Kubernetes is a real API server.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;

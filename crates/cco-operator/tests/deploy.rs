@@ -2,10 +2,10 @@
 //! to date, every manifest applies to a real API server, every corpus request is accepted by our CRD,
 //! and the ServiceAccount's RBAC is least privilege (checked with SubjectAccessReview).
 //!
-//! Regenerate the CRD with `CCO_UPDATE_CRD=1 cargo test -p cco-operator --test deploy`.
+//! Regenerate the CRD with `CCO_UPDATE_CRD=1 cargo test -p cco-operator --test it deploy::`.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
@@ -21,7 +21,7 @@ const CRD_FILE: &str = "01-crd-credentialsrequests.yaml";
 fn generated_crd() -> String {
     let crd = CredentialsRequest::crd();
     format!(
-        "# Generated from crates/cco-api by `CCO_UPDATE_CRD=1 cargo test -p cco-operator --test deploy`.\n{}",
+        "# Generated from crates/cco-api by `CCO_UPDATE_CRD=1 cargo test -p cco-operator --test it deploy::`.\n{}",
         serde_yaml::to_string(&crd).unwrap()
     )
 }
@@ -36,7 +36,7 @@ fn credentials_request_crd_is_generated_and_up_to_date() {
     let have = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         have == want,
-        "{} is stale; run CCO_UPDATE_CRD=1 cargo test -p cco-operator --test deploy",
+        "{} is stale; run CCO_UPDATE_CRD=1 cargo test -p cco-operator --test it deploy::",
         path.display()
     );
 }

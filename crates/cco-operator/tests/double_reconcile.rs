@@ -10,7 +10,7 @@
 //!   version it was chosen from, so it fails with a conflict before anything is created.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

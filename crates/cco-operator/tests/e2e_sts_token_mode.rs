@@ -9,7 +9,7 @@
 //! the Secret names. The emulator's STS does not validate tokens, so the verification is ours.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 

@@ -7,7 +7,7 @@
 //! as its own ServiceAccount.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! it releases the Lease and the other one takes over at once and carries on.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

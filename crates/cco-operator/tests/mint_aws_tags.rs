@@ -6,7 +6,7 @@
 //! infrastructure name, the legacy `openshiftClusterID` tag.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use cco_testsupport::moto::Moto;
 use common::*;

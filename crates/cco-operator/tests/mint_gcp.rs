@@ -6,7 +6,7 @@
 //! through the finalizer; and a root credential without the mint permissions is passed through.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

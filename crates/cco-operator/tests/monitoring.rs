@@ -11,7 +11,7 @@
 //!   them (no CNI runs here, so policies are checked as objects, not enforced).
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

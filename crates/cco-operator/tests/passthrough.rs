@@ -6,7 +6,7 @@
 //! ClusterOperator that follows, and a request marked for removal being deleted.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

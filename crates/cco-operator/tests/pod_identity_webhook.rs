@@ -7,7 +7,7 @@
 //! the grace period, `relatedObjects`).
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

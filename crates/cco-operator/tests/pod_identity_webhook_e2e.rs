@@ -18,7 +18,7 @@
 //! lock as the webhook crate's reference-argument tests.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

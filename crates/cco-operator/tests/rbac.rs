@@ -4,7 +4,7 @@
 //! other integration test runs the operator under the full role, so a rule missing there fails them.)
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -7,7 +7,7 @@
 //! the Lease, the metrics endpoint and graceful shutdown.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! removed blocks upgrades unless annotated; a missing ClusterVersion is an error.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};

@@ -1,7 +1,7 @@
 //! `ccoctl aws` as a drop-in for the reference tool, against the local AWS emulator: command lines
 //! the reference accepts, resources the reference leaves behind, and output reported once.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! `ccoctl aws` against the local AWS emulator (moto), checked through the emulator's own API.
 
-mod common;
-mod snapshot;
+use crate::common;
+use crate::snapshot;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! `ccoctl aws` without a cloud: key material, dry runs (which must make no AWS call), and bad inputs.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -2,7 +2,7 @@
 //! `create-all` then does (compared with the mutating calls moto records), a second plan is empty,
 //! and the upgrade story (new actions in two requests, one request retired) is planned and applied.
 
-mod common;
+use crate::common;
 
 use common::front::*;
 use serde_json::{json, Value};

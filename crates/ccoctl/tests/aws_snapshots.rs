@@ -3,8 +3,8 @@
 //! `create-identity-provider` and `create-iam-roles`. A change to any byte shows up as a snapshot
 //! diff (`cargo insta review`). The signing key is a fixed test key, so the JWKS is stable too.
 
-mod common;
-mod snapshot;
+use crate::common;
+use crate::snapshot;
 
 use std::path::{Path, PathBuf};
 

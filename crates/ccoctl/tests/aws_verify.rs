@@ -3,7 +3,7 @@
 //! on purpose is reported with its fix, `plan` shows the change that fixes it, and after the fix
 //! `verify` passes again.
 
-mod common;
+use crate::common;
 
 use common::front::*;
 use serde_json::{json, Value};

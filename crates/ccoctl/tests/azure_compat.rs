@@ -4,8 +4,8 @@
 //! objects the reference tool made reused rather than duplicated, its scoping rules and Azure's
 //! naming rules.
 
-mod azure_env;
-mod snapshot;
+use crate::azure_env;
+use crate::snapshot;
 
 use std::path::Path;
 use std::process::Command;

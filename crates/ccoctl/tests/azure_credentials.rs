@@ -5,7 +5,7 @@
 //! its test puts a stand-in `az` on `PATH` that prints what `az account get-access-token -o json`
 //! prints; it shows the command ccoctl runs and that its output is used, not the real CLI.
 
-mod azure_env;
+use crate::azure_env;
 
 use std::path::Path;
 use std::process::{Command, Output};

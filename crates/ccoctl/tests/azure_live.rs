@@ -3,7 +3,7 @@
 //! duplicates, `delete --dry-run` deleting nothing, `delete` leaving nothing it made; dry runs making
 //! no call; bad inputs. Results are read back from the fake's state and anonymously from Azurite.
 
-mod azure_env;
+use crate::azure_env;
 
 use std::path::Path;
 use std::process::Command;

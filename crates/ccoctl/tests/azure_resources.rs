@@ -5,8 +5,8 @@
 //! reference's `mergeResourceTags`), federated identity credentials named after the service account
 //! with the reference's fields, custom roles and role assignments.
 
-mod azure_env;
-mod snapshot;
+use crate::azure_env;
+use crate::snapshot;
 
 use azure_env::*;
 use cco_testsupport::azure_fake::SUBSCRIPTION;

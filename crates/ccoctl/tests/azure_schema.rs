@@ -4,7 +4,7 @@
 //! read-only field and every required one; and the fake's answers fit the result models. Runs
 //! create-all over the whole corpus, a re-run, verify, plan and delete.
 
-mod azure_env;
+use crate::azure_env;
 
 use azure_env::*;
 

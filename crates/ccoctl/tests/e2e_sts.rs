@@ -5,7 +5,7 @@
 //!
 //! The emulator's STS does not validate web identity tokens, so the token verification below is ours.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 

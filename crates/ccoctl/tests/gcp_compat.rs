@@ -3,8 +3,8 @@
 //! manifests, custom role ids of the reference scheme (and `delete --force-delete-custom-roles`
 //! finding either scheme), `--public-key-file`, GCP's naming rules and the key-pair hint.
 
-mod gcp_env;
-mod snapshot;
+use crate::gcp_env;
+use crate::snapshot;
 
 use std::process::Command;
 

@@ -3,7 +3,7 @@
 //! re-create; both key-storage methods; delete leaving what it did not make; dry runs making no call;
 //! bad inputs. Results are read back from the fakes' state, not through the code under test.
 
-mod gcp_env;
+use crate::gcp_env;
 
 use gcp_env::*;
 

@@ -5,7 +5,7 @@
 //! schemas. Runs create-all over the whole corpus, a re-run after drift (custom role patched,
 //! service-account trust binding restored), verify, plan, and delete.
 
-mod gcp_env;
+use crate::gcp_env;
 
 use gcp_env::*;
 

@@ -3,7 +3,7 @@
 //! bad inputs; and `refresh-keys` applying new keys to a real kube-apiserver. Results are read back
 //! from the fake's state, not through the code under test.
 
-mod snapshot;
+use crate::snapshot;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-mod snapshot;
+use crate::snapshot;
 
 use base64::Engine;
 

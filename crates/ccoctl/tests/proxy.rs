@@ -4,7 +4,7 @@
 //! system store) only in the bundle `SSL_CERT_FILE` names. Each run is `plan`, which reads every
 //! API the command uses (token endpoint, IAM / Resource Manager, storage) without changing anything.
 
-mod azure_env;
+use crate::azure_env;
 
 use std::path::Path;
 use std::process::{Command, Output};
