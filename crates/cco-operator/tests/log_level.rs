@@ -3,7 +3,7 @@
 //! the same reloadable filter the binary installs (this test binary owns its global subscriber).
 #![allow(clippy::unwrap_used)]
 
-use crate::common;
+mod common;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

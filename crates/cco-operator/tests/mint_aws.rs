@@ -6,7 +6,7 @@
 //! finalizer. Every log line of the run is captured, and no credential value may appear in it.
 #![allow(clippy::unwrap_used)]
 
-use crate::common;
+mod common;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
