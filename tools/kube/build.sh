@@ -35,8 +35,6 @@ hash_inputs() {
   printf '%s\n' "$LDFLAGS" "$K8S_VERSION" "$ETCD_VERSION" "$(uname -m)"
 }
 hash="$(hash_inputs | sha256sum | cut -c1-12)"
-# etcd is built from gomod/etcd/main.go; a change there rebuilds etcd alone (kube-apiserver takes
-# minutes), recorded in bin/etcd.stamp.
 etcd_stamp="$(sha256sum "$gomod/etcd/main.go" | cut -c1-12)"
 pin="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_${hash}"
 
@@ -70,7 +68,6 @@ mkdir -p "$tmp/bin"
 start=$SECONDS
 export CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false" GOWORK=off
 build_etcd() {
-  # etcd's own main with smaller WAL segments (see gomod/etcd/main.go).
   (cd "$gomod" && "$GO" build -p "$PAR" -trimpath -ldflags="-s -w" -o "$tmp/bin/etcd" ./etcd) >&2
   "$tmp/bin/etcd" --version >&2
   echo "$etcd_stamp" >"$tmp/bin/etcd.stamp"

@@ -427,23 +427,28 @@ fn deletion_deprovisions_the_user_and_deletes_only_our_secret() {
     );
 }
 
-#[test]
-fn stale_requests_are_reported_in_manual_mode_and_deleted_otherwise() {
-    let mut c = cr(json!({"kind": "AWSProviderSpec"}));
-    c.metadata.annotations =
-        Some([(cco_api::ANNOTATION_DELETE.to_string(), "true".to_string())].into());
+/// A stale request is marked `StaleCredentials` in Manual mode and deleted in the others.
+fn assert_marked_in_manual_deleted_otherwise(c: &CredentialsRequest) {
     assert_eq!(
-        run(case(&c, view(CredentialsMode::Manual, "AWS", None), None)),
+        run(case(c, view(CredentialsMode::Manual, "AWS", None), None)),
         Decision::MarkStale
     );
     assert_eq!(
         run(case(
-            &c,
+            c,
             view(CredentialsMode::Passthrough, "AWS", None),
             Some(aws_root("1"))
         )),
         Decision::DeleteStale
     );
+}
+
+#[test]
+fn stale_requests_are_reported_in_manual_mode_and_deleted_otherwise() {
+    let mut c = cr(json!({"kind": "AWSProviderSpec"}));
+    c.metadata.annotations =
+        Some([(cco_api::ANNOTATION_DELETE.to_string(), "true".to_string())].into());
+    assert_marked_in_manual_deleted_otherwise(&c);
 }
 
 /// The reference's cleanup controller list: `cloud-credential-operator-s3` in the operator's
@@ -452,18 +457,7 @@ fn stale_requests_are_reported_in_manual_mode_and_deleted_otherwise() {
 fn the_references_stale_requests_are_stale_by_name() {
     let mut c = cr(json!({"kind": "AWSProviderSpec"}));
     c.metadata.name = Some("cloud-credential-operator-s3".into());
-    assert_eq!(
-        run(case(&c, view(CredentialsMode::Manual, "AWS", None), None)),
-        Decision::MarkStale
-    );
-    assert_eq!(
-        run(case(
-            &c,
-            view(CredentialsMode::Passthrough, "AWS", None),
-            Some(aws_root("1"))
-        )),
-        Decision::DeleteStale
-    );
+    assert_marked_in_manual_deleted_otherwise(&c);
     c.metadata.namespace = Some("elsewhere".into());
     assert_ne!(
         run(case(
