@@ -191,6 +191,20 @@ async fn manifests_apply_and_accept_every_corpus_request_with_least_privilege_rb
     )
     .await?;
     let ccg = "cloudcredential.openshift.io";
+    // The API server's RBAC authorizer sees a new binding through its informer, a moment later.
+    common::wait_until(std::time::Duration::from_secs(30), || async {
+        Ok(user_can(
+            &env.admin,
+            "test-reader",
+            "get",
+            ccg,
+            "credentialsrequests",
+            Some("any-ns"),
+            None,
+        )
+        .await)
+    })
+    .await?;
     for (verb, allowed) in [
         ("get", true),
         ("list", true),
